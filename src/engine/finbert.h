@@ -1,0 +1,318 @@
+/*
+ * finbert.h — public API of the finbert inference engine.
+ *
+ * The engine is plain C with no PostgreSQL headers.  It reads a Hugging Face
+ * model directory, tokenizes exactly like BertTokenizerFast and runs the
+ * BERT forward pass on the CPU.
+ *
+ * Conventions:
+ *  - Every fallible function returns an fb_status and, when err is not NULL,
+ *    fills err->msg with one line naming the file and the problem.
+ *  - The engine never prints, exits or aborts.
+ *  - An fb_model and an fb_tokenizer are immutable once opened and may be
+ *    shared by any number of threads.  An fb_session holds per-run scratch
+ *    memory and must be used by one thread at a time.
+ *  - Long operations poll an optional interrupt callback (fb_run_ctl) so a
+ *    host such as PostgreSQL can cancel them; they then return
+ *    FB_ERR_INTERRUPTED and leave everything in a consistent state.
+ *  - Character positions are Unicode code point indices into the caller's
+ *    UTF-8 text, 0-based, end exclusive.
+ */
+#ifndef FINBERT_H
+#define FINBERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FB_VERSION "0.1.0"
+#define FB_ERRMSG_MAX 512
+
+typedef enum fb_status
+{
+	FB_OK = 0,
+	FB_ERR_IO,					/* file missing or unreadable */
+	FB_ERR_CORRUPT,				/* file present but malformed */
+	FB_ERR_UNSUPPORTED,			/* well-formed but not supported */
+	FB_ERR_NOMEM,				/* allocation failed */
+	FB_ERR_INVALID,				/* bad argument (e.g. invalid UTF-8) */
+	FB_ERR_LIMIT,				/* input over a configured limit */
+	FB_ERR_INTERRUPTED,			/* the interrupt callback asked to stop */
+	FB_ERR_NUMERIC				/* a non-finite value was produced */
+} fb_status;
+
+typedef struct fb_error
+{
+	fb_status	status;
+	char		msg[FB_ERRMSG_MAX];
+} fb_error;
+
+/* Short name of a status code ("ok", "corrupt file", ...). */
+const char *fb_status_name(fb_status st);
+
+/* Polled between layers, batches and tokenizer chunks; nonzero = stop. */
+typedef int (*fb_interrupt_fn) (void *arg);
+
+typedef struct fb_run_ctl
+{
+	fb_interrupt_fn interrupt;	/* may be NULL */
+	void	   *arg;
+} fb_run_ctl;
+
+/* ------------------------------------------------------------------------
+ * Tokenizer (BertTokenizerFast semantics)
+ * ------------------------------------------------------------------------ */
+typedef struct fb_tokenizer fb_tokenizer;
+
+typedef struct fb_tokenizer_options
+{
+	int			do_lower_case;	/* default 1 */
+	int			strip_accents;	/* -1: follow do_lower_case (HF default) */
+	int			tokenize_chinese_chars; /* default 1 */
+	int			clean_text;		/* default 1 */
+} fb_tokenizer_options;
+
+fb_tokenizer_options fb_tokenizer_default_options(void);
+
+/*
+ * Opens vocab.txt in dir and applies tokenizer_config.json when present
+ * (do_lower_case, strip_accents, tokenize_chinese_chars).  Returns NULL in
+ * *out on failure.
+ */
+fb_status	fb_tokenizer_open(const char *dir, fb_tokenizer **out, fb_error *err);
+
+/* Loads a vocabulary file with explicit options. */
+fb_status	fb_tokenizer_load(const char *vocab_path,
+							  const fb_tokenizer_options *opts,
+							  fb_tokenizer **out, fb_error *err);
+
+/* Same, from a vocabulary held in memory (one token per line). */
+fb_status	fb_tokenizer_load_mem(const char *data, size_t len,
+								  const char *name_for_errors,
+								  const fb_tokenizer_options *opts,
+								  fb_tokenizer **out, fb_error *err);
+
+void		fb_tokenizer_free(fb_tokenizer *tok);
+
+size_t		fb_tokenizer_vocab_size(const fb_tokenizer *tok);
+/* Token text for an id, NULL when out of range. */
+const char *fb_tokenizer_id_to_token(const fb_tokenizer *tok, int32_t id);
+/* Id of an exact token, -1 when absent. */
+int32_t		fb_tokenizer_token_to_id(const fb_tokenizer *tok, const char *token);
+
+typedef struct fb_special_ids
+{
+	int32_t		cls, sep, pad, unk, mask;	/* -1 when absent */
+} fb_special_ids;
+
+fb_special_ids fb_tokenizer_special_ids(const fb_tokenizer *tok);
+
+/* Growable result of an encode: ids with code point offsets. */
+typedef struct fb_encoding
+{
+	int32_t    *ids;
+	int32_t    *start;			/* code point offset, special tokens 0 */
+	int32_t    *end;			/* exclusive, special tokens 0 */
+	size_t		n;
+	size_t		cap;
+} fb_encoding;
+
+void		fb_encoding_init(fb_encoding *enc);
+void		fb_encoding_free(fb_encoding *enc);
+
+/*
+ * Tokenizes UTF-8 text of len bytes into enc (reset first, buffers reused).
+ * With add_special, the result is [CLS] tokens [SEP] with no truncation.
+ * Invalid UTF-8 is FB_ERR_INVALID.
+ */
+fb_status	fb_tokenizer_encode(const fb_tokenizer *tok, const char *text,
+								size_t len, int add_special,
+								const fb_run_ctl *ctl, fb_encoding *enc,
+								fb_error *err);
+
+/* ------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------ */
+typedef struct fb_model fb_model;
+
+typedef enum fb_arch
+{
+	FB_ARCH_BERT = 0,
+	FB_ARCH_ALBERT,
+	FB_ARCH_ELECTRA
+} fb_arch;
+
+typedef enum fb_head
+{
+	FB_HEAD_NONE = 0,			/* encoder only (embeddings) */
+	FB_HEAD_SEQUENCE,			/* sequence classification */
+	FB_HEAD_TOKEN				/* token classification (NER) */
+} fb_head;
+
+typedef enum fb_act
+{
+	FB_ACT_GELU_ERF = 0,		/* "gelu" */
+	FB_ACT_GELU_TANH,			/* "gelu_new", "gelu_pytorch_tanh", ... */
+	FB_ACT_RELU
+} fb_act;
+
+typedef struct fb_model_info
+{
+	fb_arch		arch;
+	fb_head		head;
+	int			multi_label;	/* problem_type multi_label_classification */
+	int			n_layers;
+	int			hidden;
+	int			n_heads;
+	int			intermediate;
+	int			vocab_size;
+	int			max_position;
+	int			type_vocab_size;
+	int			n_labels;		/* 0 for FB_HEAD_NONE */
+	const char *const *labels;	/* id2label, n_labels entries */
+	fb_act		act;
+	float		layer_norm_eps;
+	int			has_pooler;
+	int			has_crf;		/* CRF transitions present (token head) */
+	size_t		weight_file_bytes;
+	size_t		resident_bytes; /* fp32 copies made by the engine */
+	const char *weight_file;	/* file name inside the directory */
+	const char *weight_dtype;	/* "F32", "F16", "BF16" */
+} fb_model_info;
+
+typedef struct fb_model_options
+{
+	int			max_batch_tokens;	/* upper bound for one forward pass */
+} fb_model_options;
+
+fb_model_options fb_model_default_options(void);
+
+/*
+ * Opens a Hugging Face model directory: config.json, vocab.txt
+ * (+tokenizer_config.json) and model.safetensors.  Everything is validated
+ * before use.  Returns NULL in *out on failure.
+ */
+fb_status	fb_model_open(const char *dir, const fb_model_options *opts,
+						  fb_model **out, fb_error *err);
+void		fb_model_free(fb_model *model);
+
+const fb_model_info *fb_model_get_info(const fb_model *model);
+const fb_tokenizer *fb_model_tokenizer(const fb_model *model);
+
+/* ------------------------------------------------------------------------
+ * Sessions and tasks
+ * ------------------------------------------------------------------------ */
+typedef struct fb_session fb_session;
+
+fb_session *fb_session_new(const fb_model *model);	/* NULL when out of memory */
+void		fb_session_free(fb_session *s);
+void		fb_session_set_ctl(fb_session *s, const fb_run_ctl *ctl);
+
+typedef enum fb_pooling
+{
+	FB_POOL_CLS = 0,
+	FB_POOL_MEAN,
+	FB_POOL_POOLER,
+	FB_POOL_NONE				/* the whole last hidden state */
+} fb_pooling;
+
+typedef struct fb_text
+{
+	const char *data;			/* UTF-8 */
+	size_t		len;			/* bytes */
+} fb_text;
+
+typedef struct fb_task_options
+{
+	int			max_length;		/* tokens incl. specials; 0 = model max */
+	int			window_stride;	/* classification: 0 = truncate, >0 =
+								 * sliding windows of max_length advanced by
+								 * this many tokens, logits averaged */
+	int			ner_stride;		/* entities: window advance, 0 = automatic */
+	fb_pooling	pooling;
+	int			normalize;		/* L2-normalise embeddings */
+} fb_task_options;
+
+fb_task_options fb_task_default_options(void);
+
+/*
+ * Sequence classification of n texts.  logits and probs receive
+ * n * n_labels floats each (either may be NULL).  probs are softmax, or
+ * sigmoid for multi-label models.
+ */
+fb_status	fb_classify(fb_session *s, const fb_text *texts, size_t n,
+						const fb_task_options *opts, float *logits,
+						float *probs, fb_error *err);
+
+/* Index of the top label in a row of n_labels scores. */
+int			fb_argmax(const float *row, int n);
+
+typedef struct fb_entity
+{
+	char	   *text;			/* exact substring of the input, malloc'd */
+	const char *label;			/* points into the model's label table */
+	int32_t		start;			/* code points, 0-based */
+	int32_t		end;			/* exclusive */
+	float		score;			/* mean probability of its tokens */
+} fb_entity;
+
+typedef struct fb_entity_list
+{
+	fb_entity  *items;
+	size_t		n;
+	size_t		cap;
+} fb_entity_list;
+
+void		fb_entity_list_init(fb_entity_list *l);
+void		fb_entity_list_free(fb_entity_list *l);
+
+/*
+ * Entity extraction over the whole text (overlapping windows when it is
+ * longer than max_length).  Results are appended to out in text order.
+ */
+fb_status	fb_entities(fb_session *s, const fb_text *text,
+						const fb_task_options *opts, fb_entity_list *out,
+						fb_error *err);
+
+/*
+ * Embeddings of n texts, n * hidden floats into out (pooling CLS, MEAN or
+ * POOLER).  For FB_POOL_NONE use fb_hidden_states.
+ */
+fb_status	fb_embed(fb_session *s, const fb_text *texts, size_t n,
+					 const fb_task_options *opts, float *out, fb_error *err);
+
+/*
+ * Last hidden state of one text: *n_tokens rows of hidden floats, written
+ * to a malloc'd array the caller frees.
+ */
+fb_status	fb_hidden_states(fb_session *s, const fb_text *text,
+							 const fb_task_options *opts, float **out,
+							 int *n_tokens, fb_error *err);
+
+/* ------------------------------------------------------------------------
+ * Low level: forward pass on token ids (used by tests and hosts that
+ * tokenize themselves).
+ * ------------------------------------------------------------------------ */
+typedef struct fb_batch
+{
+	int			n_seq;
+	const int32_t *const *ids;	/* n_seq arrays */
+	const int	*lens;			/* tokens per sequence, each >= 1 */
+} fb_batch;
+
+/*
+ * Runs the encoder on a batch.  hidden receives sum(lens) * hidden floats
+ * (rows packed in sequence order, no padding); pooled, when not NULL,
+ * n_seq * hidden floats of pooler output (requires has_pooler).
+ */
+fb_status	fb_forward(fb_session *s, const fb_batch *batch, float *hidden,
+					   float *pooled, fb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* FINBERT_H */

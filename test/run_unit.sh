@@ -1,0 +1,28 @@
+#!/bin/sh
+# Runs every engine unit test and fuzz-corpus replay; prints one total line.
+BUILD=${1:-build}
+cd "$(dirname "$0")/.." || exit 2
+pass=0; fail=0
+for t in "$BUILD"/test/test_*; do
+	[ -x "$t" ] || continue
+	out=$("$t" 2>&1); rc=$?
+	line=$(printf '%s\n' "$out" | tail -n 1)
+	p=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p')
+	f=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p')
+	if [ -z "$p" ]; then p=0; f=1; fi
+	if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+	[ "$f" != 0 ] && printf '%s\n' "$out" | tail -n 30
+	printf '%s\n' "$line"
+	pass=$((pass + p)); fail=$((fail + f))
+done
+for r in "$BUILD"/fuzz/*_replay; do
+	[ -x "$r" ] || continue
+	n=$(basename "$r" _replay)
+	if "$r" "test/fuzz/corpus/$n" >/dev/null 2>"$BUILD/fuzz/$n.log"; then
+		pass=$((pass + 1)); echo "$n corpus replay: ok"
+	else
+		fail=$((fail + 1)); echo "$n corpus replay: FAILED"; tail -n 20 "$BUILD/fuzz/$n.log"
+	fi
+done
+echo "unit: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
