@@ -19,6 +19,11 @@
 /* Tensor names: transformers' longest BERT names are under 80 bytes. */
 #define FB_ST_MAX_NAME_BYTES     1024
 
+/* Entries of the "__metadata__" object: transformers writes one
+ * ("format": "pt"), conversion tools a few dozen.  The keys are held in
+ * memory for the duplicate-key check, so the count is bounded. */
+#define FB_ST_MAX_METADATA_ENTRIES 65536
+
 /* config.json and tokenizer_config.json: real ones are a few KB. */
 #define FB_CONFIG_MAX_BYTES      (4u * 1024u * 1024u)
 
