@@ -278,6 +278,15 @@ fb_status	fb_entities(fb_session *s, const fb_text *text,
 						fb_error *err);
 
 /*
+ * Token-classification logits for every token of the text (no [CLS] or
+ * [SEP]), merged over windows exactly as fb_entities sees them:
+ * *n_tokens rows of n_labels floats in a malloc'd array the caller frees.
+ */
+fb_status	fb_token_logits(fb_session *s, const fb_text *text,
+							const fb_task_options *opts, float **out,
+							int *n_tokens, fb_error *err);
+
+/*
  * Embeddings of n texts, n * hidden floats into out (pooling CLS, MEAN or
  * POOLER).  For FB_POOL_NONE use fb_hidden_states.
  */

@@ -1,0 +1,90 @@
+/*
+ * fb_model.h — in-memory layout of a loaded model and of a session.
+ *
+ * All fp32 parameters live in one aligned allocation (llm.c style); the
+ * structs below hold pointers into it.  Linear weights keep the PyTorch
+ * layout [out, in] (row-major), so y = x W^T + b.
+ */
+#ifndef FB_MODEL_H
+#define FB_MODEL_H
+
+#include "fb_config.h"
+#include "fb_internal.h"
+
+typedef struct fb_layer
+{
+	float	   *qkv_w;			/* [3H, H]: query, key, value stacked */
+	float	   *qkv_b;			/* [3H] */
+	float	   *attn_out_w;		/* [H, H] */
+	float	   *attn_out_b;
+	float	   *attn_ln_g;		/* [H] */
+	float	   *attn_ln_b;
+	float	   *inter_w;		/* [I, H] */
+	float	   *inter_b;		/* [I] */
+	float	   *out_w;			/* [H, I] */
+	float	   *out_b;
+	float	   *out_ln_g;
+	float	   *out_ln_b;
+} fb_layer;
+
+struct fb_model
+{
+	fb_config	cfg;
+	fb_model_info info;
+	fb_tokenizer *tok;
+	int			max_batch_tokens;
+
+	float	   *params;			/* the single parameter allocation */
+	size_t		n_params;
+
+	/* embeddings: E = embedding_size (= H for BERT) */
+	float	   *word_emb;		/* [V, E] */
+	float	   *pos_emb;		/* [P, E] */
+	float	   *type_emb;		/* [T, E] */
+	float	   *emb_ln_g;		/* [E] */
+	float	   *emb_ln_b;
+	float	   *emb_proj_w;		/* [H, E] or NULL (ALBERT / ELECTRA) */
+	float	   *emb_proj_b;
+
+	fb_layer   *layers;			/* n_layers (ALBERT: all point to one) */
+
+	float	   *pool_w;			/* [H, H] or NULL */
+	float	   *pool_b;
+
+	/* heads */
+	float	   *cls_dense_w;	/* ELECTRA classification head [H, H] */
+	float	   *cls_dense_b;
+	float	   *cls_w;			/* [L, H] */
+	float	   *cls_b;			/* [L] */
+	float	   *crf_trans;		/* [L, L] from -> to, or NULL */
+	float	   *crf_start;		/* [L] */
+	float	   *crf_end;		/* [L] */
+
+	char		weight_file[32];
+	char		dtype_name[8];
+	char	   *dir;
+};
+
+/* Per-run scratch; grows to the largest batch seen, then is reused. */
+struct fb_session
+{
+	const fb_model *model;
+	fb_run_ctl	ctl;
+	int			has_ctl;
+	size_t		cap_tokens;		/* rows the activation buffers hold */
+	size_t		cap_seq;		/* longest sequence the score buffer holds */
+	float	   *x;				/* [T, H] hidden state */
+	float	   *qkv;			/* [T, 3H] */
+	float	   *ctx;			/* [T, H] attention context */
+	float	   *tmp;			/* [T, H] */
+	float	   *inter;			/* [T, I] */
+	float	   *scores;			/* [Lmax, Lmax] */
+	fb_encoding enc;			/* tokenizer output, reused */
+};
+
+/* Makes sure the session buffers hold n_tokens rows and sequences of
+ * max_len tokens. */
+fb_status	fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len,
+							   fb_error *err);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * fb_ops.h — CPU reference operators (plain C, readable; the fast paths
+ * are checked against these).  Shapes: T = tokens, C = channels.
+ */
+#ifndef FB_OPS_H
+#define FB_OPS_H
+
+#include "fb_internal.h"
+
+/* y[T, N] (+)= x[T, K] · W[N, K]^T; beta 0 overwrites, 1 accumulates. */
+void		fb_cpu_linear(const float *x, const float *w, float *y, int T, int N,
+						  int K, float beta);
+/* y[T, N] = bias broadcast over rows (before an accumulating linear). */
+void		fb_cpu_fill_bias(float *y, const float *bias, int T, int N);
+/* y[T, N] = res[T, N] + bias (residual connection before the GEMM). */
+void		fb_cpu_residual_bias(float *y, const float *res, const float *bias,
+								 int T, int N);
+/* In-place LayerNorm over the last dimension. */
+void		fb_cpu_layernorm(float *x, const float *g, const float *b, int T,
+							 int C, float eps);
+/* In-place activations. */
+void		fb_cpu_gelu_erf(float *x, size_t n);
+void		fb_cpu_gelu_tanh(float *x, size_t n);
+void		fb_cpu_relu(float *x, size_t n);
+void		fb_cpu_activation(fb_act act, float *x, size_t n);
+/* In-place softmax of each of `rows` rows of length n. */
+void		fb_cpu_softmax(float *x, int rows, int n);
+/* In-place elementwise tanh. */
+void		fb_cpu_tanh(float *x, size_t n);
+/* Scaled dot-product attention of one sequence: qkv rows [L, 3C] (query,
+ * key, value stacked), heads of C / n_heads channels, out rows [L, C]
+ * with leading dimension ldo; scores is an [L, L] scratch. */
+void		fb_cpu_attention(const float *qkv, float *out, int ldo, float *scores,
+							 int L, int C, int n_heads);
+
+#endif

@@ -1,0 +1,574 @@
+/*
+ * model.c — opens a Hugging Face model directory and builds the fp32
+ * parameter block.
+ *
+ * Weights are copied (and converted from fp16/bf16) out of the mapped
+ * safetensors file into one aligned allocation, after which the mapping is
+ * released.  This costs one copy per process, but a file truncated or
+ * replaced while a model is loaded can never fault (SIGBUS) a running
+ * forward pass, and the fast paths get aligned, pre-arranged weights
+ * (query/key/value stacked into one GEMM).
+ *
+ * Tensor names follow transformers: BertModel / BertFor*, ElectraModel /
+ * ElectraFor*, AlbertModel / AlbertFor*, with or without the base-model
+ * prefix ("bert.", "electra.", "albert.").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fb_model.h"
+#include "fb_safetensors.h"
+
+fb_model_options
+fb_model_default_options(void)
+{
+	fb_model_options o;
+
+	memset(&o, 0, sizeof(o));
+	o.max_batch_tokens = FB_DEFAULT_MAX_BATCH_TOKENS;
+	return o;
+}
+
+/* Loader state while the parameter block is filled. */
+typedef struct loader
+{
+	const fb_safetensors *st;
+	const char *path;
+	const char *prefix;			/* "bert." or "" */
+	bool		dry;			/* first pass: check shapes, count floats */
+	size_t		counted;		/* floats a real pass will need */
+	float	   *next;			/* next free float in the block */
+	float	   *end;
+	int			n_f16,
+				n_bf16,
+				n_f32;
+} loader;
+
+static const fb_st_tensor *
+find_tensor(const loader *ld, const char *name, bool with_prefix)
+{
+	char		full[512];
+
+	snprintf(full, sizeof(full), "%s%s", with_prefix ? ld->prefix : "", name);
+	return fb_safetensors_find(ld->st, full);
+}
+
+/* LayerNorm parameters are "weight"/"bias" or, in old TF-converted
+ * checkpoints, "gamma"/"beta" (transformers renames them on load). */
+static const fb_st_tensor *
+find_with_ln_alias(const loader *ld, const char *name, bool with_prefix)
+{
+	const fb_st_tensor *t = find_tensor(ld, name, with_prefix);
+	char		alt[512];
+	size_t		n = strlen(name);
+
+	if (t != NULL)
+		return t;
+	if (n > 7 && strcmp(name + n - 7, ".weight") == 0 && strstr(name, "LayerNorm") != NULL)
+	{
+		snprintf(alt, sizeof(alt), "%.*s.gamma", (int) (n - 7), name);
+		return find_tensor(ld, alt, with_prefix);
+	}
+	if (n > 5 && strcmp(name + n - 5, ".bias") == 0 && strstr(name, "LayerNorm") != NULL)
+	{
+		snprintf(alt, sizeof(alt), "%.*s.beta", (int) (n - 5), name);
+		return find_tensor(ld, alt, with_prefix);
+	}
+	return NULL;
+}
+
+/* Reserves n floats of the block, 64-byte aligned. */
+static float *
+reserve(loader *ld, size_t n)
+{
+	static float dry_slot[16];
+	float	   *p = ld->next;
+	size_t		padded = (n + 15) & ~(size_t) 15;
+
+	if (ld->dry)
+	{
+		ld->counted += padded;
+		return dry_slot;		/* never written in a dry pass */
+	}
+	if ((size_t) (ld->end - ld->next) < padded)
+		return NULL;
+	ld->next += padded;
+	return p;
+}
+
+/*
+ * Converts tensor `name` (shape [d0] or [d0, d1]; d1 = 0 for rank 1) into
+ * dst after checking its shape against what config.json implies.  A missing
+ * optional tensor returns FB_OK with *found = false.
+ */
+static fb_status
+take_into(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1,
+		  float *dst, bool *found, fb_error *err)
+{
+	const fb_st_tensor *t = find_with_ln_alias(ld, name, with_prefix);
+	int			rank = d1 > 0 ? 2 : 1;
+	fb_status	st;
+
+	if (found != NULL)
+		*found = (t != NULL);
+	if (t == NULL)
+	{
+		if (found != NULL)
+			return FB_OK;
+		return fb_fail(err, FB_ERR_CORRUPT, "%s: tensor \"%s%s\" is missing",
+					   ld->path, with_prefix ? ld->prefix : "", name);
+	}
+	if (t->ndim != rank || t->shape[0] != d0 || (rank == 2 && t->shape[1] != d1))
+	{
+		char		shape[96] = "";
+		size_t		off = 0;
+
+		for (int i = 0; i < t->ndim && off < sizeof(shape) - 24; i++)
+			off += (size_t) snprintf(shape + off, sizeof(shape) - off, "%s%lld",
+									 i ? ", " : "", (long long) t->shape[i]);
+		if (rank == 2)
+			return fb_fail(err, FB_ERR_CORRUPT,
+						   "%s: tensor \"%s\" has shape [%s], config.json implies [%lld, %lld]",
+						   ld->path, t->name, shape, (long long) d0, (long long) d1);
+		return fb_fail(err, FB_ERR_CORRUPT,
+					   "%s: tensor \"%s\" has shape [%s], config.json implies [%lld]",
+					   ld->path, t->name, shape, (long long) d0);
+	}
+	if (ld->dry)
+		return FB_OK;
+	st = fb_tensor_to_f32(t, dst, err);
+	if (st != FB_OK)
+		return st;
+	if (t->dtype == FB_DT_F16)
+		ld->n_f16++;
+	else if (t->dtype == FB_DT_BF16)
+		ld->n_bf16++;
+	else
+		ld->n_f32++;
+	return FB_OK;
+}
+
+/* take_into() a freshly reserved region; *out = NULL for a missing
+ * optional tensor. */
+static fb_status
+take(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1,
+	 bool optional, float **out, fb_error *err)
+{
+	size_t		n = (size_t) d0 * (size_t) (d1 > 0 ? d1 : 1);
+	float	   *dst;
+	bool		found = true;
+	fb_status	st;
+
+	*out = NULL;
+	if (optional && find_with_ln_alias(ld, name, with_prefix) == NULL)
+		return FB_OK;
+	dst = reserve(ld, n);
+	if (dst == NULL)
+		return fb_fail(err, FB_ERR_CORRUPT, "%s: parameter block overflow at \"%s\"",
+					   ld->path, name);
+	st = take_into(ld, name, with_prefix, d0, d1, dst, optional ? &found : NULL, err);
+	if (st == FB_OK)
+		*out = dst;
+	return st;
+}
+
+/* Query, key and value of one layer stacked into [3H, H] and [3H]. */
+static fb_status
+take_qkv(loader *ld, const char *base, int H, fb_layer *L, fb_error *err)
+{
+	static const char *const parts[3] = {"query", "key", "value"};
+	char		name[256];
+	fb_status	st;
+
+	L->qkv_w = reserve(ld, (size_t) 3 * H * H);
+	L->qkv_b = reserve(ld, (size_t) 3 * H);
+	if (L->qkv_w == NULL || L->qkv_b == NULL)
+		return fb_fail(err, FB_ERR_CORRUPT, "%s: parameter block overflow", ld->path);
+	for (int i = 0; i < 3; i++)
+	{
+		snprintf(name, sizeof(name), "%s.%s.weight", base, parts[i]);
+		if ((st = take_into(ld, name, true, H, H,
+							ld->dry ? NULL : L->qkv_w + (size_t) i * H * H, NULL, err)) != FB_OK)
+			return st;
+		snprintf(name, sizeof(name), "%s.%s.bias", base, parts[i]);
+		if ((st = take_into(ld, name, true, H, 0,
+							ld->dry ? NULL : L->qkv_b + (size_t) i * H, NULL, err)) != FB_OK)
+			return st;
+	}
+	return FB_OK;
+}
+
+/* One encoder layer: BERT/ELECTRA "encoder.layer.i", ALBERT's shared
+ * "encoder.albert_layer_groups.0.albert_layers.0". */
+static fb_status
+take_layer(loader *ld, const fb_config *c, int i, fb_layer *L, fb_error *err)
+{
+	int			H = c->hidden,
+				I = c->intermediate;
+	char		base[160],
+				name[256];
+	fb_status	st;
+
+#define TAKE(suffix, d0, d1, dst) \
+	do { snprintf(name, sizeof(name), "%s." suffix, base); \
+		 if ((st = take(ld, name, true, d0, d1, false, dst, err)) != FB_OK) return st; } while (0)
+
+	if (c->arch == FB_ARCH_ALBERT)
+	{
+		snprintf(base, sizeof(base), "encoder.albert_layer_groups.0.albert_layers.0");
+		snprintf(name, sizeof(name), "%s.attention", base);
+		if ((st = take_qkv(ld, name, H, L, err)) != FB_OK)
+			return st;
+		TAKE("attention.dense.weight", H, H, &L->attn_out_w);
+		TAKE("attention.dense.bias", H, 0, &L->attn_out_b);
+		TAKE("attention.LayerNorm.weight", H, 0, &L->attn_ln_g);
+		TAKE("attention.LayerNorm.bias", H, 0, &L->attn_ln_b);
+		TAKE("ffn.weight", I, H, &L->inter_w);
+		TAKE("ffn.bias", I, 0, &L->inter_b);
+		TAKE("ffn_output.weight", H, I, &L->out_w);
+		TAKE("ffn_output.bias", H, 0, &L->out_b);
+		TAKE("full_layer_layer_norm.weight", H, 0, &L->out_ln_g);
+		TAKE("full_layer_layer_norm.bias", H, 0, &L->out_ln_b);
+		return FB_OK;
+	}
+	snprintf(base, sizeof(base), "encoder.layer.%d", i);
+	snprintf(name, sizeof(name), "%s.attention.self", base);
+	if ((st = take_qkv(ld, name, H, L, err)) != FB_OK)
+		return st;
+	TAKE("attention.output.dense.weight", H, H, &L->attn_out_w);
+	TAKE("attention.output.dense.bias", H, 0, &L->attn_out_b);
+	TAKE("attention.output.LayerNorm.weight", H, 0, &L->attn_ln_g);
+	TAKE("attention.output.LayerNorm.bias", H, 0, &L->attn_ln_b);
+	TAKE("intermediate.dense.weight", I, H, &L->inter_w);
+	TAKE("intermediate.dense.bias", I, 0, &L->inter_b);
+	TAKE("output.dense.weight", H, I, &L->out_w);
+	TAKE("output.dense.bias", H, 0, &L->out_b);
+	TAKE("output.LayerNorm.weight", H, 0, &L->out_ln_g);
+	TAKE("output.LayerNorm.bias", H, 0, &L->out_ln_b);
+#undef TAKE
+	return FB_OK;
+}
+
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t		a = strlen(s),
+				b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Which head does the checkpoint carry?  architectures[] decides; a bare
+ * classifier with no architectures entry is a sequence classifier. */
+static fb_head
+detect_head(const loader *ld, const fb_config *c)
+{
+	bool		has_cls = find_tensor(ld, "classifier.weight", false) != NULL ||
+		find_tensor(ld, "classifier.out_proj.weight", false) != NULL;
+
+	if (ends_with(c->architecture, "ForTokenClassification"))
+		return FB_HEAD_TOKEN;
+	if (ends_with(c->architecture, "ForSequenceClassification"))
+		return FB_HEAD_SEQUENCE;
+	if (c->architecture[0] == '\0' && has_cls)
+		return FB_HEAD_SEQUENCE;
+	return FB_HEAD_NONE;
+}
+
+/* Walks every tensor the model needs: a dry pass checks shapes and counts
+ * floats, the real pass converts them into the block. */
+static fb_status
+take_all(loader *ld, fb_model *m, fb_error *err)
+{
+	const fb_config *c = &m->cfg;
+	int			H = c->hidden,
+				E = c->embedding_size,
+				Lb = c->n_labels;
+	int			n_stored = c->arch == FB_ARCH_ALBERT ? 1 : c->n_layers;
+	fb_status	st;
+
+	if ((st = take(ld, "embeddings.word_embeddings.weight", true, c->vocab_size, E, false, &m->word_emb, err)) != FB_OK ||
+		(st = take(ld, "embeddings.position_embeddings.weight", true, c->max_position, E, false, &m->pos_emb, err)) != FB_OK ||
+		(st = take(ld, "embeddings.token_type_embeddings.weight", true, c->type_vocab_size, E, false, &m->type_emb, err)) != FB_OK ||
+		(st = take(ld, "embeddings.LayerNorm.weight", true, E, 0, false, &m->emb_ln_g, err)) != FB_OK ||
+		(st = take(ld, "embeddings.LayerNorm.bias", true, E, 0, false, &m->emb_ln_b, err)) != FB_OK)
+		return st;
+
+	if (c->arch == FB_ARCH_ALBERT)
+	{
+		if ((st = take(ld, "encoder.embedding_hidden_mapping_in.weight", true, H, E, false, &m->emb_proj_w, err)) != FB_OK ||
+			(st = take(ld, "encoder.embedding_hidden_mapping_in.bias", true, H, 0, false, &m->emb_proj_b, err)) != FB_OK)
+			return st;
+	}
+	else if (c->arch == FB_ARCH_ELECTRA && E != H)
+	{
+		if ((st = take(ld, "embeddings_project.weight", true, H, E, false, &m->emb_proj_w, err)) != FB_OK ||
+			(st = take(ld, "embeddings_project.bias", true, H, 0, false, &m->emb_proj_b, err)) != FB_OK)
+			return st;
+	}
+	else if (E != H)
+		return fb_fail(err, FB_ERR_CORRUPT, "%s: embedding_size %d differs from hidden_size %d",
+					   ld->path, E, H);
+
+	for (int i = 0; i < n_stored; i++)
+	{
+		if ((st = take_layer(ld, c, i, &m->layers[i], err)) != FB_OK)
+			return st;
+	}
+	for (int i = n_stored; i < c->n_layers; i++)
+		m->layers[i] = m->layers[0];	/* ALBERT shares one layer */
+
+	if (c->arch != FB_ARCH_ELECTRA)
+	{
+		if ((st = take(ld, "pooler.dense.weight", true, H, H, true, &m->pool_w, err)) != FB_OK)
+			return st;
+		if (m->pool_w == NULL &&
+			(st = take(ld, "pooler.weight", true, H, H, true, &m->pool_w, err)) != FB_OK)
+			return st;
+		if (m->pool_w != NULL)
+		{
+			if ((st = take(ld, "pooler.dense.bias", true, H, 0, true, &m->pool_b, err)) != FB_OK)
+				return st;
+			if (m->pool_b == NULL &&
+				(st = take(ld, "pooler.bias", true, H, 0, false, &m->pool_b, err)) != FB_OK)
+				return st;
+		}
+	}
+
+	if (m->info.head == FB_HEAD_NONE)
+		return FB_OK;
+	if (m->info.head == FB_HEAD_SEQUENCE && c->arch == FB_ARCH_ELECTRA)
+	{
+		if ((st = take(ld, "classifier.dense.weight", false, H, H, false, &m->cls_dense_w, err)) != FB_OK ||
+			(st = take(ld, "classifier.dense.bias", false, H, 0, false, &m->cls_dense_b, err)) != FB_OK ||
+			(st = take(ld, "classifier.out_proj.weight", false, Lb, H, false, &m->cls_w, err)) != FB_OK ||
+			(st = take(ld, "classifier.out_proj.bias", false, Lb, 0, false, &m->cls_b, err)) != FB_OK)
+			return st;
+	}
+	else
+	{
+		if ((st = take(ld, "classifier.weight", false, Lb, H, false, &m->cls_w, err)) != FB_OK ||
+			(st = take(ld, "classifier.bias", false, Lb, 0, false, &m->cls_b, err)) != FB_OK)
+			return st;
+	}
+	if (m->info.head == FB_HEAD_SEQUENCE && c->arch != FB_ARCH_ELECTRA && m->pool_w == NULL)
+		return fb_fail(err, FB_ERR_CORRUPT, "%s: sequence classifier without pooler weights", ld->path);
+	if (m->info.head == FB_HEAD_TOKEN)
+	{
+		/* Optional CRF (pytorch-crf names). */
+		if ((st = take(ld, "crf.transitions", false, Lb, Lb, true, &m->crf_trans, err)) != FB_OK)
+			return st;
+		if (m->crf_trans != NULL &&
+			((st = take(ld, "crf.start_transitions", false, Lb, 0, false, &m->crf_start, err)) != FB_OK ||
+			 (st = take(ld, "crf.end_transitions", false, Lb, 0, false, &m->crf_end, err)) != FB_OK))
+			return st;
+	}
+	return FB_OK;
+}
+
+static const char *
+arch_prefix(fb_arch a)
+{
+	switch (a)
+	{
+		case FB_ARCH_BERT:
+			return "bert.";
+		case FB_ARCH_ALBERT:
+			return "albert.";
+		case FB_ARCH_ELECTRA:
+			return "electra.";
+	}
+	return "";
+}
+
+static fb_status
+load_weights(fb_model *m, const char *dir, fb_error *err)
+{
+	fb_safetensors *st = NULL;
+	char	   *path = fb_path_join(dir, "model.safetensors");
+	loader		ld;
+	fb_status	rc;
+	char		probe[128];
+
+	if (path == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	if (!fb_file_exists(path))
+	{
+		char	   *bin = fb_path_join(dir, "pytorch_model.bin");
+		bool		has_bin = bin != NULL && fb_file_exists(bin);
+
+		free(bin);
+		free(path);
+		if (has_bin)
+			return fb_fail(err, FB_ERR_UNSUPPORTED,
+						   "%s: only pytorch_model.bin is present; convert it with tools/convert_to_safetensors.py",
+						   dir);
+		return fb_fail(err, FB_ERR_IO, "%s: model.safetensors not found", dir);
+	}
+	rc = fb_safetensors_open(path, &st, err);
+	if (rc != FB_OK)
+	{
+		free(path);
+		return rc;
+	}
+
+	memset(&ld, 0, sizeof(ld));
+	ld.st = st;
+	ld.path = path;
+	snprintf(probe, sizeof(probe), "%sembeddings.word_embeddings.weight", arch_prefix(m->cfg.arch));
+	ld.prefix = fb_safetensors_find(st, probe) != NULL ? arch_prefix(m->cfg.arch) : "";
+
+	m->info.head = detect_head(&ld, &m->cfg);
+	m->layers = calloc((size_t) m->cfg.n_layers, sizeof(fb_layer));
+	if (m->layers == NULL)
+	{
+		rc = fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+
+	/* Pass 1: every shape checked against config.json before allocating. */
+	ld.dry = true;
+	if ((rc = take_all(&ld, m, err)) != FB_OK)
+		goto done;
+	m->n_params = ld.counted;
+	m->params = fb_alloc_aligned(ld.counted * sizeof(float));
+	if (m->params == NULL)
+	{
+		rc = fb_fail(err, FB_ERR_NOMEM, "%s: cannot allocate %zu bytes of parameters",
+					 path, ld.counted * sizeof(float));
+		goto done;
+	}
+	/* Pass 2: convert. */
+	ld.dry = false;
+	ld.next = m->params;
+	ld.end = m->params + ld.counted;
+	if ((rc = take_all(&ld, m, err)) != FB_OK)
+		goto done;
+
+	m->info.weight_file_bytes = st->map_len;
+	snprintf(m->weight_file, sizeof(m->weight_file), "model.safetensors");
+	snprintf(m->dtype_name, sizeof(m->dtype_name), "%s",
+			 ld.n_f16 > 0 && ld.n_f32 == 0 && ld.n_bf16 == 0 ? "F16" :
+			 ld.n_bf16 > 0 && ld.n_f32 == 0 && ld.n_f16 == 0 ? "BF16" :
+			 ld.n_f16 + ld.n_bf16 == 0 ? "F32" : "mixed");
+
+done:
+	fb_safetensors_close(st);
+	free(path);
+	return rc;
+}
+
+static void
+fill_info(fb_model *m)
+{
+	const fb_config *c = &m->cfg;
+	fb_model_info *in = &m->info;
+
+	in->arch = c->arch;
+	in->multi_label = c->multi_label;
+	in->n_layers = c->n_layers;
+	in->hidden = c->hidden;
+	in->n_heads = c->n_heads;
+	in->intermediate = c->intermediate;
+	in->vocab_size = c->vocab_size;
+	in->max_position = c->max_position;
+	in->type_vocab_size = c->type_vocab_size;
+	in->n_labels = in->head == FB_HEAD_NONE ? 0 : c->n_labels;
+	in->labels = in->head == FB_HEAD_NONE ? NULL : (const char *const *) c->labels;
+	in->act = c->act;
+	in->layer_norm_eps = c->layer_norm_eps;
+	in->has_pooler = m->pool_w != NULL;
+	in->has_crf = m->crf_trans != NULL;
+	in->resident_bytes = m->n_params * sizeof(float);
+	in->weight_file = m->weight_file;
+	in->weight_dtype = m->dtype_name;
+}
+
+fb_status
+fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
+			  fb_error *err)
+{
+	fb_model   *m;
+	char	   *cfg_path;
+	fb_status	st;
+	fb_model_options defaults = fb_model_default_options();
+
+	*out = NULL;
+	if (opts == NULL)
+		opts = &defaults;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	m->max_batch_tokens = opts->max_batch_tokens > 0 ? opts->max_batch_tokens
+		: FB_DEFAULT_MAX_BATCH_TOKENS;
+	m->dir = strdup(dir);
+	cfg_path = fb_path_join(dir, "config.json");
+	if (m->dir == NULL || cfg_path == NULL)
+	{
+		free(cfg_path);
+		fb_model_free(m);
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	}
+	st = fb_config_load(cfg_path, &m->cfg, err);
+	free(cfg_path);
+	if (st != FB_OK)
+		goto fail;
+
+	st = fb_tokenizer_open(dir, &m->tok, err);
+	if (st != FB_OK)
+		goto fail;
+	if (fb_tokenizer_vocab_size(m->tok) != (size_t) m->cfg.vocab_size)
+	{
+		st = fb_fail(err, FB_ERR_CORRUPT,
+					 "%s/vocab.txt: %zu tokens, but config.json vocab_size is %d",
+					 dir, fb_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
+		goto fail;
+	}
+	{
+		fb_special_ids sp = fb_tokenizer_special_ids(m->tok);
+
+		if (sp.cls < 0 || sp.sep < 0 || sp.unk < 0)
+		{
+			st = fb_fail(err, FB_ERR_CORRUPT,
+						 "%s/vocab.txt: [CLS], [SEP] or [UNK] is missing", dir);
+			goto fail;
+		}
+	}
+
+	st = load_weights(m, dir, err);
+	if (st != FB_OK)
+		goto fail;
+	fill_info(m);
+	*out = m;
+	return FB_OK;
+
+fail:
+	fb_model_free(m);
+	return st;
+}
+
+void
+fb_model_free(fb_model *m)
+{
+	if (m == NULL)
+		return;
+	fb_tokenizer_free(m->tok);
+	fb_config_free(&m->cfg);
+	fb_free_aligned(m->params);
+	free(m->layers);
+	free(m->dir);
+	free(m);
+}
+
+const fb_model_info *
+fb_model_get_info(const fb_model *m)
+{
+	return &m->info;
+}
+
+const fb_tokenizer *
+fb_model_tokenizer(const fb_model *m)
+{
+	return m->tok;
+}
