@@ -1041,10 +1041,43 @@ test_dtype_helpers(void)
 	fb_safetensors_close(NULL);
 }
 
+/* fb_tensor_to_f32 on tensors the parser did not make. */
+static void
+test_to_f32_guard(void)
+{
+	uint8_t		bytes[8] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0x40};
+	float		v[4] = {0};
+	fb_st_tensor t;
+	fb_error	err;
+
+	memset(&t, 0, sizeof(t));
+	t.name = "hand";
+	t.dtype = FB_DT_F32;
+	t.ndim = 1;
+	t.shape[0] = 2;
+	t.n_elems = 2;
+	t.data = bytes;
+	t.nbytes = 8;
+	CHECK(fb_tensor_to_f32(&t, v, &err) == FB_OK && v[0] == 1.0f && v[1] == 2.0f,
+		  "hand-made f32");
+	t.n_elems = 3;
+	memset(&err, 0, sizeof(err));
+	CHECK(fb_tensor_to_f32(&t, v, &err) == FB_ERR_INVALID &&
+		  strstr(err.msg, "\"hand\"") != NULL, "inconsistent size: %s", err.msg);
+	t.n_elems = (uint64_t) 1 << 62;
+	CHECK(fb_tensor_to_f32(&t, v, &err) == FB_ERR_INVALID, "wrapping size");
+	t.n_elems = 2;
+	t.dtype = (fb_dtype) 99;
+	memset(&err, 0, sizeof(err));
+	CHECK(fb_tensor_to_f32(&t, v, &err) == FB_ERR_UNSUPPORTED &&
+		  strstr(err.msg, "unknown") != NULL, "unknown dtype: %s", err.msg);
+}
+
 int
 main(void)
 {
 	test_dtype_helpers();
+	test_to_f32_guard();
 	test_reference_files();
 	test_accepted();
 	test_tensor_count();

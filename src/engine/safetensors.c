@@ -1363,7 +1363,18 @@ fb_tensor_to_f32(const fb_st_tensor *t, float *dst, fb_error *err)
 {
 	const uint8_t *p = t->data;
 	uint64_t	n = t->n_elems;
+	size_t		esize = fb_dtype_size(t->dtype);
+	size_t		need;
+	char		q[ST_QUOTE_BUF];
 
+	/* a tensor not made by the parser must still not make us over-read */
+	if (esize != 0 &&
+		(n > SIZE_MAX || !fb_mul_size((size_t) n, esize, &need) ||
+		 need != t->nbytes))
+		return fb_fail(err, FB_ERR_INVALID,
+					   "tensor \"%s\": %llu elements do not fill %zu bytes",
+					   st_quote(t->name, strlen(t->name), q),
+					   (unsigned long long) n, t->nbytes);
 	switch (t->dtype)
 	{
 		case FB_DT_F32:
@@ -1401,13 +1412,10 @@ fb_tensor_to_f32(const fb_st_tensor *t, float *dst, fb_error *err)
 		default:
 			break;
 	}
-	{
-		char		q[ST_QUOTE_BUF];
 
-		/* the tensor does not know its file; callers add it if they wish */
-		return fb_fail(err, FB_ERR_UNSUPPORTED,
-					   "tensor \"%s\" has dtype %s, not a floating-point type",
-					   st_quote(t->name, strlen(t->name), q),
-					   fb_dtype_name(t->dtype));
-	}
+	/* the tensor does not know its file; callers add it if they wish */
+	return fb_fail(err, FB_ERR_UNSUPPORTED,
+				   "tensor \"%s\" has dtype %s, not a floating-point type",
+				   st_quote(t->name, strlen(t->name), q),
+				   fb_dtype_name(t->dtype));
 }
