@@ -1,5 +1,10 @@
-# finbert — build of the engine library, the command-line tool and the tests.
-# The PostgreSQL extension (PGXS) is added on top of the engine library.
+# finbert — build of the engine library, the command-line tool, the tests
+# and the PostgreSQL extension (PGXS, at the end of this file).
+#
+#   make            engine library, CLI, unit tests and finbert.so
+#   make install    finbert.so and the SQL files into the PostgreSQL tree
+#   make test       unit tests + pg_regress suite on a throw-away cluster
+#                   (as root: installs first, runs the cluster as postgres)
 
 BUILD      ?= build
 CC         ?= gcc
@@ -66,9 +71,75 @@ check-unit: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI)
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check-unit
 
-test: check-unit
+test: check-unit check-regress
 
 clean-engine:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
 
 clean: clean-engine
+
+# ---------------------------------------------------------------------------
+# PostgreSQL extension (PGXS)
+# ---------------------------------------------------------------------------
+PG_CONFIG ?= pg_config
+PGXS      := $(shell $(PG_CONFIG) --pgxs)
+
+MODULE_big  = finbert
+PG_SRCS    := $(wildcard src/pg/*.c)
+OBJS        = $(PG_SRCS:.c=.o)
+EXTENSION   = finbert
+DATA        = sql/finbert--0.1.0.sql
+PG_CPPFLAGS = -Isrc/engine -Isrc/pg
+PG_CFLAGS   = -Wall -Wmissing-prototypes -Werror
+SHLIB_LINK += $(ENGINE_LIB) $(ENGINE_LIBS)
+
+# Regression suite: sql/<name>.sql + expected/<name>.out, run in this order
+# on a temporary cluster that preloads finbert (--temp-instance).  The
+# cluster's finbert.model_dir is $(REGRESS_DIR)/models: copies of the
+# fixture models plus corrupt and escaping variants made by
+# test/regress/prepare.sh.
+REGRESS_DIR ?= $(CURDIR)/build-regress
+REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats drop
+REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check \
+               --temp-config=$(REGRESS_DIR)/regress.conf \
+               --outputdir=$(REGRESS_DIR) \
+               --encoding=UTF8 --no-locale
+REGRESS_PREP = regress-prep
+
+# JIT bitcode of the glue is of no use; do not require clang.
+override with_llvm = no
+
+include $(PGXS)
+
+# finbert.so links the engine library (objects built with -fPIC above).
+$(shlib): $(ENGINE_LIB)
+$(OBJS): $(wildcard src/pg/*.h) src/engine/finbert.h
+all: $(ENGINE_LIB)
+
+.PHONY: regress-prep check-regress
+
+regress-prep: $(CLI)
+	@sh test/regress/prepare.sh "$(REGRESS_DIR)" "$(CURDIR)/test/fixtures/models" "$(CURDIR)/$(CLI)"
+
+PG_REGRESS     = $(dir $(PGXS))../../src/test/regress/pg_regress
+PG_BINDIR     := $(shell $(PG_CONFIG) --bindir)
+REGRESS_RUN    = $(PG_REGRESS) --inputdir=$(CURDIR) --bindir=$(PG_BINDIR) \
+                 --dbname=contrib_regression $(REGRESS_OPTS) $(REGRESS)
+
+# initdb refuses to run as root: as root, install into the PostgreSQL tree,
+# hand the regression directory to the postgres user and run pg_regress as
+# postgres; otherwise run it directly (finbert must already be installed).
+check-regress: all regress-prep
+ifeq ($(shell id -u),0)
+	$(MAKE) --no-print-directory install
+	chown -R postgres:postgres "$(REGRESS_DIR)"
+	cd "$(REGRESS_DIR)" && runuser -u postgres -- $(REGRESS_RUN) || \
+	  { cat "$(REGRESS_DIR)/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
+else
+	cd "$(REGRESS_DIR)" && $(REGRESS_RUN) || \
+	  { cat "$(REGRESS_DIR)/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
+endif
+
+clean: clean-regress
+clean-regress:
+	rm -rf "$(REGRESS_DIR)"

@@ -1,0 +1,227 @@
+/*
+ * classify.c — sequence classification from SQL.
+ *
+ *   finbert_sentiment(text [, model]) → text      (finbert.sentiment_model)
+ *   finbert_industry(text [, model])  → text      (finbert.industry_model)
+ *   finbert_type(text [, model])      → text      (finbert.type_model)
+ *   finbert_classify(text, model)     → text
+ *   finbert_scores(text, model)       → jsonb {label: probability}
+ *
+ * and the array forms taking text[] (one request, results in input order,
+ * NULL elements stay NULL): text[] for the labels, jsonb[] for the scores.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+#include "finbert_pg.h"
+
+PG_FUNCTION_INFO_V1(finbert_sentiment);
+PG_FUNCTION_INFO_V1(finbert_industry);
+PG_FUNCTION_INFO_V1(finbert_type);
+PG_FUNCTION_INFO_V1(finbert_classify);
+PG_FUNCTION_INFO_V1(finbert_scores);
+PG_FUNCTION_INFO_V1(finbert_sentiment_array);
+PG_FUNCTION_INFO_V1(finbert_industry_array);
+PG_FUNCTION_INFO_V1(finbert_type_array);
+PG_FUNCTION_INFO_V1(finbert_classify_array);
+PG_FUNCTION_INFO_V1(finbert_scores_array);
+
+typedef enum ClassifyOutput
+{
+	OUTPUT_LABEL,
+	OUTPUT_SCORES
+} ClassifyOutput;
+
+/* {label: probability, ...} of one row of probabilities. */
+static Datum
+ScoresJsonb(const FinbertResult *res, int row)
+{
+	StringInfoData buf;
+	const float4 *p = res->probs + (size_t) row * res->nlabels;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int l = 0; l < res->nlabels; l++)
+	{
+		char		num[32];
+
+		if (!isfinite(p[l]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("finbert produced a non-finite score")));
+		float_to_shortest_decimal_buf(p[l], num);
+		if (l > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, res->labels[l]);
+		appendStringInfo(&buf, ": %s", num);
+	}
+	appendStringInfoChar(&buf, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+static Datum
+TopLabel(const FinbertResult *res, int row)
+{
+	int			top;
+
+	if (res->nlabels <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("finbert model has no labels")));
+	top = fb_argmax(res->probs + (size_t) row * res->nlabels, res->nlabels);
+	if (top < 0 || top >= res->nlabels)
+		elog(ERROR, "finbert: label index %d out of range", top);
+	return CStringGetTextDatum(res->labels[top]);
+}
+
+/* Model argument (position argno) if present, else the task's GUC. */
+static const char *
+ModelArg(FunctionCallInfo fcinfo, int argno, const char *guc_value,
+		 const char *guc_name, const char **guc)
+{
+	const char *explicit_name = NULL;
+
+	if (PG_NARGS() > argno)
+		explicit_name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	return FinbertModelName(explicit_name, guc_value, guc_name, guc);
+}
+
+static Datum
+ClassifyScalar(FunctionCallInfo fcinfo, const char *guc_value,
+			   const char *guc_name, ClassifyOutput output)
+{
+	FinbertRequest req = {0};
+	FinbertResult res;
+	fb_text		t;
+
+	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
+	req.task = FINBERT_TASK_CLASSIFY;
+	req.model = ModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
+	req.ntexts = 1;
+	req.texts = &t;
+	FinbertExecute(&req, &res);
+	if (output == OUTPUT_SCORES)
+		return ScoresJsonb(&res, 0);
+	return TopLabel(&res, 0);
+}
+
+static Datum
+ClassifyArray(FunctionCallInfo fcinfo, const char *guc_value,
+			  const char *guc_name, ClassifyOutput output)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Oid			elemtype = output == OUTPUT_SCORES ? JSONBOID : TEXTOID;
+	FinbertRequest req = {0};
+	FinbertResult res;
+	fb_text    *texts;
+	bool	   *nulls;
+	Datum	   *values;
+	int			n,
+				nvalid = 0,
+				j = 0;
+	int			dims[1],
+				lbs[1] = {1};
+
+	texts = FinbertTextArray(arr, &n, &nulls);
+	for (int i = 0; i < n; i++)
+		nvalid += nulls[i] ? 0 : 1;
+	req.task = FINBERT_TASK_CLASSIFY;
+	req.model = ModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(elemtype));
+
+	values = palloc0(sizeof(Datum) * n);
+	if (nvalid > 0)
+	{
+		req.ntexts = nvalid;
+		req.texts = texts;
+		FinbertExecute(&req, &res);
+		for (int i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				continue;
+			values[i] = output == OUTPUT_SCORES ? ScoresJsonb(&res, j) : TopLabel(&res, j);
+			j++;
+		}
+	}
+	dims[0] = n;
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(values, nulls, 1, dims, lbs,
+											 elemtype, -1, false, TYPALIGN_INT));
+}
+
+Datum
+finbert_sentiment(PG_FUNCTION_ARGS)
+{
+	return ClassifyScalar(fcinfo, finbert_sentiment_model,
+						  "finbert.sentiment_model", OUTPUT_LABEL);
+}
+
+Datum
+finbert_industry(PG_FUNCTION_ARGS)
+{
+	return ClassifyScalar(fcinfo, finbert_industry_model,
+						  "finbert.industry_model", OUTPUT_LABEL);
+}
+
+Datum
+finbert_type(PG_FUNCTION_ARGS)
+{
+	return ClassifyScalar(fcinfo, finbert_type_model,
+						  "finbert.type_model", OUTPUT_LABEL);
+}
+
+Datum
+finbert_classify(PG_FUNCTION_ARGS)
+{
+	return ClassifyScalar(fcinfo, NULL, NULL, OUTPUT_LABEL);
+}
+
+Datum
+finbert_scores(PG_FUNCTION_ARGS)
+{
+	return ClassifyScalar(fcinfo, NULL, NULL, OUTPUT_SCORES);
+}
+
+Datum
+finbert_sentiment_array(PG_FUNCTION_ARGS)
+{
+	return ClassifyArray(fcinfo, finbert_sentiment_model,
+						 "finbert.sentiment_model", OUTPUT_LABEL);
+}
+
+Datum
+finbert_industry_array(PG_FUNCTION_ARGS)
+{
+	return ClassifyArray(fcinfo, finbert_industry_model,
+						 "finbert.industry_model", OUTPUT_LABEL);
+}
+
+Datum
+finbert_type_array(PG_FUNCTION_ARGS)
+{
+	return ClassifyArray(fcinfo, finbert_type_model,
+						 "finbert.type_model", OUTPUT_LABEL);
+}
+
+Datum
+finbert_classify_array(PG_FUNCTION_ARGS)
+{
+	return ClassifyArray(fcinfo, NULL, NULL, OUTPUT_LABEL);
+}
+
+Datum
+finbert_scores_array(PG_FUNCTION_ARGS)
+{
+	return ClassifyArray(fcinfo, NULL, NULL, OUTPUT_SCORES);
+}

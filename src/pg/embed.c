@@ -1,0 +1,131 @@
+/*
+ * embed.c — sentence embeddings from SQL.
+ *
+ *   finbert_embed(text [, model [, pooling]]) → real[]
+ *   finbert_embed(text[] [, model [, pooling]]) → setof (ord int, embedding real[])
+ *
+ * pooling is 'mean' (default: mean of the token vectors, padding never
+ * included), 'cls' (the [CLS] vector) or 'pooler' (BERT's pooler output,
+ * when the model has one).  Embeddings are L2-normalised, so the Euclidean
+ * distance of pgvector's <-> orders them like cosine similarity.  The model
+ * comes from finbert.embed_model unless named; real[] casts to vector.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "finbert_pg.h"
+
+PG_FUNCTION_INFO_V1(finbert_embed);
+PG_FUNCTION_INFO_V1(finbert_embed_array);
+
+static fb_pooling
+ParsePooling(const char *s)
+{
+	if (pg_strcasecmp(s, "mean") == 0)
+		return FB_POOL_MEAN;
+	if (pg_strcasecmp(s, "cls") == 0)
+		return FB_POOL_CLS;
+	if (pg_strcasecmp(s, "pooler") == 0)
+		return FB_POOL_POOLER;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown pooling \"%s\"", s),
+			 errhint("Pooling is one of 'mean', 'cls' or 'pooler'.")));
+	pg_unreachable();
+}
+
+static void
+BuildRequest(FunctionCallInfo fcinfo, FinbertRequest *req)
+{
+	const char *explicit_name = NULL;
+
+	memset(req, 0, sizeof(*req));
+	if (PG_NARGS() > 1)
+		explicit_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	req->task = FINBERT_TASK_EMBED;
+	req->model = FinbertModelName(explicit_name, finbert_embed_model,
+								  "finbert.embed_model", &req->guc);
+	req->pooling = FB_POOL_MEAN;
+	if (PG_NARGS() > 2)
+		req->pooling = ParsePooling(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+}
+
+static ArrayType *
+EmbeddingArray(const FinbertResult *res, int row)
+{
+	Datum	   *values = palloc(sizeof(Datum) * res->dim);
+	const float4 *v = res->embeddings + (size_t) row * res->dim;
+
+	for (int d = 0; d < res->dim; d++)
+	{
+		if (!isfinite(v[d]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("finbert produced a non-finite embedding")));
+		values[d] = Float4GetDatum(v[d]);
+	}
+	return construct_array(values, res->dim, FLOAT4OID, sizeof(float4),
+						   true, TYPALIGN_INT);
+}
+
+Datum
+finbert_embed(PG_FUNCTION_ARGS)
+{
+	FinbertRequest req;
+	FinbertResult res;
+	fb_text		t;
+
+	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
+	BuildRequest(fcinfo, &req);
+	req.ntexts = 1;
+	req.texts = &t;
+	FinbertExecute(&req, &res);
+	PG_RETURN_ARRAYTYPE_P(EmbeddingArray(&res, 0));
+}
+
+Datum
+finbert_embed_array(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	FinbertRequest req;
+	FinbertResult res;
+	fb_text    *texts;
+	bool	   *nulls;
+	int			n,
+				nvalid = 0,
+				j = 0;
+
+	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls);
+	for (int i = 0; i < n; i++)
+		nvalid += nulls[i] ? 0 : 1;
+	BuildRequest(fcinfo, &req);
+	req.ntexts = nvalid;
+	req.texts = texts;
+	if (nvalid > 0)
+		FinbertExecute(&req, &res);
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[2];
+		bool		vnulls[2] = {false, false};
+
+		values[0] = Int32GetDatum(i + 1);
+		if (nulls[i])
+		{
+			values[1] = (Datum) 0;
+			vnulls[1] = true;
+		}
+		else
+			values[1] = PointerGetDatum(EmbeddingArray(&res, j++));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, vnulls);
+	}
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,498 @@
+/*
+ * exec.c — the single call path from SQL to the engine.
+ *
+ * Every SQL-callable function builds a FinbertRequest and calls
+ * FinbertExecute, which today runs it inline in the calling backend.  The
+ * background worker (next issue) plugs in here: FinbertExecute routes the
+ * same request to the worker and fills the same FinbertResult.
+ *
+ * Rules for calling the engine from a backend:
+ *  - never longjmp through it: its interrupt callback only reports that an
+ *    interrupt is pending; the engine returns FB_ERR_INTERRUPTED with its
+ *    state freed, and we call CHECK_FOR_INTERRUPTS() afterwards (which
+ *    raises the cancel or timeout error, or services a harmless interrupt
+ *    after which the call is repeated);
+ *  - whatever the engine malloc'd (entity lists, encodings) is freed before
+ *    an ereport can escape;
+ *  - CHECK_FOR_INTERRUPTS() between engine calls (batches, texts).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "finbert_pg.h"
+
+/* Consecutive harmless interrupts tolerated before giving up. */
+#define FINBERT_MAX_INTERRUPT_RETRIES 1000
+
+/* Engine interrupt callback: nonzero when CHECK_FOR_INTERRUPTS would act. */
+static int
+FinbertInterrupt(void *arg)
+{
+	return INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED();
+}
+
+static const fb_run_ctl FinbertRunCtl = {FinbertInterrupt, NULL};
+
+void
+FinbertEngineError(const fb_error *err, const char *context)
+{
+	const char *msg = err->msg[0] ? err->msg : fb_status_name(err->status);
+	int			code;
+
+	switch (err->status)
+	{
+		case FB_ERR_IO:
+			code = ERRCODE_UNDEFINED_FILE;
+			break;
+		case FB_ERR_CORRUPT:
+			code = ERRCODE_DATA_CORRUPTED;
+			break;
+		case FB_ERR_UNSUPPORTED:
+			code = ERRCODE_FEATURE_NOT_SUPPORTED;
+			break;
+		case FB_ERR_NOMEM:
+			code = ERRCODE_OUT_OF_MEMORY;
+			break;
+		case FB_ERR_INVALID:
+			code = ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+		case FB_ERR_LIMIT:
+			code = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			break;
+		case FB_ERR_INTERRUPTED:
+			CHECK_FOR_INTERRUPTS();
+			code = ERRCODE_QUERY_CANCELED;
+			break;
+		case FB_ERR_NUMERIC:
+			code = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+			break;
+		default:
+			code = ERRCODE_INTERNAL_ERROR;
+			break;
+	}
+	ereport(ERROR, (errcode(code), errmsg("%s: %s", context, msg)));
+	pg_unreachable();
+}
+
+/*
+ * After an engine call: true when it was interrupted by a harmless
+ * interrupt and must be repeated; raises the error of a real one.
+ */
+static bool
+RetryAfterInterrupt(fb_status status, int *retries)
+{
+	if (status != FB_ERR_INTERRUPTED)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	if (++(*retries) > FINBERT_MAX_INTERRUPT_RETRIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("finbert request interrupted too often")));
+	return true;
+}
+
+const char *
+FinbertModelName(const char *explicit_name, const char *guc_value,
+				 const char *guc_name, const char **guc_out)
+{
+	*guc_out = NULL;
+	if (explicit_name != NULL)
+		return explicit_name;
+	if (guc_value == NULL || guc_value[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no finbert model is configured for this task"),
+				 errhint("Set %s to the name of a registered model, or name the model in the call.",
+						 guc_name)));
+	*guc_out = guc_name;
+	return guc_value;
+}
+
+static inline void
+CheckEncoding(void)
+{
+	if (GetDatabaseEncoding() != PG_UTF8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("finbert requires a database with encoding UTF8"),
+				 errdetail("The database encoding is %s.", GetDatabaseEncodingName())));
+}
+
+static inline void
+CheckInputSize(size_t len)
+{
+	if (len > (size_t) finbert_max_input_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("finbert input of %zu bytes exceeds the limit of %d bytes",
+						len, finbert_max_input_bytes),
+				 errhint("The limit is set by finbert.max_input_bytes.")));
+}
+
+void
+FinbertTextArg(text *t, fb_text *out)
+{
+	CheckEncoding();
+	out->data = VARDATA_ANY(t);
+	out->len = VARSIZE_ANY_EXHDR(t);
+	CheckInputSize(out->len);
+}
+
+/*
+ * The non-null elements of a one-dimensional text[] as fb_text; *n gets the
+ * number of elements (nulls included) and *nulls their null flags.  The
+ * returned array holds the non-null texts only, in order.
+ */
+fb_text *
+FinbertTextArray(ArrayType *arr, int *n, bool **nulls)
+{
+	Datum	   *elems;
+	fb_text    *texts;
+	int			count;
+	int			j = 0;
+
+	CheckEncoding();
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("finbert array arguments must be one-dimensional")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, nulls, &count);
+	texts = palloc(sizeof(fb_text) * Max(count, 1));
+	for (int i = 0; i < count; i++)
+	{
+		text	   *t;
+
+		if ((*nulls)[i])
+			continue;
+		t = (text *) DatumGetPointer(elems[i]);
+		texts[j].data = VARDATA_ANY(t);
+		texts[j].len = VARSIZE_ANY_EXHDR(t);
+		CheckInputSize(texts[j].len);
+		j++;
+	}
+	*n = count;
+	return texts;
+}
+
+static void
+WrongHead(const char *model, const fb_model_info *info, const char *needed,
+		  const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("finbert model \"%s\" is not a %s", model, needed),
+			 errdetail("Its head is \"%s\".", FinbertHeadName(info->head)),
+			 errhint("%s", hint)));
+}
+
+/*
+ * Tokens the model sees for one text (for statistics), clipped to
+ * max_length when the task truncates.  Also validates the text early.
+ */
+static int64
+CountTokens(const fb_tokenizer *tok, const fb_text *t, int max_length,
+			const char *model)
+{
+	fb_encoding enc;
+	fb_error	err;
+	fb_status	status;
+	int			retries = 0;
+	int64		n;
+
+	fb_encoding_init(&enc);
+	do
+	{
+		status = fb_tokenizer_encode(tok, t->data, t->len, 1, &FinbertRunCtl,
+									 &enc, &err);
+		if (status != FB_OK)
+			fb_encoding_free(&enc);
+	} while (RetryAfterInterrupt(status, &retries));
+	if (status != FB_OK)
+		FinbertEngineError(&err, psprintf("could not tokenize text for model \"%s\"", model));
+	n = (int64) enc.n;
+	fb_encoding_free(&enc);
+	if (max_length > 0 && n > max_length)
+		n = max_length;
+	return n;
+}
+
+static char **
+CopyLabels(const fb_model_info *info)
+{
+	char	  **labels = palloc(sizeof(char *) * Max(info->n_labels, 1));
+
+	for (int i = 0; i < info->n_labels; i++)
+		labels[i] = pstrdup(info->labels[i] ? info->labels[i] : "");
+	return labels;
+}
+
+static void
+RunClassify(const FinbertRequest *req, FinbertModel *m,
+			const fb_task_options *opts, FinbertResult *res,
+			int64 *tokens, int64 *batches)
+{
+	const fb_model_info *info = fb_model_get_info(m->model);
+	int			nl = info->n_labels;
+
+	if (info->head != FB_HEAD_SEQUENCE)
+		WrongHead(req->model, info, "sequence classifier",
+				  "Use a model with a sequence classification head (task sentiment, industry, type or classify).");
+	res->nlabels = nl;
+	res->labels = CopyLabels(info);
+	res->multi_label = info->multi_label != 0;
+	res->probs = palloc0(sizeof(float4) * Max((size_t) req->ntexts * nl, 1));
+
+	for (int i = 0; i < req->ntexts; i++)
+		*tokens += CountTokens(fb_model_tokenizer(m->model), &req->texts[i],
+							   opts->max_length, req->model);
+
+	for (int i = 0; i < req->ntexts; i += finbert_batch_size)
+	{
+		int			n = Min(finbert_batch_size, req->ntexts - i);
+		int			retries = 0;
+		fb_error	err;
+		fb_status	status;
+
+		do
+		{
+			status = fb_classify(m->session, req->texts + i, n, opts, NULL,
+								 res->probs + (size_t) i * nl, &err);
+		} while (RetryAfterInterrupt(status, &retries));
+		if (status != FB_OK)
+			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
+		(*batches)++;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+RunEntities(const FinbertRequest *req, FinbertModel *m,
+			const fb_task_options *opts, FinbertResult *res,
+			int64 *tokens, int64 *batches)
+{
+	const fb_model_info *info = fb_model_get_info(m->model);
+
+	if (info->head != FB_HEAD_TOKEN)
+		WrongHead(req->model, info, "token classifier",
+				  "Use a model with a token classification head (task ner).");
+	res->nlabels = info->n_labels;
+	res->labels = CopyLabels(info);
+	res->nentities = palloc0(sizeof(int) * Max(req->ntexts, 1));
+	res->entities = palloc0(sizeof(FinbertEntity *) * Max(req->ntexts, 1));
+
+	for (int i = 0; i < req->ntexts; i++)
+	{
+		fb_entity_list list;
+		fb_error	err;
+		fb_status	status;
+		int			retries = 0;
+
+		*tokens += CountTokens(fb_model_tokenizer(m->model), &req->texts[i],
+							   0, req->model);
+		fb_entity_list_init(&list);
+		do
+		{
+			status = fb_entities(m->session, &req->texts[i], opts, &list, &err);
+			if (status != FB_OK)
+			{
+				fb_entity_list_free(&list);
+				fb_entity_list_init(&list);
+			}
+		} while (RetryAfterInterrupt(status, &retries));
+		if (status != FB_OK)
+			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
+
+		/* copy out; the engine's list is freed even if palloc fails */
+		PG_TRY();
+		{
+			FinbertEntity *ents = palloc(sizeof(FinbertEntity) * Max(list.n, 1));
+
+			for (size_t k = 0; k < list.n; k++)
+			{
+				const fb_entity *e = &list.items[k];
+
+				ents[k].text = pstrdup(e->text ? e->text : "");
+				ents[k].label = NULL;
+				for (int l = 0; l < res->nlabels; l++)
+					if (e->label && strcmp(res->labels[l], e->label) == 0)
+						ents[k].label = res->labels[l];
+				if (ents[k].label == NULL)
+					ents[k].label = pstrdup(e->label ? e->label : "");
+				ents[k].start = e->start;
+				ents[k].end = e->end;
+				ents[k].score = e->score;
+			}
+			res->entities[i] = ents;
+			res->nentities[i] = (int) list.n;
+		}
+		PG_FINALLY();
+		{
+			fb_entity_list_free(&list);
+		}
+		PG_END_TRY();
+		(*batches)++;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+RunEmbed(const FinbertRequest *req, FinbertModel *m, fb_task_options *opts,
+		 FinbertResult *res, int64 *tokens, int64 *batches)
+{
+	const fb_model_info *info = fb_model_get_info(m->model);
+	int			dim = info->hidden;
+
+	if (req->pooling == FB_POOL_POOLER && !info->has_pooler)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("finbert model \"%s\" has no pooler", req->model),
+				 errhint("Use pooling 'cls' or 'mean'.")));
+	opts->pooling = req->pooling;
+	res->dim = dim;
+	res->embeddings = palloc0(sizeof(float4) * Max((size_t) req->ntexts * dim, 1));
+
+	for (int i = 0; i < req->ntexts; i++)
+		*tokens += CountTokens(fb_model_tokenizer(m->model), &req->texts[i],
+							   opts->max_length, req->model);
+
+	for (int i = 0; i < req->ntexts; i += finbert_batch_size)
+	{
+		int			n = Min(finbert_batch_size, req->ntexts - i);
+		int			retries = 0;
+		fb_error	err;
+		fb_status	status;
+
+		do
+		{
+			status = fb_embed(m->session, req->texts + i, n, opts,
+							  res->embeddings + (size_t) i * dim, &err);
+		} while (RetryAfterInterrupt(status, &retries));
+		if (status != FB_OK)
+			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
+		(*batches)++;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+RunTokenize(const FinbertRequest *req, FinbertModel *m, FinbertResult *res,
+			int64 *tokens)
+{
+	const fb_tokenizer *tok = fb_model_tokenizer(m->model);
+
+	res->ntokens = palloc0(sizeof(int) * Max(req->ntexts, 1));
+	res->tokens = palloc0(sizeof(char **) * Max(req->ntexts, 1));
+	for (int i = 0; i < req->ntexts; i++)
+	{
+		fb_encoding enc;
+		fb_error	err;
+		fb_status	status;
+		int			retries = 0;
+
+		fb_encoding_init(&enc);
+		do
+		{
+			status = fb_tokenizer_encode(tok, req->texts[i].data,
+										 req->texts[i].len, 0,
+										 &FinbertRunCtl, &enc, &err);
+			if (status != FB_OK)
+				fb_encoding_free(&enc);
+		} while (RetryAfterInterrupt(status, &retries));
+		if (status != FB_OK)
+			FinbertEngineError(&err, psprintf("could not tokenize text for model \"%s\"", req->model));
+
+		PG_TRY();
+		{
+			char	  **toks = palloc(sizeof(char *) * Max(enc.n, 1));
+
+			for (size_t k = 0; k < enc.n; k++)
+			{
+				const char *s = fb_tokenizer_id_to_token(tok, enc.ids[k]);
+
+				toks[k] = pstrdup(s ? s : "[UNK]");
+			}
+			res->tokens[i] = toks;
+			res->ntokens[i] = (int) enc.n;
+		}
+		PG_FINALLY();
+		{
+			fb_encoding_free(&enc);
+		}
+		PG_END_TRY();
+		*tokens += res->ntokens[i];
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+ExecuteInline(const FinbertRequest *req, FinbertResult *res,
+			  int64 *tokens, int64 *batches)
+{
+	FinbertModel *m = FinbertGetModel(req->model, req->guc);
+	const fb_model_info *info = fb_model_get_info(m->model);
+	fb_task_options opts = fb_task_default_options();
+
+	FinbertApplyThreads();
+	fb_session_set_ctl(m->session, &FinbertRunCtl);
+	m->uses++;
+	opts.max_length = finbert_max_length;
+	if (info->max_position > 0 && opts.max_length > info->max_position)
+		opts.max_length = info->max_position;
+
+	switch (req->task)
+	{
+		case FINBERT_TASK_CLASSIFY:
+			RunClassify(req, m, &opts, res, tokens, batches);
+			break;
+		case FINBERT_TASK_ENTITIES:
+			RunEntities(req, m, &opts, res, tokens, batches);
+			break;
+		case FINBERT_TASK_EMBED:
+			RunEmbed(req, m, &opts, res, tokens, batches);
+			break;
+		case FINBERT_TASK_TOKENIZE:
+			RunTokenize(req, m, res, tokens);
+			break;
+	}
+}
+
+void
+FinbertExecute(const FinbertRequest *req, FinbertResult *res)
+{
+	instr_time	start,
+				duration;
+	int64		tokens = 0;
+	int64		batches = 0;
+
+	memset(res, 0, sizeof(*res));
+	res->ntexts = req->ntexts;
+
+	if (finbert_execution == FINBERT_EXEC_WORKER)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("finbert.execution = worker is not available in this version"),
+				 errhint("Set finbert.execution to auto or inline.")));
+
+	INSTR_TIME_SET_CURRENT(start);
+	PG_TRY();
+	{
+		ExecuteInline(req, res, &tokens, &batches);
+	}
+	PG_CATCH();
+	{
+		FinbertStatsError();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	FinbertStatsCount((uint64) req->ntexts, (uint64) tokens, (uint64) batches,
+					  (uint64) INSTR_TIME_GET_MICROSEC(duration));
+}

@@ -1,0 +1,236 @@
+/*
+ * finbert.c — module entry point: _PG_init, GUCs, engine threads.
+ *
+ * Loaded through shared_preload_libraries (recommended: it reserves the
+ * shared statistics) or on first use.  Nothing here starts threads or opens
+ * models: OpenBLAS is configured in the backend on the first request, and
+ * models are opened lazily per backend (registry.c).
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "finbert_pg.h"
+
+PG_MODULE_MAGIC;
+
+/* libopenblas is linked into finbert.so (SHLIB_LINK). */
+extern void openblas_set_num_threads(int num_threads);
+
+char	   *finbert_model_dir = NULL;
+char	   *finbert_sentiment_model = NULL;
+char	   *finbert_industry_model = NULL;
+char	   *finbert_type_model = NULL;
+char	   *finbert_ner_model = NULL;
+char	   *finbert_embed_model = NULL;
+int			finbert_max_input_bytes = 1024 * 1024;
+int			finbert_max_length = 512;
+int			finbert_batch_size = 32;
+int			finbert_threads = 1;
+int			finbert_execution = FINBERT_EXEC_AUTO;
+
+static const struct config_enum_entry execution_options[] = {
+	{"auto", FINBERT_EXEC_AUTO, false},
+	{"inline", FINBERT_EXEC_INLINE, false},
+	{"worker", FINBERT_EXEC_WORKER, false},
+	{NULL, 0, false}
+};
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* finbert.model_dir must be empty (unset) or an absolute path. */
+static bool
+check_model_dir(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!is_absolute_path(*newval))
+	{
+		GUC_check_errdetail("finbert.model_dir must be an absolute path.");
+		return false;
+	}
+	return true;
+}
+
+/* Task model settings: empty (no model) or a valid model name. */
+static bool
+check_model_name(char **newval, void **extra, GucSource source)
+{
+	const char *s = *newval;
+
+	if (s == NULL || s[0] == '\0')
+		return true;
+	if (strlen(s) > FINBERT_NAME_MAX)
+	{
+		GUC_check_errdetail("Model names are at most %d bytes.", FINBERT_NAME_MAX);
+		return false;
+	}
+	for (; *s; s++)
+	{
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			  (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+		{
+			GUC_check_errdetail("Model names consist of ASCII letters, digits, \"_\", \"-\" and \".\".");
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+finbert_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	FinbertStatsShmemRequest();
+}
+
+static void
+finbert_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	FinbertStatsShmemStartup();
+}
+
+/*
+ * Sets the OpenBLAS thread count from finbert.threads.  Called in the
+ * backend before every engine run (a no-op unless the setting changed), never
+ * in the postmaster.
+ */
+void
+FinbertApplyThreads(void)
+{
+	static int	applied = -1;
+
+	if (applied != finbert_threads)
+	{
+		openblas_set_num_threads(finbert_threads);
+		applied = finbert_threads;
+	}
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("finbert.model_dir",
+							   "Directory under which every model directory must lie.",
+							   "finbert_load_model resolves model paths inside it; "
+							   "paths escaping it (\"..\", symbolic links) are refused.",
+							   &finbert_model_dir,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_model_dir, NULL, NULL);
+
+	DefineCustomStringVariable("finbert.sentiment_model",
+							   "Model used by finbert_sentiment when no model is named.",
+							   NULL,
+							   &finbert_sentiment_model,
+							   "finbert-sentiment",
+							   PGC_USERSET, 0,
+							   check_model_name, NULL, NULL);
+
+	DefineCustomStringVariable("finbert.industry_model",
+							   "Model used by finbert_industry when no model is named.",
+							   NULL,
+							   &finbert_industry_model,
+							   "finbert-industry",
+							   PGC_USERSET, 0,
+							   check_model_name, NULL, NULL);
+
+	DefineCustomStringVariable("finbert.type_model",
+							   "Model used by finbert_type when no model is named.",
+							   NULL,
+							   &finbert_type_model,
+							   "finbert-type",
+							   PGC_USERSET, 0,
+							   check_model_name, NULL, NULL);
+
+	DefineCustomStringVariable("finbert.ner_model",
+							   "Model used by finbert_entities, finbert_companies and finbert_persons when no model is named.",
+							   NULL,
+							   &finbert_ner_model,
+							   "finbert-ner",
+							   PGC_USERSET, 0,
+							   check_model_name, NULL, NULL);
+
+	DefineCustomStringVariable("finbert.embed_model",
+							   "Model used by finbert_embed and finbert_tokenize when no model is named.",
+							   NULL,
+							   &finbert_embed_model,
+							   "finbert-base",
+							   PGC_USERSET, 0,
+							   check_model_name, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.max_input_bytes",
+							"Largest text accepted by finbert functions.",
+							"Longer texts raise program_limit_exceeded.",
+							&finbert_max_input_bytes,
+							1024 * 1024,
+							1, MaxAllocSize / 4,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.max_length",
+							"Tokens per model input, including [CLS] and [SEP].",
+							"Classification and embeddings truncate to it; entity extraction "
+							"covers longer texts with overlapping windows.  The model's "
+							"max_position_embeddings caps it.",
+							&finbert_max_length,
+							512,
+							8, 8192,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.batch_size",
+							"Texts per engine call in the array forms of the functions.",
+							NULL,
+							&finbert_batch_size,
+							32,
+							1, 4096,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.threads",
+							"Threads used by the linear algebra library in each backend.",
+							NULL,
+							&finbert_threads,
+							1,
+							1, 256,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("finbert.execution",
+							 "Where inference runs: inline in the backend, in the finbert worker, or auto.",
+							 NULL,
+							 &finbert_execution,
+							 FINBERT_EXEC_AUTO,
+							 execution_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("finbert");
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = finbert_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = finbert_shmem_startup;
+	}
+}

@@ -1,0 +1,806 @@
+/*
+ * registry.c — the model catalog, model paths, and the per-backend cache of
+ * opened models.
+ *
+ * The catalog is the table finbert.models (one row per registered model,
+ * kept by pg_dump).  finbert_load_model validates a model directory, hashes
+ * its weight file and upserts the row; finbert_unload_model deletes it.
+ *
+ * Each backend opens a model the first time it uses it and keeps it in a
+ * hash table in TopMemoryContext keyed by name.  The weights are mmap-ed by
+ * the engine, so every backend shares one copy through the page cache.  A
+ * cached model is checked against its catalog row once per statement: a
+ * deleted row drops it, a row with another checksum or path reopens it.
+ *
+ * Paths: the catalog stores a path relative to finbert.model_dir.  Paths are
+ * canonicalised with realpath(); a path containing "..", or resolving
+ * (through symbolic links) outside finbert.model_dir, or a model file that
+ * is a symbolic link leading outside it, is refused with
+ * insufficient_privilege (42501).
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "finbert_pg.h"
+
+PG_FUNCTION_INFO_V1(finbert_load_model);
+PG_FUNCTION_INFO_V1(finbert_unload_model);
+PG_FUNCTION_INFO_V1(finbert_loaded_models);
+
+/* Files the engine may read in a model directory (checked for symlinks). */
+static const char *const ModelFiles[] = {
+	"config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json",
+	"special_tokens_map.json", "model.safetensors", "pytorch_model.bin",
+	"crf.safetensors"
+};
+
+static HTAB *ModelCache = NULL;
+
+/* One catalog row, copied out of SPI. */
+typedef struct CatalogRow
+{
+	char		path[MAXPGPATH];
+	char		sha256[FINBERT_SHA256_HEX + 1];
+	char		weight_file[MAXPGPATH];
+	int64		weight_bytes;
+} CatalogRow;
+
+const char *
+FinbertArchName(fb_arch arch)
+{
+	switch (arch)
+	{
+		case FB_ARCH_BERT:
+			return "bert";
+		case FB_ARCH_ALBERT:
+			return "albert";
+		case FB_ARCH_ELECTRA:
+			return "electra";
+	}
+	return "unknown";
+}
+
+const char *
+FinbertHeadName(fb_head head)
+{
+	switch (head)
+	{
+		case FB_HEAD_NONE:
+			return "none";
+		case FB_HEAD_SEQUENCE:
+			return "sequence";
+		case FB_HEAD_TOKEN:
+			return "token";
+	}
+	return "unknown";
+}
+
+void
+FinbertCheckAdmin(const char *action)
+{
+	Oid			admin;
+
+	if (superuser())
+		return;
+	admin = get_role_oid("finbert_admin", true);
+	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s", action),
+			 errhint("Only superusers and members of the role \"finbert_admin\" may do this.")));
+}
+
+static bool
+ValidModelName(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > FINBERT_NAME_MAX)
+		return false;
+	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+		  (name[0] >= '0' && name[0] <= '9')))
+		return false;
+	for (const char *s = name; *s; s++)
+	{
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			  (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	}
+	return true;
+}
+
+static inline void
+CheckModelName(const char *name)
+{
+	if (!ValidModelName(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid model name \"%s\"", name),
+				 errdetail("Model names have 1 to %d characters: ASCII letters, digits, \"_\", \"-\" and \".\", starting with a letter or digit.",
+						   FINBERT_NAME_MAX)));
+}
+
+/* realpath() into palloc'd memory; NULL with errno set on failure. */
+static char *
+RealPath(const char *path)
+{
+	char	   *r = realpath(path, NULL);
+	char	   *p;
+
+	if (r == NULL)
+		return NULL;
+	p = pstrdup(r);
+	free(r);
+	return p;
+}
+
+/* Is path equal to root or below it?  Both canonical. */
+static bool
+PathInside(const char *path, const char *root)
+{
+	size_t		n = strlen(root);
+
+	if (n == 1 && root[0] == '/')
+		return true;
+	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Canonical finbert.model_dir. */
+static char *
+ModelRoot(void)
+{
+	char	   *root;
+
+	if (finbert_model_dir == NULL || finbert_model_dir[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("finbert.model_dir is not set"),
+				 errhint("Set finbert.model_dir in postgresql.conf to the directory that holds the model directories.")));
+	root = RealPath(finbert_model_dir);
+	if (root == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not resolve finbert.model_dir \"%s\": %m",
+						finbert_model_dir)));
+	return root;
+}
+
+/*
+ * Resolves a model path (relative to finbert.model_dir, or absolute) to a
+ * canonical directory inside finbert.model_dir.  *relative receives the
+ * path relative to the canonical root.
+ */
+static char *
+ResolveModelPath(const char *path, char **relative)
+{
+	char	   *root = ModelRoot();
+	char	   *candidate;
+	char	   *real;
+	struct stat st;
+	const char *c;
+
+	if (path[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model path must not be empty")));
+
+	/* No ".." component, wherever it would lead. */
+	c = path;
+	while (*c)
+	{
+		const char *e = strchr(c, '/');
+		size_t		len = e ? (size_t) (e - c) : strlen(c);
+
+		if (len == 2 && c[0] == '.' && c[1] == '.')
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("model path \"%s\" may not contain \"..\"", path),
+					 errdetail("Model paths are resolved inside finbert.model_dir.")));
+		c += len;
+		while (*c == '/')
+			c++;
+	}
+
+	if (is_absolute_path(path))
+		candidate = pstrdup(path);
+	else
+		candidate = psprintf("%s/%s", root, path);
+
+	real = RealPath(candidate);
+	if (real == NULL)
+	{
+		if (errno == ENOENT || errno == ENOTDIR)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FILE),
+					 errmsg("model directory \"%s\" does not exist", candidate)));
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not resolve model directory \"%s\": %m", candidate)));
+	}
+	if (!PathInside(real, root))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model path \"%s\" is outside finbert.model_dir", path),
+				 errdetail("Model directories must lie inside \"%s\"; symbolic links leading outside it are refused.",
+						   root)));
+	if (strcmp(real, root) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model path \"%s\" names finbert.model_dir itself", path),
+				 errhint("Give the path of one model directory inside it.")));
+	if (stat(real, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat model directory \"%s\": %m", real)));
+	if (!S_ISDIR(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model path \"%s\" is not a directory", path)));
+
+	/* Every file the engine may open must stay inside the root too. */
+	for (int i = 0; i < lengthof(ModelFiles); i++)
+	{
+		char	   *f = psprintf("%s/%s", real, ModelFiles[i]);
+		char	   *rf;
+
+		if (lstat(f, &st) != 0)
+		{
+			pfree(f);
+			continue;
+		}
+		rf = RealPath(f);
+		if (rf == NULL || !PathInside(rf, root))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("model file \"%s\" leads outside finbert.model_dir", f)));
+		pfree(rf);
+		pfree(f);
+	}
+
+	if (relative)
+		*relative = pstrdup(real + strlen(root) + (strcmp(root, "/") == 0 ? 0 : 1));
+	pfree(candidate);
+	pfree(root);
+	return real;
+}
+
+/* SHA-256 of a file as 64 hex digits; *bytes receives its size. */
+static void
+FileSha256(const char *path, char *hex, int64 *bytes)
+{
+	pg_cryptohash_ctx *ctx;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	const size_t bufsize = 1024 * 1024;
+	char	   *buf;
+	int64		total = 0;
+	int			fd;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", path)));
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not initialise SHA-256: %s",
+						ctx ? pg_cryptohash_error(ctx) : "out of memory")));
+	buf = palloc(bufsize);
+	for (;;)
+	{
+		ssize_t		r = read(fd, buf, bufsize);
+
+		if (r < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", path)));
+		}
+		if (r == 0)
+			break;
+		if (pg_cryptohash_update(ctx, (uint8 *) buf, (size_t) r) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not compute SHA-256 of \"%s\": %s", path,
+							pg_cryptohash_error(ctx))));
+		total += r;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256 of \"%s\": %s", path,
+						pg_cryptohash_error(ctx))));
+	pg_cryptohash_free(ctx);
+	pfree(buf);
+	if (CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", path)));
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	*bytes = total;
+}
+
+/*
+ * Looks a model up in finbert.models.  Returns false when absent, with
+ * *registered set to the comma-separated names of the registered models
+ * (palloc'd in the caller's context, NULL when there are none).
+ */
+static bool
+LookupCatalog(const char *name, CatalogRow *row, char **registered)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found = false;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(name);
+	*registered = NULL;
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT path, sha256, weight_file, weight_bytes "
+								"FROM finbert.models WHERE name = $1",
+								1, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read finbert.models: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *s;
+		bool		isnull;
+
+		s = SPI_getvalue(tup, desc, 1);
+		strlcpy(row->path, s ? s : "", sizeof(row->path));
+		s = SPI_getvalue(tup, desc, 2);
+		strlcpy(row->sha256, s ? s : "", sizeof(row->sha256));
+		s = SPI_getvalue(tup, desc, 3);
+		strlcpy(row->weight_file, s ? s : "", sizeof(row->weight_file));
+		row->weight_bytes = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		if (isnull)
+			row->weight_bytes = -1;
+		found = true;
+	}
+	else
+	{
+		ret = SPI_execute("SELECT string_agg(name, ', ' ORDER BY name) FROM finbert.models",
+						  true, 1);
+		if (ret == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+			if (s != NULL)
+			{
+				*registered = SPI_palloc(strlen(s) + 1);
+				strcpy(*registered, s);
+			}
+		}
+	}
+	SPI_finish();
+	return found;
+}
+
+static void
+InitCache(void)
+{
+	HASHCTL		ctl;
+
+	if (ModelCache != NULL)
+		return;
+	ctl.keysize = FINBERT_NAME_MAX + 1;
+	ctl.entrysize = sizeof(FinbertModel);
+	ctl.hcxt = TopMemoryContext;
+	ModelCache = hash_create("finbert models", 16, &ctl,
+							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/* Frees the engine objects of an entry and removes it. */
+static void
+FreeEntry(FinbertModel *entry)
+{
+	if (entry->session)
+		fb_session_free(entry->session);
+	if (entry->model)
+		fb_model_free(entry->model);
+	if (entry->path)
+		pfree(entry->path);
+	entry->session = NULL;
+	entry->model = NULL;
+	entry->path = NULL;
+	hash_search(ModelCache, entry->name, HASH_REMOVE, NULL);
+}
+
+void
+FinbertForgetModel(const char *name)
+{
+	FinbertModel *entry;
+
+	if (ModelCache == NULL || strlen(name) > FINBERT_NAME_MAX)
+		return;
+	entry = hash_search(ModelCache, name, HASH_FIND, NULL);
+	if (entry)
+		FreeEntry(entry);
+}
+
+static void UndefinedModel(const char *name, const char *guc,
+						   const char *registered) pg_attribute_noreturn();
+
+static void
+UndefinedModel(const char *name, const char *guc, const char *registered)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("finbert model \"%s\" does not exist", name),
+			 registered ?
+			 errhint("Registered models: %s.%s%s%s", registered,
+					 guc ? " The name comes from the setting " : "",
+					 guc ? guc : "", guc ? "." : "") :
+			 errhint("No models are registered; register one with finbert_load_model(name, path).%s%s%s",
+					 guc ? " The name comes from the setting " : "",
+					 guc ? guc : "", guc ? "." : "")));
+	pg_unreachable();
+}
+
+FinbertModel *
+FinbertGetModel(const char *name, const char *guc)
+{
+	FinbertModel *entry = NULL;
+	CatalogRow	row;
+	char	   *registered;
+	char	   *path;
+	char	   *weights;
+	struct stat st;
+	fb_model_options opts;
+	fb_model   *model = NULL;
+	fb_session *session;
+	fb_error	err;
+	fb_status	status;
+	bool		found;
+
+	InitCache();
+	if (!ValidModelName(name))
+	{
+		/* cannot be registered; the lookup only fetches the hint */
+		(void) LookupCatalog("", &row, &registered);
+		UndefinedModel(name, guc, registered);
+	}
+
+	entry = hash_search(ModelCache, name, HASH_FIND, NULL);
+	if (entry && entry->model &&
+		entry->valid_lxid == MyProc->lxid &&
+		entry->valid_cid == GetCurrentCommandId(false))
+		return entry;
+
+	if (!LookupCatalog(name, &row, &registered))
+	{
+		if (entry)
+			FreeEntry(entry);
+		UndefinedModel(name, guc, registered);
+	}
+
+	path = ResolveModelPath(row.path, NULL);
+	if (entry && entry->model &&
+		strcmp(entry->sha256, row.sha256) == 0 &&
+		strcmp(entry->path, path) == 0)
+	{
+		entry->valid_lxid = MyProc->lxid;
+		entry->valid_cid = GetCurrentCommandId(false);
+		pfree(path);
+		return entry;
+	}
+	if (entry)
+		FreeEntry(entry);
+
+	/* The weights must still be the registered ones (cheap size check). */
+	weights = psprintf("%s/%s", path, row.weight_file);
+	if (stat(weights, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat weight file \"%s\" of model \"%s\": %m",
+						weights, name)));
+	if ((int64) st.st_size != row.weight_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("weight file \"%s\" of model \"%s\" changed since the model was registered",
+						weights, name),
+				 errdetail("It has %lld bytes; the catalog records %lld.",
+						   (long long) st.st_size, (long long) row.weight_bytes),
+				 errhint("Register the model again with finbert_load_model.")));
+
+	/* Enter first, then open: nothing is leaked if an allocation fails. */
+	entry = hash_search(ModelCache, name, HASH_ENTER, &found);
+	entry->model = NULL;
+	entry->session = NULL;
+	entry->path = NULL;
+	entry->uses = 0;
+	entry->valid_lxid = InvalidLocalTransactionId;
+	entry->path = MemoryContextStrdup(TopMemoryContext, path);
+	strlcpy(entry->sha256, row.sha256, sizeof(entry->sha256));
+
+	opts = fb_model_default_options();
+	status = fb_model_open(path, &opts, &model, &err);
+	if (status != FB_OK)
+	{
+		FreeEntry(entry);
+		FinbertEngineError(&err, psprintf("could not load model \"%s\"", name));
+	}
+	session = fb_session_new(model);
+	if (session == NULL)
+	{
+		fb_model_free(model);
+		FreeEntry(entry);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory opening model \"%s\"", name)));
+	}
+	entry->model = model;
+	entry->session = session;
+	entry->valid_lxid = MyProc->lxid;
+	entry->valid_cid = GetCurrentCommandId(false);
+	FinbertStatsModelLoad();
+	pfree(path);
+	pfree(weights);
+	return entry;
+}
+
+static bool
+ValidTask(const char *task)
+{
+	static const char *const tasks[] = {
+		"sentiment", "industry", "type", "classify", "ner", "embed"
+	};
+
+	for (int i = 0; i < lengthof(tasks); i++)
+		if (strcmp(task, tasks[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Does a task name fit a head?  Returns the reason when not. */
+static const char *
+TaskMismatch(const char *task, const fb_model_info *info)
+{
+	if (strcmp(task, "sentiment") == 0 || strcmp(task, "industry") == 0 ||
+		strcmp(task, "type") == 0 || strcmp(task, "classify") == 0)
+		return info->head == FB_HEAD_SEQUENCE ? NULL :
+			"a sequence classification head";
+	if (strcmp(task, "ner") == 0)
+		return info->head == FB_HEAD_TOKEN ? NULL :
+			"a token classification head";
+	return NULL;
+}
+
+/*
+ * finbert_load_model(name text, path text, task text DEFAULT NULL) → void
+ *
+ * Validates the model directory by opening it, hashes its weight file and
+ * registers (or re-registers) it in finbert.models.
+ */
+Datum
+finbert_load_model(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *path;
+	char	   *task = NULL;
+	char	   *real;
+	char	   *relative;
+	char	   *weights;
+	fb_model   *model = NULL;
+	fb_model_options opts;
+	const fb_model_info *info;
+	fb_error	err;
+	fb_status	status;
+	char		sha[FINBERT_SHA256_HEX + 1];
+	int64		bytes;
+	const char *why;
+
+	/* copies of the model info made before the model is freed */
+	const char *arch,
+			   *head,
+			   *weight_file,
+			   *weight_dtype;
+	bool		multi_label;
+	int			layers,
+				hidden,
+				heads,
+				vocab,
+				maxlen,
+				nlabels;
+	Datum	   *labels;
+	ArrayType  *label_array;
+
+	FinbertCheckAdmin("load finbert models");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model name and path must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		task = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	CheckModelName(name);
+	if (task && !ValidTask(task))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown finbert task \"%s\"", task),
+				 errhint("Tasks are: %s.", FINBERT_TASK_NAMES)));
+
+	real = ResolveModelPath(path, &relative);
+
+	opts = fb_model_default_options();
+	status = fb_model_open(real, &opts, &model, &err);
+	if (status != FB_OK)
+		FinbertEngineError(&err, psprintf("could not load model \"%s\"", name));
+
+	/* Copy what the catalog needs, then free the engine model at once. */
+	info = fb_model_get_info(model);
+	arch = FinbertArchName(info->arch);
+	head = FinbertHeadName(info->head);
+	multi_label = info->multi_label != 0;
+	layers = info->n_layers;
+	hidden = info->hidden;
+	heads = info->n_heads;
+	vocab = info->vocab_size;
+	maxlen = info->max_position;
+	nlabels = info->n_labels;
+	why = task ? TaskMismatch(task, info) : NULL;
+	if (task == NULL)
+		task = info->head == FB_HEAD_SEQUENCE ? "classify" :
+			info->head == FB_HEAD_TOKEN ? "ner" : "embed";
+	labels = palloc(sizeof(Datum) * Max(nlabels, 1));
+	for (int i = 0; i < nlabels; i++)
+		labels[i] = CStringGetTextDatum(info->labels[i] ? info->labels[i] : "");
+	weight_file = pstrdup(info->weight_file ? info->weight_file : "model.safetensors");
+	weight_dtype = pstrdup(info->weight_dtype ? info->weight_dtype : "");
+	fb_model_free(model);
+
+	if (why)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" cannot serve task \"%s\"", name, task),
+				 errdetail("The task needs %s; the model has head \"%s\".", why, head)));
+
+	label_array = construct_array(labels, nlabels, TEXTOID, -1, false, TYPALIGN_INT);
+
+	weights = psprintf("%s/%s", real, weight_file);
+	FileSha256(weights, sha, &bytes);
+
+	{
+		Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			BOOLOID, INT4OID, INT4OID, INT4OID, INT4OID, INT4OID,
+		TEXTARRAYOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+		Datum		values[16];
+		int			ret;
+
+		values[0] = CStringGetTextDatum(name);
+		values[1] = CStringGetTextDatum(relative);
+		values[2] = CStringGetTextDatum(task);
+		values[3] = CStringGetTextDatum(arch);
+		values[4] = CStringGetTextDatum(head);
+		values[5] = BoolGetDatum(multi_label);
+		values[6] = Int32GetDatum(layers);
+		values[7] = Int32GetDatum(hidden);
+		values[8] = Int32GetDatum(heads);
+		values[9] = Int32GetDatum(vocab);
+		values[10] = Int32GetDatum(maxlen);
+		values[11] = PointerGetDatum(label_array);
+		values[12] = CStringGetTextDatum(weight_file);
+		values[13] = CStringGetTextDatum(weight_dtype);
+		values[14] = Int64GetDatum(bytes);
+		values[15] = CStringGetTextDatum(sha);
+
+		SPI_connect();
+		ret = SPI_execute_with_args(
+									"INSERT INTO finbert.models AS m (name, path, task, architecture, head, "
+									"multi_label, layers, hidden_size, heads, vocab_size, max_length, labels, "
+									"weight_file, weight_dtype, weight_bytes, sha256) "
+									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+									"ON CONFLICT (name) DO UPDATE SET path = excluded.path, task = excluded.task, "
+									"architecture = excluded.architecture, head = excluded.head, "
+									"multi_label = excluded.multi_label, layers = excluded.layers, "
+									"hidden_size = excluded.hidden_size, heads = excluded.heads, "
+									"vocab_size = excluded.vocab_size, max_length = excluded.max_length, "
+									"labels = excluded.labels, weight_file = excluded.weight_file, "
+									"weight_dtype = excluded.weight_dtype, weight_bytes = excluded.weight_bytes, "
+									"sha256 = excluded.sha256, created_at = excluded.created_at, "
+									"created_by = excluded.created_by",
+									16, argtypes, values, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
+		SPI_finish();
+	}
+
+	/* This backend reopens it on next use; others notice the new checksum. */
+	FinbertForgetModel(name);
+	PG_RETURN_VOID();
+}
+
+/* finbert_unload_model(name text) → void */
+Datum
+finbert_unload_model(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int			ret;
+	uint64		deleted;
+
+	FinbertCheckAdmin("unload finbert models");
+	values[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	ret = SPI_execute_with_args("DELETE FROM finbert.models WHERE name = $1",
+								1, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not unregister model: %s", SPI_result_code_string(ret));
+	deleted = SPI_processed;
+	SPI_finish();
+	FinbertForgetModel(name);
+	if (deleted == 0)
+	{
+		CatalogRow	row;
+		char	   *registered;
+
+		if (!LookupCatalog(name, &row, &registered))
+			UndefinedModel(name, NULL, registered);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * finbert_loaded_models() → setof (name text, resident_bytes bigint,
+ * weight_dtype text, uses bigint): the models open in this backend.
+ */
+Datum
+finbert_loaded_models(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS seq;
+	FinbertModel *entry;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ModelCache == NULL)
+		PG_RETURN_VOID();
+	hash_seq_init(&seq, ModelCache);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		const fb_model_info *info;
+		Datum		values[4];
+		bool		nulls[4] = {0};
+
+		if (entry->model == NULL)
+			continue;
+		info = fb_model_get_info(entry->model);
+		values[0] = CStringGetTextDatum(entry->name);
+		values[1] = Int64GetDatum((int64) info->resident_bytes);
+		values[2] = CStringGetTextDatum(info->weight_dtype ? info->weight_dtype : "");
+		values[3] = Int64GetDatum((int64) entry->uses);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,101 @@
+/*
+ * tokenize.c — the model's tokenizer from SQL.
+ *
+ *   finbert_tokenize(text [, model]) → text[]
+ *   finbert_tokenize(text[] [, model]) → setof (ord int, tokens text[])
+ *
+ * The WordPiece tokens of the text exactly as the model sees them (Chinese
+ * split per character, "##" continuation pieces, [UNK]), without [CLS] and
+ * [SEP] and without truncation.  The model comes from finbert.embed_model
+ * unless named.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "finbert_pg.h"
+
+PG_FUNCTION_INFO_V1(finbert_tokenize);
+PG_FUNCTION_INFO_V1(finbert_tokenize_array);
+
+static void
+RunTokenize(FunctionCallInfo fcinfo, const fb_text *texts, int ntexts,
+			FinbertResult *res)
+{
+	FinbertRequest req = {0};
+	const char *explicit_name = NULL;
+
+	if (PG_NARGS() > 1)
+		explicit_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	req.task = FINBERT_TASK_TOKENIZE;
+	req.model = FinbertModelName(explicit_name, finbert_embed_model,
+								 "finbert.embed_model", &req.guc);
+	req.ntexts = ntexts;
+	req.texts = texts;
+	if (ntexts > 0)
+		FinbertExecute(&req, res);
+}
+
+static ArrayType *
+TokenArray(const FinbertResult *res, int row)
+{
+	int			n = res->ntokens[row];
+	Datum	   *values;
+
+	if (n == 0)
+		return construct_empty_array(TEXTOID);
+	values = palloc(sizeof(Datum) * n);
+	for (int k = 0; k < n; k++)
+		values[k] = CStringGetTextDatum(res->tokens[row][k]);
+	return construct_array(values, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+Datum
+finbert_tokenize(PG_FUNCTION_ARGS)
+{
+	FinbertResult res;
+	fb_text		t;
+
+	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
+	RunTokenize(fcinfo, &t, 1, &res);
+	PG_RETURN_ARRAYTYPE_P(TokenArray(&res, 0));
+}
+
+Datum
+finbert_tokenize_array(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	FinbertResult res;
+	fb_text    *texts;
+	bool	   *nulls;
+	int			n,
+				nvalid = 0,
+				j = 0;
+
+	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls);
+	for (int i = 0; i < n; i++)
+		nvalid += nulls[i] ? 0 : 1;
+	RunTokenize(fcinfo, texts, nvalid, &res);
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[2];
+		bool		vnulls[2] = {false, false};
+
+		values[0] = Int32GetDatum(i + 1);
+		if (nulls[i])
+		{
+			values[1] = (Datum) 0;
+			vnulls[1] = true;
+		}
+		else
+			values[1] = PointerGetDatum(TokenArray(&res, j++));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, vnulls);
+	}
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,84 @@
+#!/bin/sh
+# Prepares the directory of the pg_regress suite:
+#
+#   REGRESS_DIR/regress.conf   --temp-config: preload finbert, model_dir
+#   REGRESS_DIR/models/        finbert.model_dir of the test cluster:
+#       cls cls_f16 multilabel ner encoder     copies of the fixture models
+#       cls_link -> cls                         symbolic link inside (allowed)
+#       bad_config bad_weights bad_shape bad_vocab no_weights
+#                                               one defect each (negative tests)
+#       escape_dir -> ../outside/cls            symbolic link leading outside
+#       escape_file/model.safetensors -> ../../outside/cls/model.safetensors
+#   REGRESS_DIR/outside/cls    a valid model outside finbert.model_dir
+#   REGRESS_DIR/cli/           finbert-cli outputs for the parity test
+#
+# usage: prepare.sh REGRESS_DIR FIXTURE_MODELS_DIR FINBERT_CLI
+set -eu
+
+dir=$1
+fixtures=$2
+cli=$3
+here=$(cd "$(dirname "$0")" && pwd)
+
+for m in cls cls_f16 multilabel ner encoder; do
+	if [ ! -f "$fixtures/$m/model.safetensors" ]; then
+		echo "prepare.sh: fixture model $fixtures/$m is missing" >&2
+		exit 1
+	fi
+done
+
+mkdir -p "$dir"
+rm -rf "$dir/models" "$dir/outside" "$dir/cli" "$dir/results"
+mkdir -p "$dir/models" "$dir/outside" "$dir/cli"
+m="$dir/models"
+
+for f in cls cls_f16 multilabel ner encoder; do
+	cp -R "$fixtures/$f" "$m/$f"
+done
+ln -s cls "$m/cls_link"
+
+# config.json that is not JSON
+cp -R "$m/cls" "$m/bad_config"
+printf '{"model_type": "bert", "hidden_size": ' >"$m/bad_config/config.json"
+
+# weights cut short: the header claims more than the file holds
+cp -R "$m/cls" "$m/bad_weights"
+head -c 1000 "$m/cls/model.safetensors" >"$m/bad_weights/model.safetensors"
+
+# config.json disagreeing with the tensor shapes
+cp -R "$m/cls" "$m/bad_shape"
+sed 's/"hidden_size": 32/"hidden_size": 48/' "$m/cls/config.json" >"$m/bad_shape/config.json"
+
+# vocabulary smaller than the embedding matrix
+cp -R "$m/cls" "$m/bad_vocab"
+head -n 1000 "$m/cls/vocab.txt" >"$m/bad_vocab/vocab.txt"
+
+# no weight file at all
+cp -R "$m/cls" "$m/no_weights"
+rm "$m/no_weights/model.safetensors"
+
+# escapes through symbolic links
+cp -R "$m/cls" "$dir/outside/cls"
+ln -s ../outside/cls "$m/escape_dir"
+mkdir "$m/escape_file"
+cp "$m/cls/config.json" "$m/cls/vocab.txt" "$m/cls/tokenizer_config.json" "$m/escape_file/"
+ln -s ../../outside/cls/model.safetensors "$m/escape_file/model.safetensors"
+
+# Reference outputs of the command-line tool on the parity inputs; the
+# cli_parity test compares the SQL functions with them.
+in="$here/parity.txt"
+cp "$in" "$dir/cli/input.txt"
+"$cli" classify "$m/cls" <"$in" >"$dir/cli/cls.jsonl"
+"$cli" classify "$m/multilabel" <"$in" >"$dir/cli/multilabel.jsonl"
+"$cli" entities "$m/ner" <"$in" >"$dir/cli/ner.jsonl"
+"$cli" embed "$m/encoder" --pooling mean --normalize <"$in" >"$dir/cli/encoder_mean.jsonl"
+"$cli" embed "$m/encoder" --pooling cls --normalize <"$in" >"$dir/cli/encoder_cls.jsonl"
+"$cli" tokenize "$m/encoder" <"$in" >"$dir/cli/tokenize.jsonl"
+
+cat >"$dir/regress.conf" <<EOF
+shared_preload_libraries = 'finbert'
+finbert.model_dir = '$m'
+# read by the cli_parity test
+regress.cli_dir = '$dir/cli'
+max_parallel_workers_per_gather = 0
+EOF
