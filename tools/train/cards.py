@@ -1,0 +1,173 @@
+"""Model cards (models/<name>/README.md) generated from the training run's metrics."""
+import json
+import os
+
+import common
+
+LICENSES = {
+    "bbt-fincuge": "BBT-FinCUGE (ssymmetry/BBT-FinCUGE-Applications): no license stated; research-use benchmark data",
+    "a-share-stock-list": "a-share-stock-list (tushare dump via Data-Reactor/Cute-Crawlers): no license stated; public listing facts",
+    "choice-news-headlines": "choice-news-headlines: MIT",
+    "tnews": "TNEWS (CLUE): no data license stated; host repo Apache-2.0",
+    "thucnews-titles": "THUCNews titles: host repo MIT; THUCTC research data",
+    "cluener2020": "CLUENER2020: no license stated; research use",
+    "resume-ner": "Resume NER (Zhang & Yang 2018): no license stated; research use",
+    "cfsc": "CFSC: no license stated",
+    "msra-ner": "MSRA NER (SIGHAN 2006): repo MIT; data for research use",
+    "peoples-daily-ner": "People's Daily 1998 NER: no license stated; research use",
+    "weibo-ner": "Weibo NER: annotations CC BY-SA 3.0; messages under Weibo terms",
+    "smp2020-ewect": "SMP2020-EWECT: no license stated; research use (pre-training text only)",
+    "vocab": "bert-base-chinese vocabulary: Apache-2.0 (trimmed)",
+}
+
+PRETRAIN_SOURCES = ["bbt-fincuge", "choice-news-headlines", "tnews", "thucnews-titles", "smp2020-ewect",
+                    "cluener2020", "resume-ner", "cfsc", "msra-ner", "peoples-daily-ner", "weibo-ner"]
+
+TITLES = {"sentiment": "financial sentiment (negative / neutral / positive)",
+          "type": "financial news type (multi-label)",
+          "industry": "industry of the company a text is about (CITIC level-1, weak labels)",
+          "ner": "named entities: company, person, organization, government, position, location"}
+
+
+def _table_seq(name, r):
+    lines = [f"**{name}** (n = {r['n']}): accuracy **{r['accuracy']:.4f}**, macro-F1 {r['macro_f1']:.4f}"
+             + (f", top-3 accuracy {r['top3_accuracy']:.4f}" if len(r['per_class']) > 3 else ""), "",
+             "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for c, v in r["per_class"].items():
+        if v["support"]:
+            lines.append(f"| {c} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |")
+    return lines
+
+
+def _table_multi(name, r):
+    lines = [f"**{name}** (n = {r['n']}, threshold 0.5 on each sigmoid): micro-F1 **{r['micro_f1']:.4f}** "
+             f"(P {r['micro_precision']:.4f}, R {r['micro_recall']:.4f}), macro-F1 {r['macro_f1']:.4f}, "
+             f"exact-set match {r['exact_match']:.4f}", "",
+             "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for c, v in r["per_class"].items():
+        lines.append(f"| {c} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |")
+    return lines
+
+
+def _table_ner(res):
+    types = list(next(iter(res.values()))["per_type"])
+    lines = ["Entity-level exact character-span F1 (precision / recall in the JSON next to the training log). "
+             "Predictions overlapping an *ignored* gold span (see label mapping) are not scored.", "",
+             "| validation subset | sentences | " + " | ".join(types) + " | micro-F1 |",
+             "|---|---|" + "---|" * len(types) + "---|"]
+    for name, r in res.items():
+        cells = []
+        for t in types:
+            v = r["per_type"][t]
+            cells.append(f"{v['f1']:.4f} ({v['support']})" if v["support"] else "–")
+        lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + f" | {r['micro_f1']:.4f} |")
+    lines += ["", "Cells: F1 (number of gold spans)."]
+    return lines
+
+
+NER_MAPPING = """| dataset | raw type | finbert label |
+|---|---|---|
+| cluener2020 | name / company / organization / government / position / address | person / company / organization / government / position / location |
+| cluener2020 | scene | ignored (no loss, not scored) |
+| cluener2020 | game, book, movie | O |
+| resume-ner | NAME / TITLE / LOC | person / position / location |
+| resume-ner | ORG | company, government or organization by name heuristic (`tasks.org_kind`), else ignored |
+| resume-ner | CONT (nationality), EDU, PRO, RACE | ignored / O / O / O |
+| msra-ner, peoples-daily-ner | PER / LOC | person / location |
+| msra-ner, peoples-daily-ner | ORG | company, government or organization by name heuristic, else ignored |
+| weibo-ner | PER.NAM / LOC.NAM, GPE.NAM | person / location |
+| weibo-ner | ORG.NAM | name heuristic, else ignored |
+| weibo-ner | *.NOM (nominal mentions) | O |
+| cfsc | Corporate | company |
+| cfsc | Stock, Market, Economy | ignored |
+
+Name heuristic (`org_kind`): company if the name contains 公司/集团/银行/证券/股份/控股/有限/信托/保险/基金/投资/
+实业/科技/资本/资产/期货/… ; otherwise government if it matches 政府/人大/政协/委员会/法院/检察院/党委/…局/…厅/…部/央行/证监会/…;
+otherwise organization if it matches 大学/学院/学校/协会/学会/研究院/研究所/医院/基金会/联合会/俱乐部/…队/…中心/…;
+otherwise the span is ignored. Known limitations: CFSC does not annotate persons, and msra/peoples-daily/weibo
+do not annotate positions, so those appear as O there."""
+
+
+def write_card(out, task, data, info):
+    name = os.path.basename(out.rstrip("/"))
+    exp = info["export"]
+    enc = info["encoder"]
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    nparams = None
+    try:
+        from safetensors import safe_open
+        with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
+            nparams = sum(f.get_slice(k).get_shape().__len__() and
+                          __import__("math").prod(f.get_slice(k).get_shape()) for k in f.keys())
+    except Exception:
+        pass
+    L = [f"# {name}", "",
+         f"Small Chinese BERT ({cfg['num_hidden_layers']} layers, hidden {cfg['hidden_size']}, "
+         f"{cfg['num_attention_heads']} heads, vocabulary {cfg['vocab_size']}) fine-tuned for "
+         f"**{TITLES[task]}**. Starter model shipped with finbert; trained on CPU by `tools/train/` from the public "
+         f"datasets in `../shared/data`. It is far smaller than FinBERT-base and is meant for the demo, tests and "
+         f"users without their own checkpoint.", "",
+         "## Files", "",
+         f"- `config.json` (`model_type` bert, `{cfg.get('architectures', ['?'])[0]}`"
+         + (f", `problem_type` {cfg['problem_type']}" if cfg.get("problem_type") else "") + ", `id2label`/`label2id`)",
+         f"- `model.safetensors`: {exp['weights_dtype']} weights, {exp['safetensors_bytes'] / 1e6:.1f} MB"
+         + (f", {nparams / 1e6:.2f} M parameters" if nparams else ""),
+         "- `vocab.txt`, `tokenizer_config.json`, `tokenizer.json`: BertTokenizer, `do_lower_case=True`, CJK split "
+         "per character; vocabulary trimmed from bert-base-chinese (tokens the corpus uses + GB2312 level-1 characters)",
+         "", "## Labels", ""]
+    L += [" ".join(f"`{i}` {l}" for i, l in enumerate(data["labels"]))]
+    if data["kind"] == "multi":
+        L += ["", "Multi-label: apply a sigmoid per label; labels with probability ≥ 0.5 are predicted."]
+    if task == "ner":
+        L += ["", "BIO tags over characters/tokens. Label mapping from the source datasets:", "", NER_MAPPING]
+    L += ["", "## Training data", ""]
+    for s in data["sources"]:
+        L.append(f"- {s}")
+    L += ["", data["notes"], "",
+          "Encoder: masked-LM pre-training (whole-word masking with jieba) of the same architecture on all Chinese "
+          "text of the shared training splits (" + ", ".join(PRETRAIN_SOURCES) + "), excluding ChnSentiCorp "
+          "(restrictive license) and the texts of the labeled validation splits used here. "
+          f"Encoder checkpoint used: pre-training step {enc.get('step', '?')} (monitor MLM loss "
+          f"{enc.get('loss', float('nan')):.3f}).", "",
+          "Licenses of the sources:", ""]
+    used = set()
+    for s in data["sources"] + PRETRAIN_SOURCES + ["vocab"]:
+        key = s.split(" ")[0].split("/")[0]
+        if key in LICENSES and key not in used:
+            used.add(key)
+            L.append(f"- {LICENSES[key]}")
+    L += ["- Not used anywhere: ChnSentiCorp (Baidu LUGE agreement forbids redistribution).", "",
+          "## Validation metrics", "",
+          "Measured on validation splits carved from the shared training data with a fixed salted hash "
+          "(see the notes above); no model selection or early stopping on them (fixed epochs).", ""]
+    for nm, r in info["metrics"].items():
+        if data["kind"] == "seq":
+            L += _table_seq(nm, r) + [""]
+        elif data["kind"] == "multi":
+            L += _table_multi(nm, r) + [""]
+    if data["kind"] == "tok":
+        L += _table_ner(info["metrics"]) + [""]
+    if task == "sentiment":
+        L += ["`finfe_val_dedup` is the de-duplicated figure (each distinct text once, majority label; FinFE's "
+              "training file repeats texts, sometimes with conflicting labels); `finfe_val_all_rows` keeps the "
+              "repeated rows. No validation text occurs in the training data. Reference: FinBERT-base reports "
+              "F1 0.895 on 4-class financial sentiment (different data).", ""]
+    if task == "ner":
+        L += ["Reference: FinBERT-base reports F1 0.922 on company names and 0.917 on person names (different data).",
+              ""]
+    L += ["## fp16 export check", "",
+          f"Reloaded with transformers from this directory: tokenizer ids identical to the training tokenizer: "
+          f"{exp['tokenizer_ids_identical']}; on {exp['checked_items']} validation "
+          f"{'tokens' if task == 'ner' else 'texts'}, max |logit(fp16 weights) − logit(fp32 weights)| = "
+          f"{exp['fp16_vs_fp32_max_abs_logit_diff']}, same prediction {exp['fp16_vs_fp32_same_prediction'] * 100:.2f} %.", "",
+          "## Reproduce", "",
+          "```sh",
+          "pip install -r tools/train/requirements.txt",
+          "FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py      # encoder (resumable)",
+          f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh",
+          "```", "",
+          f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "
+          f"{info['max_len']}, AdamW (weight decay 0.01), linear warm-up 6 % and decay, seed {info['seed']}, "
+          f"{info['steps']} steps on {info['train_examples']} examples, CPU ({info['threads']} thread(s)).", ""]
+    with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(L))

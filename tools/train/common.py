@@ -1,0 +1,356 @@
+"""Shared helpers for the finbert starter-model training pipeline.
+
+Data readers for /work/shared/data (training splits only), deterministic
+validation splits, tokenizer, threads, checkpoint helpers.
+
+Validation splits are carved by hashing the *text* (salted per task), so that
+identical texts always land on the same side (no train/validation text overlap,
+which matters for FinFE whose training file repeats texts, sometimes with
+conflicting labels) and so that the split does not depend on file order.
+"""
+import csv
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DATA = os.environ.get("FINBERT_DATA", os.path.normpath(os.path.join(REPO, "..", "shared", "data")))
+if not os.path.isdir(DATA):
+    DATA = "/work/shared/data"
+WORK = os.path.join(HERE, "work")
+MODELS = os.path.join(REPO, "models")
+VOCAB = os.path.join(HERE, "vocab.txt")          # trimmed vocabulary (committed)
+FULL_VOCAB = os.path.join(DATA, "vocab", "bert-base-chinese-vocab.txt")
+SEED = 20240601
+VAL_PERMILLE = 100                                # 10 % validation
+
+
+def D(*p):
+    return os.path.join(DATA, *p)
+
+
+def threads():
+    import torch
+    n = int(os.environ.get("FINBERT_TRAIN_THREADS", "1"))
+    torch.set_num_threads(max(1, n))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    return n
+
+
+def seed_all(seed):
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def is_val(key, salt, permille=VAL_PERMILLE):
+    h = hashlib.md5((salt + "\x00" + key).encode("utf-8")).hexdigest()
+    return int(h[:8], 16) % 1000 < permille
+
+
+def log(fp, *a):
+    msg = time.strftime("%Y-%m-%d %H:%M:%S ") + " ".join(str(x) for x in a)
+    print(msg, flush=True)
+    if fp:
+        with open(fp, "a", encoding="utf-8") as f:
+            f.write(msg + "\n")
+
+
+def tokenizer(vocab=VOCAB):
+    from transformers import BertTokenizerFast
+    with open(vocab, encoding="utf-8") as f:
+        v = {}
+        for line in f:
+            t = line.rstrip("\n")
+            if t not in v:
+                v[t] = len(v)
+    return BertTokenizerFast(vocab=v, do_lower_case=True, tokenize_chinese_chars=True,
+                             strip_accents=None, model_max_length=512)
+
+
+def atomic_torch_save(obj, path):
+    import torch
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class StopFlag:
+    """Set on SIGTERM/SIGINT/SIGHUP so the training loop checkpoints and exits cleanly."""
+
+    def __init__(self):
+        self.stop = False
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                signal.signal(s, self._h)
+            except (ValueError, OSError):
+                pass
+
+    def _h(self, *_):
+        self.stop = True
+
+
+# --------------------------------------------------------------------------------------------
+# Readers: raw text
+# --------------------------------------------------------------------------------------------
+
+def load_json(p):
+    with open(p, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def finfe_rows():
+    return [(t, int(l)) for t, l in load_json(D("bbt-fincuge", "finfe", "train_list.json"))]
+
+
+FINNE_MAP = {"0.0": 0, "0.5": 1, "1.0": 2}
+
+
+def finne_rows():
+    out = []
+    for t, l in load_json(D("bbt-fincuge", "finne", "train_list.json")):
+        if str(l) in FINNE_MAP:
+            out.append((t, FINNE_MAP[str(l)]))
+    return out
+
+
+def finnl_rows():
+    return [(t, l.split()) for t, l in load_json(D("bbt-fincuge", "finnl", "train_list.json"))]
+
+
+def finnsp_texts():
+    out = []
+    for r in load_json(D("bbt-fincuge", "finnsp", "train_list.json"))[1:]:
+        title, text = r[1] or "", r[2] or ""
+        if title and title not in text:
+            out.append(title)
+        out.append(text)
+    return out
+
+
+def finese_texts():
+    return [r[1] for r in load_json(D("bbt-fincuge", "finese", "train_list.json"))]
+
+
+def finre_texts():
+    return [r[3] for r in load_json(D("bbt-fincuge", "finre", "train_list.json"))]
+
+
+def choice_texts():
+    with open(D("choice-news-headlines", "CH.csv"), encoding="utf-8") as f:
+        return [r["Text"] for r in csv.DictReader(f)]
+
+
+def tnews_texts():
+    out = []
+    with open(D("tnews", "train.tsv"), encoding="utf-8") as f:
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            if p and p[0]:
+                out.append(p[0])
+    return out
+
+
+def thucnews_texts():
+    out = []
+    with open(D("thucnews-titles", "dev.txt"), encoding="utf-8") as f:
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            if p and p[0]:
+                out.append(p[0])
+    return out
+
+
+def smp_texts():
+    out = []
+    for fn in ("virus_train.txt", "virus_eval_labeled.txt", "usual_eval_labeled.txt"):
+        for r in load_json(D("smp2020-ewect", fn)):
+            out.append(r["content"])
+    return out
+
+
+def stock_rows():
+    with open(D("a-share-stock-list", "stock_list.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# --------------------------------------------------------------------------------------------
+# NER readers -> list of (text, [(start, end_exclusive, raw_type), ...], source)
+# --------------------------------------------------------------------------------------------
+
+def _bio_spans(chars, tags, scheme="BIO"):
+    spans, cur = [], None
+    for i, t in enumerate(tags):
+        if t == "O" or not t:
+            if cur:
+                spans.append(cur); cur = None
+            continue
+        pre, typ = t.split("-", 1)
+        if pre in ("B", "S") or cur is None or cur[2] != typ:
+            if cur:
+                spans.append(cur)
+            cur = [i, i + 1, typ]
+            if pre == "S":
+                spans.append(cur); cur = None
+        else:  # I / M / E
+            cur[1] = i + 1
+            if pre == "E":
+                spans.append(cur); cur = None
+    if cur:
+        spans.append(cur)
+    return [tuple(s) for s in spans]
+
+
+def _read_conll(path, strip_digit=False, sep=None):
+    sents, chars, tags = [], [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                if chars:
+                    sents.append((chars, tags)); chars, tags = [], []
+                continue
+            p = line.split(sep) if sep else line.split()
+            if len(p) < 2:
+                continue
+            c, t = p[0], p[-1]
+            if strip_digit and len(c) > 1 and c[-1].isdigit():
+                c = c[:-1]
+            chars.append(c if len(c) == 1 else c[0])
+            tags.append(t)
+    if chars:
+        sents.append((chars, tags))
+    return [("".join(c), _bio_spans(c, t)) for c, t in sents]
+
+
+def ner_cluener():
+    out = []
+    with open(D("cluener2020", "train.json"), encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            spans = []
+            for typ, ms in (r.get("label") or {}).items():
+                for _, pos in ms.items():
+                    for s, e in pos:
+                        spans.append((s, e + 1, typ))
+            out.append((r["text"], spans, "cluener2020"))
+    return out
+
+
+def ner_resume():
+    out = []
+    for fn in ("train.char.bmes", "dev.char.bmes"):
+        out += [(t, s, "resume-ner") for t, s in _read_conll(D("resume-ner", fn))]
+    return out
+
+
+def ner_weibo():
+    out = []
+    for fn in ("weiboNER_2nd_conll.train", "weiboNER_2nd_conll.dev"):
+        out += [(t, s, "weibo-ner") for t, s in _read_conll(D("weibo-ner", fn), strip_digit=True)]
+    return out
+
+
+def ner_msra():
+    out = []
+    with open(D("msra-ner", "val", "sentences.txt"), encoding="utf-8") as fs, \
+            open(D("msra-ner", "val", "tags.txt"), encoding="utf-8") as ft:
+        for s, t in zip(fs, ft):
+            chars, tags = s.split(), t.split()
+            if not chars or len(chars) != len(tags):
+                continue
+            out.append(("".join(chars), _bio_spans(chars, tags), "msra-ner"))
+    return out
+
+
+def ner_peoples_daily():
+    return [(t, s, "peoples-daily-ner") for t, s in _read_conll(D("peoples-daily-ner", "example.dev"))]
+
+
+def ner_cfsc():
+    out = []
+    for r in load_json(D("cfsc", "CFSC-NER", "json", "val.json")):
+        out.append((r["text"], [(l["from"], l["to"], l["Level 1 Aspect"]) for l in r["labels"]], "cfsc"))
+    return out
+
+
+def ner_all_raw():
+    return ner_cluener() + ner_resume() + ner_cfsc() + ner_msra() + ner_peoples_daily() + ner_weibo()
+
+
+# --------------------------------------------------------------------------------------------
+# Deterministic validation splits (shared by pretraining corpus exclusion and fine-tuning)
+# --------------------------------------------------------------------------------------------
+
+def split_rows(rows, salt, key=lambda r: r[0]):
+    tr, va = [], []
+    for r in rows:
+        (va if is_val(key(r), salt) else tr).append(r)
+    return tr, va
+
+
+def sentiment_splits():
+    """FinFE (+FinNE) rows split by text hash; returns dict name -> (train, val)."""
+    return {"finfe": split_rows(finfe_rows(), "finfe"), "finne": split_rows(finne_rows(), "finne")}
+
+
+def finnl_split():
+    return split_rows(finnl_rows(), "finnl")
+
+
+def ner_split():
+    return split_rows(ner_all_raw(), "ner")
+
+
+def validation_texts():
+    """Texts of every labeled validation split (excluded from the pre-training corpus)."""
+    v = set()
+    for _, (tr, va) in sentiment_splits().items():
+        v.update(t for t, _ in va)
+    v.update(t for t, _ in finnl_split()[1])
+    v.update(t for t, _, _ in ner_split()[1])
+    return v
+
+
+def pretrain_texts():
+    """All Chinese text of the shared training splits except ChnSentiCorp (license) and the
+    texts of our labeled validation splits. Returns (texts, per-source counts)."""
+    val = {re.sub(r"\s+", " ", t).strip() for t in validation_texts()}
+    srcs = [
+        ("bbt-fincuge/finfe", [t for t, _ in finfe_rows()]),
+        ("bbt-fincuge/finne", [t for t, _ in finne_rows()]),
+        ("bbt-fincuge/finnl", [t for t, _ in finnl_rows()]),
+        ("bbt-fincuge/finnsp", finnsp_texts()),
+        ("bbt-fincuge/finese", finese_texts()),
+        ("bbt-fincuge/finre", finre_texts()),
+        ("choice-news-headlines", choice_texts()),
+        ("tnews", tnews_texts()),
+        ("thucnews-titles", thucnews_texts()),
+        ("smp2020-ewect", smp_texts()),
+        ("ner (cluener2020, resume-ner, cfsc, msra-ner, peoples-daily-ner, weibo-ner)",
+         [t for t, _, _ in ner_all_raw()]),
+    ]
+    seen, out, counts = set(), [], {}
+    for name, texts in srcs:
+        n = 0
+        for t in texts:
+            t = re.sub(r"\s+", " ", (t or "")).strip()
+            if len(t) < 2 or t in seen or t in val:
+                continue
+            seen.add(t)
+            out.append(t)
+            n += 1
+        counts[name] = n
+    return out, counts

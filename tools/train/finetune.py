@@ -1,0 +1,392 @@
+"""Fine-tune one finbert task model from the pre-trained encoder and export it to models/finbert-<task>/.
+
+    FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py sentiment     # or: type, industry, ner
+
+Resumable: state (model, optimizer, scheduler, RNG, epoch/batch position) is written atomically to
+tools/train/work/ft-<task>/ckpt.pt every --ckpt-minutes and on SIGTERM; running the same command again
+resumes. When training is complete the model is evaluated on the validation split(s), exported in fp16
+(model.safetensors) with config.json / vocab.txt / tokenizer_config.json, re-loaded with transformers to
+check fp16 vs fp32 logits, and a model card (README.md) is written.
+
+  --fresh            discard the task checkpoint and start again (e.g. after more pre-training)
+  --encoder DIR      encoder to start from (default tools/train/work/pretrain/encoder, the latest
+                     pre-training checkpoint)
+  --export-only      re-evaluate / re-export the finished checkpoint
+Fixed number of epochs, no model selection on the validation split (the reported figures are not tuned on).
+"""
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import tasks  # noqa: E402
+
+ENCODER = os.path.join(common.WORK, "pretrain", "encoder")
+
+
+def parse():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("task", choices=sorted(tasks.BUILDERS))
+    ap.add_argument("--encoder", default=ENCODER)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--max-len", type=int)
+    ap.add_argument("--seed", type=int, default=common.SEED)
+    ap.add_argument("--ckpt-minutes", type=float, default=10.0)
+    ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--out")
+    return ap.parse_args()
+
+
+# ------------------------------------------------------------------------------------------------
+# encoding
+# ------------------------------------------------------------------------------------------------
+
+def encode(tok, data, examples, max_len):
+    texts = [e["text"] for e in examples]
+    enc = tok(texts, truncation=True, max_length=max_len, return_offsets_mapping=(data["kind"] == "tok"))
+    out = []
+    L = len(data["labels"])
+    for i, e in enumerate(examples):
+        ids = enc["input_ids"][i]
+        r = {"ids": ids}
+        if data["kind"] == "seq":
+            r["y"] = e["y"]
+        elif data["kind"] == "multi":
+            v = [0.0] * L
+            for y in e["y"]:
+                v[y] = 1.0
+            r["y"] = v
+        else:
+            r["offsets"] = enc["offset_mapping"][i]
+            r["y"] = token_labels(e, r["offsets"], data["labels"])
+        out.append(r)
+    return out
+
+
+def token_labels(e, offsets, labels):
+    """BIO label per token from character spans; -100 for special tokens and ignored spans."""
+    lid = {l: i for i, l in enumerate(labels)}
+    n = len(e["text"])
+    ch = ["O"] * (n + 1)
+    for s, t, lab in e["spans"]:
+        ch[s] = "B-" + lab
+        for k in range(s + 1, t):
+            ch[k] = "I-" + lab
+    ign = [False] * (n + 1)
+    for s, t in e["ignore"]:
+        for k in range(s, t):
+            ign[k] = True
+    ys = []
+    for (s, t) in offsets:
+        if s == t:
+            ys.append(-100)
+        elif any(ign[s:t]):
+            ys.append(-100)
+        else:
+            ys.append(lid[ch[s]])
+    return ys
+
+
+def batches(enc, batch, seed, epoch, shuffle=True):
+    """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle batch order."""
+    idx = list(range(len(enc)))
+    rng = random.Random(seed + 7919 * epoch)
+    if shuffle:
+        rng.shuffle(idx)
+    pool = batch * 50
+    out = []
+    for i in range(0, len(idx), pool):
+        chunk = sorted(idx[i:i + pool], key=lambda k: len(enc[k]["ids"]))
+        out += [chunk[j:j + batch] for j in range(0, len(chunk), batch)]
+    if shuffle:
+        rng.shuffle(out)
+    return out
+
+
+def collate(enc, b, kind):
+    T = max(len(enc[k]["ids"]) for k in b)
+    ids = torch.zeros(len(b), T, dtype=torch.long)
+    att = torch.zeros(len(b), T, dtype=torch.long)
+    for i, k in enumerate(b):
+        x = enc[k]["ids"]
+        ids[i, :len(x)] = torch.tensor(x)
+        att[i, :len(x)] = 1
+    if kind == "seq":
+        y = torch.tensor([enc[k]["y"] for k in b], dtype=torch.long)
+    elif kind == "multi":
+        y = torch.tensor([enc[k]["y"] for k in b], dtype=torch.float)
+    else:
+        y = torch.full((len(b), T), -100, dtype=torch.long)
+        for i, k in enumerate(b):
+            yy = enc[k]["y"]
+            y[i, :len(yy)] = torch.tensor(yy)
+    return ids, att, y
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics
+# ------------------------------------------------------------------------------------------------
+
+def predict(model, enc, kind, bs=64):
+    model.eval()
+    outs = [None] * len(enc)
+    with torch.no_grad():
+        for b in batches(enc, bs, 0, 0, shuffle=False):
+            ids, att, _ = collate(enc, b, kind)
+            lg = model(input_ids=ids, attention_mask=att).logits.float()
+            for i, k in enumerate(b):
+                outs[k] = lg[i, :len(enc[k]["ids"])].numpy() if kind == "tok" else lg[i].numpy()
+    model.train()
+    return outs
+
+
+def f1(p, r):
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def seq_metrics(labels, ys, logits):
+    pred = [int(np.argmax(l)) for l in logits]
+    acc = float(np.mean([a == b for a, b in zip(pred, ys)])) if ys else 0.0
+    per = {}
+    for c, name in enumerate(labels):
+        tp = sum(1 for a, b in zip(pred, ys) if a == c and b == c)
+        fp = sum(1 for a, b in zip(pred, ys) if a == c and b != c)
+        fn = sum(1 for a, b in zip(pred, ys) if a != c and b == c)
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        per[name] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f1(p, r), 4), "support": tp + fn}
+    present = [v["f1"] for v in per.values() if v["support"] > 0]
+    top3 = float(np.mean([y in np.argsort(-l)[:3] for l, y in zip(logits, ys)])) if ys else 0.0
+    return {"n": len(ys), "accuracy": round(acc, 4), "macro_f1": round(float(np.mean(present)), 4),
+            "top3_accuracy": round(top3, 4), "per_class": per}
+
+
+def multi_metrics(labels, ys, logits):
+    P = [[1 if 1 / (1 + math.exp(-v)) >= 0.5 else 0 for v in l] for l in logits]
+    tp = fp = fn = 0
+    per = {}
+    for c, name in enumerate(labels):
+        a = sum(1 for p, y in zip(P, ys) if p[c] and c in y)
+        b = sum(1 for p, y in zip(P, ys) if p[c] and c not in y)
+        d = sum(1 for p, y in zip(P, ys) if not p[c] and c in y)
+        tp, fp, fn = tp + a, fp + b, fn + d
+        pp = a / (a + b) if a + b else 0.0
+        rr = a / (a + d) if a + d else 0.0
+        per[name] = {"precision": round(pp, 4), "recall": round(rr, 4), "f1": round(f1(pp, rr), 4), "support": a + d}
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    exact = float(np.mean([set(i for i, v in enumerate(p_) if v) == set(y) for p_, y in zip(P, ys)]))
+    present = [v["f1"] for v in per.values() if v["support"] > 0]
+    return {"n": len(ys), "micro_f1": round(f1(p, r), 4), "micro_precision": round(p, 4), "micro_recall": round(r, 4),
+            "macro_f1": round(float(np.mean(present)), 4), "exact_match": round(exact, 4), "per_class": per}
+
+
+def decode_spans(labels, tag_ids, offsets):
+    """Token BIO tags -> character spans (start, end_excl, type); I- without B- starts a span."""
+    spans, cur = [], None
+    for t, (s, e) in zip(tag_ids, offsets):
+        if s == e:
+            continue
+        lab = labels[t]
+        if lab == "O":
+            if cur:
+                spans.append(tuple(cur)); cur = None
+            continue
+        p, typ = lab.split("-", 1)
+        if p == "B" or cur is None or cur[2] != typ:
+            if cur:
+                spans.append(tuple(cur))
+            cur = [s, e, typ]
+        else:
+            cur[1] = e
+    if cur:
+        spans.append(tuple(cur))
+    return spans
+
+
+def ner_metrics(labels, examples, enc, logits):
+    types = sorted({l.split("-", 1)[1] for l in labels if l != "O"})
+    c = {t: [0, 0, 0] for t in types}  # tp, fp, fn
+    for e, r, lg in zip(examples, enc, logits):
+        pred = decode_spans(labels, lg.argmax(-1).tolist(), r["offsets"])
+        ign = e["ignore"]
+        pred = [p for p in pred if not any(p[0] < t and s < p[1] for s, t in ign)]
+        gold = set(e["spans"])
+        ps = set(pred)
+        for p in ps:
+            c[p[2]][0 if p in gold else 1] += 1
+        for g in gold:
+            if g not in ps:
+                c[g[2]][2] += 1
+    out = {}
+    T = [0, 0, 0]
+    for t, (tp, fp, fn) in c.items():
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        out[t] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f1(p, r), 4), "support": tp + fn}
+        T = [T[0] + tp, T[1] + fp, T[2] + fn]
+    p = T[0] / (T[0] + T[1]) if T[0] + T[1] else 0.0
+    r = T[0] / (T[0] + T[2]) if T[0] + T[2] else 0.0
+    return {"n": len(examples), "micro_f1": round(f1(p, r), 4), "per_type": out}
+
+
+def evaluate(model, data, encv):
+    res = {}
+    for name, ex in data["val"].items():
+        lg = predict(model, encv[name], data["kind"])
+        ys = [e["y"] for e in ex]
+        if data["kind"] == "seq":
+            res[name] = seq_metrics(data["labels"], ys, lg)
+        elif data["kind"] == "multi":
+            res[name] = multi_metrics(data["labels"], ys, lg)
+        else:
+            res[name] = ner_metrics(data["labels"], ex, encv[name], lg)
+    return res
+
+
+def headline(task, res):
+    first = next(iter(res))
+    r = res[first]
+    if task == "ner":
+        return (f"company F1 {r['per_type']['company']['f1']:.3f} person F1 {r['per_type']['person']['f1']:.3f} "
+                f"micro F1 {r['micro_f1']:.3f}")
+    if "micro_f1" in r:
+        return f"{first}: micro-F1 {r['micro_f1']:.3f} macro-F1 {r['macro_f1']:.3f}"
+    return f"{first}: accuracy {r['accuracy']:.3f} macro-F1 {r['macro_f1']:.3f}"
+
+
+# ------------------------------------------------------------------------------------------------
+
+def build_model(data, task, encoder):
+    from transformers import AutoConfig, BertForSequenceClassification, BertForTokenClassification
+    labels = data["labels"]
+    kw = dict(num_labels=len(labels), id2label={i: l for i, l in enumerate(labels)},
+              label2id={l: i for i, l in enumerate(labels)})
+    if data["kind"] == "multi":
+        kw["problem_type"] = "multi_label_classification"
+    elif data["kind"] == "seq":
+        kw["problem_type"] = "single_label_classification"
+    cfg = AutoConfig.from_pretrained(encoder, **kw)
+    cfg.architectures = None
+    cls = BertForTokenClassification if data["kind"] == "tok" else BertForSequenceClassification
+    return cls.from_pretrained(encoder, config=cfg)
+
+
+def main():
+    a = parse()
+    task = a.task
+    wd = os.path.join(common.WORK, f"ft-{task}")
+    os.makedirs(wd, exist_ok=True)
+    logf = os.path.join(wd, "train.log")
+    ck_path = os.path.join(wd, "ckpt.pt")
+    if a.fresh and os.path.exists(ck_path):
+        os.remove(ck_path)
+    nthr = common.threads()
+    data = tasks.BUILDERS[task]()
+    if os.environ.get("FINBERT_SMOKE"):  # quick pipeline test on a few examples
+        n = int(os.environ["FINBERT_SMOKE"])
+        data["train"] = data["train"][:n]
+        data["val"] = {k: v[:n] for k, v in data["val"].items()}
+    for k in ("epochs", "lr", "max_len"):
+        if getattr(a, k) is None:
+            setattr(a, k, data[k])
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
+    if ck:
+        for k in ("epochs", "lr", "batch", "max_len", "seed"):
+            setattr(a, k, ck["args"][k])
+        enc_info = ck["encoder_info"]
+    else:
+        st = os.path.join(a.encoder, "pretrain_state.json")
+        enc_info = json.load(open(st)) if os.path.exists(st) else {}
+        enc_info["path"] = os.path.relpath(a.encoder, common.REPO)
+    common.seed_all(a.seed)
+    tok = common.tokenizer()
+    model = build_model(data, task, a.encoder)
+    enc_tr = encode(tok, data, data["train"], a.max_len)
+    encv = {n: encode(tok, data, ex, 512 if data["kind"] == "tok" else a.max_len) for n, ex in data["val"].items()}
+    nb = math.ceil(len(enc_tr) / a.batch)
+    total = nb * a.epochs
+    warm = max(1, int(0.06 * total))
+    nd = ["bias", "LayerNorm.weight"]
+    groups = [{"params": [p for n, p in model.named_parameters() if not any(x in n for x in nd)], "weight_decay": 0.01},
+              {"params": [p for n, p in model.named_parameters() if any(x in n for x in nd)], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=a.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    step, ep, pos, done = 0, 0, 0, False
+    if ck:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        torch.set_rng_state(ck["torch_rng"])
+        step, ep, pos, done = ck["step"], ck["epoch"], ck["pos"], ck.get("done", False)
+        common.log(logf, f"resumed {task} at step {step}/{total} (epoch {ep}, batch {pos}), threads={nthr}")
+    else:
+        common.log(logf, f"new {task} run: train {len(enc_tr)} examples, {nb} batches/epoch x {a.epochs} epochs, "
+                         f"lr {a.lr}, max_len {a.max_len}, encoder {enc_info}, threads={nthr}")
+    stop = common.StopFlag()
+
+    def save(done_flag):
+        common.atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                  "torch_rng": torch.get_rng_state(), "step": step, "epoch": ep, "pos": pos,
+                                  "done": done_flag, "args": vars(a), "encoder_info": enc_info}, ck_path)
+
+    model.train()
+    t_last, t0, ntok, run = time.time(), time.time(), 0, float("nan")
+    if not done and not a.export_only:
+        while ep < a.epochs and not stop.stop:
+            bl = batches(enc_tr, a.batch, a.seed, ep)
+            while pos < len(bl) and not stop.stop:
+                ids, att, y = collate(enc_tr, bl[pos], data["kind"])
+                out = model(input_ids=ids, attention_mask=att, labels=y)
+                out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+                step += 1; pos += 1; ntok += int(att.sum())
+                lv = out.loss.item()
+                run = lv if math.isnan(run) else 0.98 * run + 0.02 * lv
+                if step % 50 == 0:
+                    common.log(logf, f"step {step}/{total} ep {ep} loss {run:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                                     f"{ntok / (time.time() - t0):.0f} tok/s")
+                if time.time() - t_last > a.ckpt_minutes * 60:
+                    save(False); t_last = time.time()
+                    common.log(logf, f"checkpoint step {step}")
+            if pos >= len(bl):
+                ep, pos = ep + 1, 0
+                res = evaluate(model, data, encv)
+                common.log(logf, f"epoch {ep} done: {headline(task, res)}")
+                save(False); t_last = time.time()
+        if stop.stop:
+            save(False)
+            common.log(logf, f"stopped at step {step}; run the same command to resume")
+            return
+        save(True)
+    res = evaluate(model, data, encv)
+    common.log(logf, f"final: {headline(task, res)}")
+    out = a.out or os.path.join(common.MODELS, f"finbert-{task}")
+    info = {"task": task, "steps": step, "epochs": a.epochs, "lr": a.lr, "batch": a.batch, "max_len": a.max_len,
+            "seed": a.seed, "train_examples": len(enc_tr), "encoder": enc_info, "threads": nthr,
+            "metrics": res}
+    import export
+    info["export"] = export.export(model, data, out, encv, info)
+    with open(os.path.join(wd, "metrics.json"), "w") as f:
+        json.dump(info, f, ensure_ascii=False, indent=1)
+    import cards
+    cards.write_card(out, task, data, info)
+    common.log(logf, f"exported {out}: {json.dumps(info['export'])}")
+
+
+if __name__ == "__main__":
+    main()

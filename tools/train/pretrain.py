@@ -1,0 +1,252 @@
+"""Masked-language-model pre-training of the small finbert encoder (whole-word masking, jieba).
+
+    FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py          # start, or resume if a checkpoint exists
+
+Everything lives in tools/train/work/pretrain/:
+  ckpt.pt      full training state (model, optimizer, scheduler, RNG, data position), written
+               atomically every --ckpt-minutes and on SIGTERM/SIGINT; running the same command
+               again resumes from it (bit-for-bit the same data order and masking).
+  encoder/     Hugging Face BertForMaskedLM directory of the latest checkpoint (fp32) for fine-tuning
+  train.log    progress log
+Training stops by itself after --total-steps.
+
+Data: tools/train/work/corpus/corpus.npz, made by prepare.py (run automatically if missing).
+Each epoch the texts are shuffled (seed + epoch) and packed into sequences of --seq-len tokens
+([CLS] a [SEP] b [SEP] ...; a text that does not fit continues in the next sequence). Whole-word masking: each jieba word is
+selected with probability 0.15; selected tokens become [MASK] 80 %, random 10 %, unchanged 10 %.
+The MLM head is computed only on the selected positions (saves ~half the compute).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+OUT = os.path.join(common.WORK, "pretrain")
+CORPUS = os.path.join(common.WORK, "corpus", "corpus.npz")
+
+ARCH = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+            max_position_embeddings=512, type_vocab_size=2, hidden_act="gelu",
+            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.02,
+            layer_norm_eps=1e-12)
+
+
+def parse():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--total-steps", type=int, default=10000)
+    ap.add_argument("--ckpt-minutes", type=float, default=10.0)
+    ap.add_argument("--mask-prob", type=float, default=0.15)
+    ap.add_argument("--seed", type=int, default=common.SEED)
+    return ap.parse_args()
+
+
+class Packer:
+    def __init__(self, path, seq_len, seed):
+        z = np.load(path)
+        self.ids, self.ws, self.offs = z["ids"], z["word_start"], z["offsets"]
+        self.L, self.seed = seq_len, seed
+        self.n = len(self.offs) - 1
+
+    def epoch(self, ep):
+        """List of (ids, word_start) arrays, each a packed sequence of <= L tokens."""
+        rng = np.random.default_rng(self.seed + 1000 * ep)
+        order = rng.permutation(self.n)
+        room = self.L - 2
+        seqs, cur_i, cur_w = [], [], []
+        CLS, SEP = 2, 3
+
+        def flush():
+            if cur_i:
+                seqs.append((np.array([CLS] + cur_i, dtype=np.int64), np.array([1] + cur_w, dtype=np.int64)))
+
+        used = 0
+        for k in order:
+            a, b = self.offs[k], self.offs[k + 1]
+            ids, ws = self.ids[a:b].tolist(), self.ws[a:b].tolist()
+            while ids:
+                # fill the current sequence; a text that does not fit continues in the next one
+                take = min(len(ids), room - used - 1)
+                if take < 8 and take < len(ids) and cur_i:
+                    flush(); cur_i, cur_w, used = [], [], 0
+                    take = min(len(ids), room - 1)
+                cur_i += ids[:take] + [SEP]
+                cur_w += [1] + ws[1:take] + [1] if take > 0 else [1]
+                cur_w = cur_w[:len(cur_i)]
+                used += take + 1
+                ids, ws = ids[take:], ws[take:]
+                if ws:
+                    ws[0] = 1
+        flush()
+        return seqs
+
+
+def batchify(seqs, idx, batch):
+    part = seqs[idx * batch:(idx + 1) * batch]
+    T = max(len(s[0]) for s in part)
+    ids = torch.zeros(len(part), T, dtype=torch.long)
+    ws = torch.ones(len(part), T, dtype=torch.long)
+    att = torch.zeros(len(part), T, dtype=torch.long)
+    for i, (a, w) in enumerate(part):
+        ids[i, :len(a)] = torch.from_numpy(a)
+        ws[i, :len(w)] = torch.from_numpy(w)
+        att[i, :len(a)] = 1
+    return ids, ws, att
+
+
+def mask_batch(ids, ws, att, vocab_size, p, gen):
+    """Whole-word masking. Returns (input_ids, selected_mask, targets)."""
+    special = (ids <= 4) | (att == 0)
+    wid = torch.cumsum(ws, dim=1)                       # word index per token (specials are own words)
+    r = torch.rand(ids.shape[0], ids.shape[1] + 1, generator=gen)
+    sel = (r.gather(1, wid) < p) & ~special
+    # guarantee at least one masked token per sequence
+    for i in range(ids.shape[0]):
+        if not sel[i].any():
+            cand = (~special[i]).nonzero().flatten()
+            if len(cand):
+                sel[i, cand[torch.randint(len(cand), (1,), generator=gen)]] = True
+    inp = ids.clone()
+    u = torch.rand(ids.shape, generator=gen)
+    inp[sel & (u < 0.8)] = 4                            # [MASK]
+    rnd = sel & (u >= 0.8) & (u < 0.9)
+    inp[rnd] = torch.randint(5, vocab_size, (int(rnd.sum()),), generator=gen)
+    return inp, sel, ids[sel]
+
+
+def lr_at(step, a):
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    return a.lr * max(0.0, (a.total_steps - step) / max(1, a.total_steps - a.warmup))
+
+
+def save_encoder(model, tok_vocab, step, loss, outdir):
+    tmp = outdir + ".tmp"
+    if os.path.exists(tmp):
+        import shutil
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    import shutil
+    shutil.copy(tok_vocab, os.path.join(tmp, "vocab.txt"))
+    with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
+        json.dump({"step": step, "loss": loss}, f)
+    if os.path.exists(outdir):
+        shutil.rmtree(outdir)
+    os.replace(tmp, outdir)
+
+
+def main():
+    a = parse()
+    os.makedirs(OUT, exist_ok=True)
+    logf = os.path.join(OUT, "train.log")
+    nthr = common.threads()
+    if not os.path.exists(CORPUS) or not os.path.exists(common.VOCAB):
+        import prepare
+        prepare.main()
+    from transformers import BertConfig, BertForMaskedLM
+    vocab_size = sum(1 for _ in open(common.VOCAB, encoding="utf-8"))
+    ck_path = os.path.join(OUT, "ckpt.pt")
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
+    if ck:
+        # the schedule and data order are those of the run that created the checkpoint
+        for k in ("seq_len", "batch", "lr", "warmup", "total_steps", "mask_prob", "seed"):
+            setattr(a, k, ck["args"][k])
+    common.seed_all(a.seed)
+    cfg = BertConfig(vocab_size=vocab_size, pad_token_id=0, **ARCH)
+    model = BertForMaskedLM(cfg)
+    nd = ["bias", "LayerNorm.weight"]
+    groups = [{"params": [p for n, p in model.named_parameters() if not any(x in n for x in nd)], "weight_decay": 0.01},
+              {"params": [p for n, p in model.named_parameters() if any(x in n for x in nd)], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), eps=1e-6)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, a) / a.lr)
+    gen = torch.Generator().manual_seed(a.seed)
+    step, ep, pos, hist = 0, 0, 0, []
+    if ck:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["torch_rng"])
+        step, ep, pos, hist = ck["step"], ck["epoch"], ck["pos"], ck.get("hist", [])
+        common.log(logf, f"resumed from step {step} (epoch {ep}, batch {pos}), threads={nthr}")
+    else:
+        common.log(logf, f"new run: {json.dumps(vars(a))} arch={ARCH} vocab={vocab_size} "
+                         f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr}")
+    packer = Packer(CORPUS, a.seq_len, a.seed)
+    seqs = packer.epoch(ep)
+    nb = len(seqs) // a.batch
+    # fixed held-out batch for MLM loss monitoring: last batch of epoch-0 packing
+    mon = Packer(CORPUS, a.seq_len, a.seed + 7).epoch(0)[-64:]
+    stop = common.StopFlag()
+
+    def evaluate():
+        model.eval()
+        g = torch.Generator().manual_seed(123)
+        tot, n, corr = 0.0, 0, 0
+        with torch.no_grad():
+            for i in range(0, len(mon), 32):
+                ids, ws, att = batchify(mon[i:i + 32], 0, 32)
+                inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, g)
+                h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
+                lg = model.cls(h[sel])
+                tot += torch.nn.functional.cross_entropy(lg, tgt, reduction="sum").item()
+                corr += (lg.argmax(-1) == tgt).sum().item()
+                n += len(tgt)
+        model.train()
+        return tot / n, corr / n
+
+    def checkpoint(tag):
+        ev = evaluate()
+        hist.append({"step": step, "epoch": ep, "train_loss": run_loss, "mon_loss": ev[0], "mon_acc": ev[1],
+                     "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+        common.atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                  "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
+                                  "epoch": ep, "pos": pos, "args": vars(a), "hist": hist}, ck_path)
+        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(OUT, "encoder"))
+        with open(os.path.join(OUT, "status.json"), "w") as f:
+            json.dump({"step": step, "total_steps": a.total_steps, "epoch": ep, "batch_in_epoch": pos,
+                       "batches_per_epoch": nb, "hist": hist[-5:]}, f, indent=1)
+        common.log(logf, f"checkpoint ({tag}) step {step}: train_loss {run_loss:.3f} "
+                         f"monitor MLM loss {ev[0]:.3f} acc {ev[1]:.3f}")
+
+    model.train()
+    run_loss, t_last, t0, tok_count = float("nan"), time.time(), time.time(), 0
+    while step < a.total_steps and not stop.stop:
+        if pos >= nb:
+            ep, pos = ep + 1, 0
+            seqs = packer.epoch(ep)
+            nb = len(seqs) // a.batch
+        ids, ws, att = batchify(seqs, pos, a.batch)
+        inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, gen)
+        h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
+        loss = torch.nn.functional.cross_entropy(model.cls(h[sel]), tgt)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+        step += 1; pos += 1
+        tok_count += int(att.sum())
+        lv = loss.item()
+        run_loss = lv if math.isnan(run_loss) else 0.98 * run_loss + 0.02 * lv
+        if step % 50 == 0:
+            el = time.time() - t0
+            common.log(logf, f"step {step}/{a.total_steps} ep {ep} batch {pos}/{nb} loss {run_loss:.3f} "
+                             f"lr {sched.get_last_lr()[0]:.2e} {tok_count / el:.0f} tok/s")
+        if time.time() - t_last > a.ckpt_minutes * 60:
+            checkpoint("periodic"); t_last = time.time()
+    checkpoint("stop" if stop.stop else "final")
+    if step >= a.total_steps:
+        common.log(logf, "pre-training finished")
+
+
+if __name__ == "__main__":
+    main()
