@@ -99,7 +99,7 @@ SHLIB_LINK += $(ENGINE_LIB) $(ENGINE_LIBS)
 # fixture models plus corrupt and escaping variants made by
 # test/regress/prepare.sh.
 REGRESS_DIR ?= $(CURDIR)/build-regress
-REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats drop
+REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats memory drop
 REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check \
                --temp-config=$(REGRESS_DIR)/regress.conf \
                --outputdir=$(REGRESS_DIR) \

@@ -355,6 +355,7 @@ RunEmbed(const FinbertRequest *req, FinbertModel *m, fb_task_options *opts,
 				 errmsg("finbert model \"%s\" has no pooler", req->model),
 				 errhint("Use pooling 'cls' or 'mean'.")));
 	opts->pooling = req->pooling;
+	opts->normalize = 1;		/* <-> then orders like cosine similarity */
 	res->dim = dim;
 	res->embeddings = palloc0(sizeof(float4) * Max((size_t) req->ntexts * dim, 1));
 

@@ -62,6 +62,9 @@ typedef struct FinbertModel
 	fb_session *session;		/* scratch memory for this backend */
 	char		sha256[FINBERT_SHA256_HEX + 1]; /* catalog row it came from */
 	char	   *path;			/* canonical directory (TopMemoryContext) */
+	int64		weight_size;	/* weight file when opened: size ... */
+	int64		weight_mtime_sec;	/* ... and modification time */
+	int64		weight_mtime_nsec;
 	LocalTransactionId valid_lxid;	/* catalog checked in this transaction */
 	CommandId	valid_cid;		/* ... and command */
 	uint64		uses;

@@ -10,7 +10,10 @@
  * hash table in TopMemoryContext keyed by name.  The weights are mmap-ed by
  * the engine, so every backend shares one copy through the page cache.  A
  * cached model is checked against its catalog row once per statement: a
- * deleted row drops it, a row with another checksum or path reopens it.
+ * deleted row drops it; a row with another checksum or path, or a weight
+ * file whose size or modification time changed, reopens it (and a weight
+ * file whose size no longer matches the catalog is data_corrupted until the
+ * model is registered again).
  *
  * Paths: the catalog stores a path relative to finbert.model_dir.  Paths are
  * canonicalised with realpath(); a path containing "..", or resolving
@@ -505,25 +508,34 @@ FinbertGetModel(const char *name, const char *guc)
 	}
 
 	path = ResolveModelPath(row.path, NULL);
-	if (entry && entry->model &&
-		strcmp(entry->sha256, row.sha256) == 0 &&
-		strcmp(entry->path, path) == 0)
-	{
-		entry->valid_lxid = MyProc->lxid;
-		entry->valid_cid = GetCurrentCommandId(false);
-		pfree(path);
-		return entry;
-	}
-	if (entry)
-		FreeEntry(entry);
-
-	/* The weights must still be the registered ones (cheap size check). */
 	weights = psprintf("%s/%s", path, row.weight_file);
 	if (stat(weights, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat weight file \"%s\" of model \"%s\": %m",
 						weights, name)));
+
+	/*
+	 * Keep the open model while its catalog row, directory and weight file
+	 * (size and modification time) are unchanged; otherwise reopen it.
+	 */
+	if (entry && entry->model &&
+		strcmp(entry->sha256, row.sha256) == 0 &&
+		strcmp(entry->path, path) == 0 &&
+		entry->weight_size == (int64) st.st_size &&
+		entry->weight_mtime_sec == (int64) st.st_mtim.tv_sec &&
+		entry->weight_mtime_nsec == (int64) st.st_mtim.tv_nsec)
+	{
+		entry->valid_lxid = MyProc->lxid;
+		entry->valid_cid = GetCurrentCommandId(false);
+		pfree(path);
+		pfree(weights);
+		return entry;
+	}
+	if (entry)
+		FreeEntry(entry);
+
+	/* The weights must still be the registered ones (cheap size check). */
 	if ((int64) st.st_size != row.weight_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -542,6 +554,9 @@ FinbertGetModel(const char *name, const char *guc)
 	entry->valid_lxid = InvalidLocalTransactionId;
 	entry->path = MemoryContextStrdup(TopMemoryContext, path);
 	strlcpy(entry->sha256, row.sha256, sizeof(entry->sha256));
+	entry->weight_size = (int64) st.st_size;
+	entry->weight_mtime_sec = (int64) st.st_mtim.tv_sec;
+	entry->weight_mtime_nsec = (int64) st.st_mtim.tv_nsec;
 
 	opts = fb_model_default_options();
 	status = fb_model_open(path, &opts, &model, &err);

@@ -7,6 +7,7 @@
 #       cls_link -> cls                         symbolic link inside (allowed)
 #       bad_config bad_weights bad_shape bad_vocab no_weights
 #                                               one defect each (negative tests)
+#       mutable                                 copy of cls, overwritten by a test
 #       escape_dir -> ../outside/cls            symbolic link leading outside
 #       escape_file/model.safetensors -> ../../outside/cls/model.safetensors
 #   REGRESS_DIR/outside/cls    a valid model outside finbert.model_dir
@@ -57,6 +58,9 @@ head -n 1000 "$m/cls/vocab.txt" >"$m/bad_vocab/vocab.txt"
 cp -R "$m/cls" "$m/no_weights"
 rm "$m/no_weights/model.safetensors"
 
+# a model whose weights the errors test overwrites after registering it
+cp -R "$m/cls" "$m/mutable"
+
 # escapes through symbolic links
 cp -R "$m/cls" "$dir/outside/cls"
 ln -s ../outside/cls "$m/escape_dir"
@@ -68,12 +72,19 @@ ln -s ../../outside/cls/model.safetensors "$m/escape_file/model.safetensors"
 # cli_parity test compares the SQL functions with them.
 in="$here/parity.txt"
 cp "$in" "$dir/cli/input.txt"
-"$cli" classify "$m/cls" <"$in" >"$dir/cli/cls.jsonl"
-"$cli" classify "$m/multilabel" <"$in" >"$dir/cli/multilabel.jsonl"
-"$cli" entities "$m/ner" <"$in" >"$dir/cli/ner.jsonl"
-"$cli" embed "$m/encoder" --pooling mean --normalize <"$in" >"$dir/cli/encoder_mean.jsonl"
-"$cli" embed "$m/encoder" --pooling cls --normalize <"$in" >"$dir/cli/encoder_cls.jsonl"
-"$cli" tokenize "$m/encoder" <"$in" >"$dir/cli/tokenize.jsonl"
+run_cli() {
+	out=$1
+	shift
+	# a failure shows up as a difference in the cli_parity test
+	"$cli" "$@" <"$in" >"$dir/cli/$out" ||
+		echo "prepare.sh: warning: finbert-cli $* failed" >&2
+}
+run_cli cls.jsonl classify "$m/cls"
+run_cli multilabel.jsonl classify "$m/multilabel"
+run_cli ner.jsonl entities "$m/ner"
+run_cli encoder_mean.jsonl embed "$m/encoder" --pooling mean --normalize
+run_cli encoder_cls.jsonl embed "$m/encoder" --pooling cls --normalize
+run_cli tokenize.jsonl tokenize "$m/encoder"
 
 cat >"$dir/regress.conf" <<EOF
 shared_preload_libraries = 'finbert'

@@ -1,0 +1,83 @@
+--
+-- classification: finbert_sentiment / industry / type / classify / scores
+--
+CREATE TEMP TABLE news (id int PRIMARY KEY, body text);
+INSERT INTO news VALUES
+ (1, '浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。'),
+ (2, '亚马逊在华一审败诉 　被判不得使用AWS名称并赔偿7646万元'),
+ (3, '贵州茅台(600519.SH)2023年营收同比增长18.04%，净利润747.34亿元。'),
+ (4, '宁德时代CATL与Tesla签署长期供货协议，股价大涨5%'),
+ (5, 'Apple Inc. reported record quarterly revenue of $123.9 billion.'),
+ (6, ''),
+ (7, NULL);
+
+-- labels come from the model's id2label
+SELECT id, finbert_sentiment(body) AS sentiment FROM news ORDER BY id;
+SELECT id, finbert_sentiment(body, 'cls') IS NOT DISTINCT FROM finbert_sentiment(body) AS same
+  FROM news ORDER BY id;
+SELECT id, finbert_classify(body, 'cls') IS NOT DISTINCT FROM finbert_sentiment(body) AS same
+  FROM news ORDER BY id;
+
+-- scores: softmax probabilities over every label, summing to 1
+SELECT id, s.key AS label, round(s.value::numeric, 4) AS p
+  FROM news, jsonb_each_text(finbert_scores(body, 'cls')) s
+ WHERE id IN (1, 6) ORDER BY id, label;
+SELECT id, round(sum(s.value::numeric), 4) AS total, count(*) AS labels
+  FROM news, jsonb_each_text(finbert_scores(body, 'cls')) s
+ GROUP BY id ORDER BY id;
+
+-- the top label is the label of the highest score
+SELECT id,
+       finbert_classify(body, 'cls') =
+       (SELECT key FROM jsonb_each_text(finbert_scores(body, 'cls'))
+         ORDER BY value::float8 DESC LIMIT 1) AS top_is_argmax
+  FROM news WHERE body IS NOT NULL ORDER BY id;
+
+-- deterministic: the same text gives the same scores
+SELECT finbert_scores(body, 'cls') = finbert_scores(body, 'cls') AS stable
+  FROM news WHERE id = 3;
+
+-- fp16 weights of the same model: close to the fp32 scores
+SELECT id,
+       (SELECT max(abs(a.value::float8 - b.value::float8))
+          FROM jsonb_each_text(finbert_scores(body, 'cls')) a
+          JOIN jsonb_each_text(finbert_scores(body, 'cls_f16')) b USING (key)) < 0.01 AS close
+  FROM news WHERE body IS NOT NULL ORDER BY id;
+
+-- multi-label model: independent sigmoid scores in [0, 1]
+SELECT id, finbert_type(body) AS top_type,
+       (SELECT count(*) FROM jsonb_each_text(finbert_scores(body, 'multilabel'))) AS labels,
+       (SELECT bool_and(value::float8 BETWEEN 0 AND 1)
+          FROM jsonb_each_text(finbert_scores(body, 'multilabel'))) AS in_range
+  FROM news ORDER BY id;
+SELECT id, s.key AS label, round(s.value::numeric, 4) AS p
+  FROM news, jsonb_each_text(finbert_scores(body, 'multilabel')) s
+ WHERE id = 1 ORDER BY label;
+
+-- industry uses finbert.industry_model (cls_f16 in this suite)
+SELECT id, finbert_industry(body) IS NOT DISTINCT FROM finbert_classify(body, 'cls_f16') AS same
+  FROM news ORDER BY id;
+
+-- the model named by the setting can change within a session
+SET finbert.sentiment_model = 'cls_f16';
+SELECT finbert_sentiment(body) = finbert_classify(body, 'cls_f16') AS follows_setting
+  FROM news WHERE id = 1;
+RESET finbert.sentiment_model;
+
+-- long text: truncated to finbert.max_length tokens (one CJK character is
+-- one token; [CLS] and [SEP] take two), so only the first 510 count
+SELECT finbert_scores(repeat('股市大涨', 1000), 'cls')
+     = finbert_scores(left(repeat('股市大涨', 1000), 510), 'cls') AS truncated_at_510;
+SELECT finbert_scores(repeat('股市大涨', 1000), 'cls')
+     <> finbert_scores(left(repeat('股市大涨', 1000), 509), 'cls') AS differs_at_509;
+SET finbert.max_length = 16;
+SELECT finbert_scores(repeat('股市大涨', 10), 'cls')
+     = finbert_scores(left(repeat('股市大涨', 10), 14), 'cls') AS truncated_at_14;
+RESET finbert.max_length;
+
+-- mixed Chinese / English / digits / full-width characters
+SELECT finbert_sentiment('宁德时代CATL与Tesla签署协议，ＲＯＥ提升至２０％') IS NOT NULL AS ok;
+
+-- NULL in, NULL out (STRICT)
+SELECT finbert_sentiment(NULL) IS NULL AS a, finbert_sentiment('x', NULL) IS NULL AS b,
+       finbert_scores(NULL, 'cls') IS NULL AS c, finbert_classify('x', NULL) IS NULL AS d;

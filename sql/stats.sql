@@ -1,0 +1,22 @@
+--
+-- stats: the finbert_stats view (cluster-wide counters, preloaded)
+--
+SELECT scope, execution, worker_state FROM finbert_stats;
+SELECT requests > 0 AS requests, texts >= requests AS texts, batches > 0 AS batches,
+       tokens > texts AS tokens, busy_ms > 0 AS busy, tokens_per_second > 0 AS rate,
+       errors > 0 AS errors, model_loads > 0 AS loads,
+       mean_batch_size >= 1 AS mean_batch
+  FROM finbert_stats;
+
+SELECT finbert_stats_reset();
+SELECT requests, texts, batches, tokens, errors FROM finbert_stats;
+
+-- one request of three texts: one engine batch
+SELECT finbert_sentiment(ARRAY['央行降准', '股价大涨', NULL]);
+SELECT requests, texts, batches, mean_batch_size, tokens FROM finbert_stats;
+-- tokenization counts tokens but runs no batch
+SELECT finbert_tokenize('央行降准');
+SELECT requests, texts, batches, tokens FROM finbert_stats;
+-- failures count as errors
+SELECT finbert_sentiment('x', 'nope');
+SELECT requests, errors FROM finbert_stats;
