@@ -68,6 +68,7 @@ def save_model(model, name, vocab, dtype=torch.float32, extra_config=None):
     if os.path.exists(d):
         shutil.rmtree(d)
     os.makedirs(d)
+    model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(d)
     if extra_config:
         with open(os.path.join(d, "config.json")) as f:

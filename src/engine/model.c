@@ -259,20 +259,30 @@ ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Which head does the checkpoint carry?  architectures[] decides; a bare
- * classifier with no architectures entry is a sequence classifier. */
+/*
+ * Which head does the checkpoint carry?  architectures[] decides.  Without
+ * it the tensors do: ELECTRA's sequence head has classifier.dense, BERT's
+ * and ALBERT's sequence heads read the pooler, so a bare classifier with no
+ * pooler is a token classifier.
+ */
 static fb_head
 detect_head(const loader *ld, const fb_config *c)
 {
-	bool		has_cls = find_tensor(ld, "classifier.weight", false) != NULL ||
-		find_tensor(ld, "classifier.out_proj.weight", false) != NULL;
+	bool		has_dense = find_tensor(ld, "classifier.dense.weight", false) != NULL;
+	bool		has_cls = find_tensor(ld, "classifier.weight", false) != NULL;
+	bool		has_pooler = find_tensor(ld, "pooler.dense.weight", true) != NULL ||
+		find_tensor(ld, "pooler.weight", true) != NULL;
 
 	if (ends_with(c->architecture, "ForTokenClassification"))
 		return FB_HEAD_TOKEN;
 	if (ends_with(c->architecture, "ForSequenceClassification"))
 		return FB_HEAD_SEQUENCE;
-	if (c->architecture[0] == '\0' && has_cls)
+	if (c->architecture[0] != '\0')
+		return FB_HEAD_NONE;
+	if (has_dense)
 		return FB_HEAD_SEQUENCE;
+	if (has_cls)
+		return has_pooler && c->arch != FB_ARCH_ELECTRA ? FB_HEAD_SEQUENCE : FB_HEAD_TOKEN;
 	return FB_HEAD_NONE;
 }
 
