@@ -12,12 +12,13 @@
 
 #include "fb_internal.h"
 
-/* One slot of the open-addressing table: the token's 64-bit hash and id
- * (-1 = empty slot). */
+/* One slot of the open-addressing table: the token's 64-bit hash, id
+ * (-1 = empty slot) and length. */
 typedef struct fb_vocab_slot
 {
 	uint64_t	hash;
 	int32_t		id;
+	uint32_t	len;			/* token length, bytes */
 } fb_vocab_slot;
 
 typedef struct fb_vocab

@@ -759,6 +759,13 @@ segment_end(enc_state *s)
 	word_end(s);
 }
 
+/* ASCII letters and digits: neither space, punctuation nor control. */
+static inline bool
+ascii_word_char(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
 /* Length of the special token that starts at text[pos], 0 if none
  * (leftmost-longest, like the added-vocabulary split). */
 static size_t
@@ -837,6 +844,40 @@ fb_tokenizer_encode(const fb_tokenizer *tok, const char *text, size_t len,
 			pos += k;
 			index += (int32_t) k;	/* special tokens are ASCII */
 			segment_begin(s, index);
+			continue;
+		}
+		if (s->run_n == 0 && ascii_word_char(u[pos]))
+		{
+			/*
+			 * Fast path for ASCII letters and digits, which every stage
+			 * passes through unchanged except lowercasing: the same as
+			 * feed() with nothing pending in the NFD stage.
+			 */
+			if (s->wn > FB_WORDPIECE_MAX_CHARS)
+			{
+				/* inside a word already too long: only its end matters */
+				size_t		stop = len - pos;
+
+				if (stop > FB_TOKENIZER_POLL_CHARS - poll)
+					stop = FB_TOKENIZER_POLL_CHARS - poll;
+				k = 1;
+				while (k < stop && ascii_word_char(u[pos + k]))
+					k++;
+				poll += (uint32_t) (k - 1);
+			}
+			else
+			{
+				int32_t		c = u[pos];
+
+				if (tok->lower && c >= 'A' && c <= 'Z')
+					c += 'a' - 'A';
+				word_add(s, c, index);
+				k = 1;
+			}
+			pos += k;
+			index += (int32_t) k;
+			s->prev = s->last = index - 1;
+			s->wlast = index;
 			continue;
 		}
 		k = fb_utf8_decode(u + pos, len - pos, &cp);

@@ -39,6 +39,32 @@ static const UNormalizer2 *nfd_instance = NULL;
 static char nfd_error[128];
 static pthread_once_t nfd_once = PTHREAD_ONCE_INIT;
 
+/*
+ * Properties of every BMP code point, computed once from the functions
+ * below (so with the same answers) to keep ICU calls off the hot path:
+ * bits 0-1 clean class, 2 CJK, 3 whitespace, 4 punctuation, 5 Mn,
+ * 6 decomposes, 7 lowercase differs, 8-15 combining class.
+ */
+#define P_CLEAN		0x03u
+#define P_CJK		0x04u
+#define P_WS		0x08u
+#define P_PUNCT		0x10u
+#define P_MN		0x20u
+#define P_DECOMP	0x40u
+#define P_LOWER		0x80u
+#define P_CCC_SHIFT 8
+
+static uint16_t bmp_props[0x10000];
+static bool bmp_ready = false;
+
+static fb_uc_clean slow_clean_class(int32_t c);
+static int	slow_decompose(int32_t c, int32_t *out);
+static int	slow_ccc(int32_t c);
+static bool slow_is_mn(int32_t c);
+static int	slow_lower(int32_t c, int32_t *out);
+static bool slow_is_whitespace(int32_t c);
+static bool slow_is_punct(int32_t c);
+
 static void
 load_nfd(void)
 {
@@ -46,10 +72,33 @@ load_nfd(void)
 	const UNormalizer2 *n = unorm2_getNFDInstance(&status);
 
 	if (U_FAILURE(status) || n == NULL)
+	{
 		snprintf(nfd_error, sizeof(nfd_error),
 				 "could not load ICU NFD data: %s", u_errorName(status));
-	else
-		nfd_instance = n;
+		return;
+	}
+	nfd_instance = n;
+	for (int32_t c = 0; c < 0x10000; c++)
+	{
+		int32_t		buf[FB_UC_MAX_DECOMP];
+		uint32_t	p = (uint32_t) slow_clean_class(c);
+
+		if (fb_uc_is_cjk(c))
+			p |= P_CJK;
+		if (slow_is_whitespace(c))
+			p |= P_WS;
+		if (slow_is_punct(c))
+			p |= P_PUNCT;
+		if (slow_is_mn(c))
+			p |= P_MN;
+		if (slow_decompose(c, buf) != 1 || buf[0] != c)
+			p |= P_DECOMP;
+		if (slow_lower(c, buf) != 1 || buf[0] != c)
+			p |= P_LOWER;
+		p |= (uint32_t) slow_ccc(c) << P_CCC_SHIFT;
+		bmp_props[c] = (uint16_t) p;
+	}
+	bmp_ready = true;
 }
 
 bool
@@ -130,8 +179,8 @@ is_other_category(int32_t c)
 	}
 }
 
-fb_uc_clean
-fb_uc_clean_class(int32_t c)
+static fb_uc_clean
+slow_clean_class(int32_t c)
 {
 	if (c < 0x80)
 	{
@@ -170,8 +219,8 @@ fb_uc_is_cjk(int32_t c)
 		(c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-int
-fb_uc_decompose(int32_t c, int32_t *out)
+static int
+slow_decompose(int32_t c, int32_t *out)
 {
 	UChar		buf[FB_UC_MAX_DECOMP * 2];
 	UErrorCode	status = U_ZERO_ERROR;
@@ -212,8 +261,8 @@ fb_uc_decompose(int32_t c, int32_t *out)
 	return n;
 }
 
-int
-fb_uc_ccc(int32_t c)
+static int
+slow_ccc(int32_t c)
 {
 	if (c < 0x300)
 		return 0;
@@ -228,8 +277,8 @@ fb_uc_ccc(int32_t c)
 	return u_getCombiningClass(c);
 }
 
-bool
-fb_uc_is_mn(int32_t c)
+static bool
+slow_is_mn(int32_t c)
 {
 	if (c < 0x300)
 		return false;
@@ -244,8 +293,8 @@ fb_uc_is_mn(int32_t c)
 	return u_charType(c) == U_NON_SPACING_MARK;
 }
 
-int
-fb_uc_lower(int32_t c, int32_t *out)
+static int
+slow_lower(int32_t c, int32_t *out)
 {
 	UChar		src[2];
 	UChar		dst[FB_UC_MAX_LOWER * 2];
@@ -294,8 +343,8 @@ fb_uc_lower(int32_t c, int32_t *out)
 	return n;
 }
 
-bool
-fb_uc_is_whitespace(int32_t c)
+static bool
+slow_is_whitespace(int32_t c)
 {
 	if (c < 0x80)
 		return c == ' ' || (c >= '\t' && c <= '\r');
@@ -310,8 +359,8 @@ fb_uc_is_whitespace(int32_t c)
 	return u_isUWhiteSpace(c);
 }
 
-bool
-fb_uc_is_punct(int32_t c)
+static bool
+slow_is_punct(int32_t c)
 {
 	if (c < 0x80)
 		return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) ||
@@ -325,4 +374,68 @@ fb_uc_is_punct(int32_t c)
 	}
 #endif
 	return u_ispunct(c);
+}
+
+/* Public functions: the BMP table when it is ready, else the slow path. */
+
+fb_uc_clean
+fb_uc_clean_class(int32_t c)
+{
+	if (c < 0x10000 && bmp_ready)
+		return (fb_uc_clean) (bmp_props[c] & P_CLEAN);
+	return slow_clean_class(c);
+}
+
+int
+fb_uc_decompose(int32_t c, int32_t *out)
+{
+	if (c < 0x10000 && bmp_ready && !(bmp_props[c] & P_DECOMP))
+	{
+		out[0] = c;
+		return 1;
+	}
+	return slow_decompose(c, out);
+}
+
+int
+fb_uc_ccc(int32_t c)
+{
+	if (c < 0x10000 && bmp_ready)
+		return bmp_props[c] >> P_CCC_SHIFT;
+	return slow_ccc(c);
+}
+
+bool
+fb_uc_is_mn(int32_t c)
+{
+	if (c < 0x10000 && bmp_ready)
+		return (bmp_props[c] & P_MN) != 0;
+	return slow_is_mn(c);
+}
+
+int
+fb_uc_lower(int32_t c, int32_t *out)
+{
+	if (c < 0x10000 && bmp_ready && !(bmp_props[c] & P_LOWER))
+	{
+		out[0] = c;
+		return 1;
+	}
+	return slow_lower(c, out);
+}
+
+bool
+fb_uc_is_whitespace(int32_t c)
+{
+	if (c < 0x10000 && bmp_ready)
+		return (bmp_props[c] & P_WS) != 0;
+	return slow_is_whitespace(c);
+}
+
+bool
+fb_uc_is_punct(int32_t c)
+{
+	if (c < 0x10000 && bmp_ready)
+		return (bmp_props[c] & P_PUNCT) != 0;
+	return slow_is_punct(c);
 }

@@ -61,7 +61,7 @@ fb_vocab_find_hashed(const fb_vocab *v, uint64_t h, const char *prefix,
 
 		if (sl->id < 0)
 			return -1;
-		if (sl->hash != h || v->len[sl->id] != plen + n)
+		if (sl->hash != h || sl->len != plen + n)
 			continue;
 		tok = v->blob + v->off[sl->id];
 		if ((plen == 0 || memcmp(tok, prefix, plen) == 0) &&
@@ -170,9 +170,10 @@ fb_vocab_parse(fb_vocab *v, const char *data, size_t len, const char *name,
 			{
 				sl->hash = h;
 				sl->id = (int32_t) id;
+				sl->len = (uint32_t) n;
 				break;
 			}
-			if (sl->hash == h && v->len[sl->id] == n &&
+			if (sl->hash == h && sl->len == n &&
 				memcmp(v->blob + v->off[sl->id], data + pos, n) == 0)
 			{
 				/* repeated token: the later line wins */
