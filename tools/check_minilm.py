@@ -60,7 +60,7 @@ def main():
     ref = st.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
     t_ref = time.time() - t0
 
-    cli = os.path.join(ROOT, "build", "finbert-cli")
+    cli = os.environ.get("FINBERT_CLI", os.path.join(ROOT, "build", "finbert-cli"))
     t0 = time.time()
     proc = subprocess.run([cli, "embed", model_dir, "--pooling", "mean", "--normalize",
                            "--max-length", str(st.max_seq_length)],
