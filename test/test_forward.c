@@ -467,6 +467,47 @@ check_long_text(void)
 	fb_model_free(m);
 }
 
+static int
+stop_after(void *arg)
+{
+	int		   *calls = arg;
+
+	return ++*calls > 1;	/* let the first layer run, stop the second */
+}
+
+/* The interrupt callback stops a long run between layers or chunks. */
+static void
+check_interrupt(void)
+{
+	fb_model   *m = open_fixture("cls");
+	fb_session *s;
+	fb_error	err = {0};
+	int			calls = 0;
+	fb_run_ctl	ctl = {stop_after, &calls};
+	fb_text    *all;
+	float	   *out;
+	fb_status	st;
+
+	if (m == NULL)
+		return;
+	s = fb_session_new(m);
+	fb_session_set_ctl(s, &ctl);
+	all = calloc((size_t) n_texts, sizeof(fb_text));
+	out = calloc((size_t) n_texts * 3, sizeof(float));
+	for (int i = 0; i < n_texts; i++)
+		all[i] = text_at(i);
+	st = fb_classify(s, all, (size_t) n_texts, NULL, out, NULL, &err);
+	CHECK(st == FB_ERR_INTERRUPTED, "interrupted run: %d %s", st, err.msg);
+	/* the session stays usable once the host stops interrupting */
+	fb_session_set_ctl(s, NULL);
+	st = fb_classify(s, all, (size_t) n_texts, NULL, out, NULL, &err);
+	CHECK_STATUS(st, err);
+	free(all);
+	free(out);
+	fb_session_free(s);
+	fb_model_free(m);
+}
+
 static void
 check_errors(void)
 {
@@ -525,6 +566,7 @@ main(void)
 	check_encoder();
 	check_threads();
 	check_long_text();
+	check_interrupt();
 	check_errors();
 
 	free(texts);
