@@ -20,6 +20,7 @@
 #define TOL 1e-4
 
 static json_object *golden;
+static int	test_threads = 1;	/* threads of every session under test */
 static const char **texts;
 static int	n_texts;
 
@@ -37,6 +38,15 @@ max_diff_row(const float *a, json_object *row, int n)
 		d = e > d ? e : d;
 	}
 	return d;
+}
+
+static fb_session *
+new_session(fb_model *m)
+{
+	fb_session *s = fb_session_new(m);
+
+	fb_session_set_threads(s, test_threads);
+	return s;
 }
 
 static fb_model *
@@ -115,7 +125,7 @@ check_sequence(const char *name)
 	NL = info->n_labels;
 	CHECK(info->head == FB_HEAD_SEQUENCE, "%s: head %d", name, info->head);
 	check_ids(name, m, g);
-	s = fb_session_new(m);
+	s = new_session(m);
 	logits = calloc((size_t) n_texts * NL, sizeof(float));
 	probs = calloc((size_t) n_texts * NL, sizeof(float));
 	all = calloc((size_t) n_texts, sizeof(fb_text));
@@ -196,7 +206,7 @@ check_token(const char *name)
 		return;
 	NL = fb_model_get_info(m)->n_labels;
 	CHECK(fb_model_get_info(m)->head == FB_HEAD_TOKEN, "%s: token head", name);
-	s = fb_session_new(m);
+	s = new_session(m);
 	for (int i = 0; i < n_texts; i++)
 	{
 		fb_text		t = text_at(i);
@@ -280,7 +290,7 @@ check_encoder(void)
 	if (m == NULL)
 		return;
 	H = fb_model_get_info(m)->hidden;
-	s = fb_session_new(m);
+	s = new_session(m);
 	emb = calloc((size_t) n_texts * H, sizeof(float));
 	all = calloc((size_t) n_texts, sizeof(fb_text));
 	for (int i = 0; i < n_texts; i++)
@@ -359,7 +369,7 @@ static void *
 thread_main(void *p)
 {
 	thread_arg *a = p;
-	fb_session *s = fb_session_new(a->m);
+	fb_session *s = new_session(a->m);
 	fb_error	err = {0};
 	fb_text    *all = calloc((size_t) n_texts, sizeof(fb_text));
 
@@ -416,7 +426,7 @@ check_long_text(void)
 
 	if (m == NULL)
 		return;
-	s = fb_session_new(m);
+	s = new_session(m);
 	big = malloc(cap);
 	while (len < 12000)
 	{
@@ -490,7 +500,7 @@ check_interrupt(void)
 
 	if (m == NULL)
 		return;
-	s = fb_session_new(m);
+	s = new_session(m);
 	fb_session_set_ctl(s, &ctl);
 	all = calloc((size_t) n_texts, sizeof(fb_text));
 	out = calloc((size_t) n_texts * 3, sizeof(float));
@@ -520,7 +530,7 @@ check_errors(void)
 	m = open_fixture("encoder");
 	if (m != NULL)
 	{
-		fb_session *s = fb_session_new(m);
+		fb_session *s = new_session(m);
 		fb_text		t = {"abc", 3};
 		float		out[8];
 
@@ -556,14 +566,20 @@ main(void)
 	for (int i = 0; i < n_texts; i++)
 		texts[i] = json_object_get_string(json_object_array_get_idx(arr, i));
 
-	check_sequence("cls");
-	check_sequence("cls_f16");
-	check_sequence("multilabel");
-	check_sequence("electra_cls");
-	check_sequence("albert_cls");
-	check_token("ner");
-	check_token("electra_ner");
-	check_encoder();
+	/* single-threaded, then three threads (uneven row and head splits) */
+	for (test_threads = 1; test_threads <= 3; test_threads += 2)
+	{
+		printf("-- %d thread(s), %s kernels\n", test_threads, fb_cpu_kernel_name());
+		check_sequence("cls");
+		check_sequence("cls_f16");
+		check_sequence("multilabel");
+		check_sequence("electra_cls");
+		check_sequence("albert_cls");
+		check_token("ner");
+		check_token("electra_ner");
+		check_encoder();
+	}
+	test_threads = 2;
 	check_threads();
 	check_long_text();
 	check_interrupt();

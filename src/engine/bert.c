@@ -6,13 +6,35 @@
  * with no padding rows, and attention runs per sequence on its own rows.
  * Nothing is ever padded, so a text gives the same result alone or in any
  * batch and no mask value can leak into pooling.
+ *
+ * Threads: each layer is two parallel phases.  Attention splits the
+ * (sequence, head) pairs between threads; everything else is row-wise, so
+ * each thread takes a slice of the token rows and runs the output
+ * projection, LayerNorm, feed-forward and the next layer's QKV projection
+ * on it without a barrier in between.  OpenBLAS runs single-threaded
+ * inside each worker.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fb_kernels.h"
 #include "fb_model.h"
 #include "fb_ops.h"
+#include "fb_pool.h"
+
+void		openblas_set_num_threads(int);
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+/* The engine owns the parallelism: OpenBLAS never starts its own threads
+ * beside ours (that would oversubscribe the cores). */
+static void
+blas_single_threaded(void)
+{
+	openblas_set_num_threads(1);
+}
 
 fb_session *
 fb_session_new(const fb_model *model)
@@ -21,9 +43,34 @@ fb_session_new(const fb_model *model)
 
 	if (s == NULL)
 		return NULL;
+	pthread_once(&blas_once, blas_single_threaded);
 	s->model = model;
+	s->n_threads = 1;
 	fb_encoding_init(&s->enc);
 	return s;
+}
+
+int
+fb_session_set_threads(fb_session *s, int n)
+{
+	if (n < 1)
+		n = 1;
+	if (n == s->n_threads)
+		return n;
+	fb_pool_destroy(s->pool);
+	s->pool = NULL;
+	s->n_threads = 1;
+	if (n > 1)
+	{
+		s->pool = fb_pool_create(n);
+		if (s->pool != NULL)
+			s->n_threads = n;
+	}
+	/* per-thread score buffers are sized on the next run */
+	fb_free_aligned(s->scores);
+	s->scores = NULL;
+	s->cap_seq = 0;
+	return s->n_threads;
 }
 
 static void
@@ -35,7 +82,11 @@ session_release_buffers(fb_session *s)
 	fb_free_aligned(s->tmp);
 	fb_free_aligned(s->inter);
 	fb_free_aligned(s->scores);
+	free(s->row_pos);
+	free(s->row_ids);
 	s->x = s->qkv = s->ctx = s->tmp = s->inter = s->scores = NULL;
+	s->row_pos = NULL;
+	s->row_ids = NULL;
 	s->cap_tokens = 0;
 	s->cap_seq = 0;
 }
@@ -45,6 +96,7 @@ fb_session_free(fb_session *s)
 {
 	if (s == NULL)
 		return;
+	fb_pool_destroy(s->pool);
 	session_release_buffers(s);
 	fb_encoding_free(&s->enc);
 	free(s);
@@ -93,17 +145,23 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 		fb_free_aligned(s->ctx);
 		fb_free_aligned(s->tmp);
 		fb_free_aligned(s->inter);
+		free(s->row_pos);
+		free(s->row_ids);
 		s->x = alloc_floats(n_tokens, wide, &ok);
 		s->qkv = alloc_floats(n_tokens, 3 * (size_t) c->hidden, &ok);
 		s->ctx = alloc_floats(n_tokens, (size_t) c->hidden, &ok);
 		s->tmp = alloc_floats(n_tokens, wide, &ok);
 		s->inter = alloc_floats(n_tokens, (size_t) c->intermediate, &ok);
+		s->row_pos = malloc(sizeof(int32_t) * n_tokens);
+		s->row_ids = malloc(sizeof(int32_t *) * n_tokens);
+		if (s->row_pos == NULL || s->row_ids == NULL)
+			ok = false;
 		s->cap_tokens = ok ? n_tokens : 0;
 	}
-	if (ok && max_len > s->cap_seq)
+	if (ok && (max_len > s->cap_seq || s->scores == NULL))
 	{
 		fb_free_aligned(s->scores);
-		s->scores = alloc_floats(max_len, max_len, &ok);
+		s->scores = alloc_floats(max_len * max_len, (size_t) s->n_threads, &ok);
 		s->cap_seq = ok ? max_len : 0;
 	}
 	if (!ok)
@@ -120,63 +178,173 @@ session_interrupted(const fb_session *s)
 	return s->has_ctl && fb_interrupted(&s->ctl);
 }
 
-/* Embedding rows for every token: word + position + token type (0). */
-static void
-embed_tokens(const fb_model *m, const fb_batch *b, float *out)
+/* State shared by the threads of one forward pass. */
+typedef struct fwd_job
 {
-	int			E = m->cfg.embedding_size;
-	size_t		row = 0;
+	fb_session *s;
+	const fb_batch *b;
+	const size_t *seq_off;		/* first packed row of each sequence */
+	size_t		T;
+	int			layer;			/* layer whose row phase runs next */
+	int			nonfinite;		/* set by any thread that saw inf/nan */
+	pthread_mutex_t mu;
+} fwd_job;
 
-	for (int i = 0; i < b->n_seq; i++)
+/* Rows [r0, r1): embeddings (+ projection) and layer 0's QKV. */
+static void
+rows_embed(fwd_job *j, size_t r0, size_t r1)
+{
+	fb_session *s = j->s;
+	const fb_model *m = s->model;
+	const fb_config *c = &m->cfg;
+	const fb_cpu_kernels *k = fb_cpu_kernels_get();
+	int			E = c->embedding_size,
+				H = c->hidden;
+	int			n = (int) (r1 - r0);
+	float	   *emb = m->emb_proj_w != NULL ? s->tmp : s->x;
+
+	for (size_t r = r0; r < r1; r++)
 	{
-		for (int p = 0; p < b->lens[i]; p++, row++)
-		{
-			const float *w = m->word_emb + (size_t) b->ids[i][p] * E;
-			const float *pe = m->pos_emb + (size_t) p * E;
-			const float *te = m->type_emb;
-			float	   *o = out + row * E;
+		const float *w = m->word_emb + (size_t) *s->row_ids[r] * E;
+		const float *pe = m->pos_emb + (size_t) s->row_pos[r] * E;
+		const float *te = m->type_emb;
+		float	   *o = emb + r * E;
 
-			for (int k = 0; k < E; k++)
-				o[k] = w[k] + pe[k] + te[k];
+		for (int i = 0; i < E; i++)
+			o[i] = w[i] + pe[i] + te[i];
+	}
+	k->layernorm(emb + r0 * E, m->emb_ln_g, m->emb_ln_b, n, E, c->layer_norm_eps);
+	if (m->emb_proj_w != NULL)
+	{
+		fb_cpu_fill_bias(s->x + r0 * H, m->emb_proj_b, n, H);
+		fb_cpu_linear(s->tmp + r0 * E, m->emb_proj_w, s->x + r0 * H, n, H, E, 1.0f);
+	}
+	fb_cpu_fill_bias(s->qkv + r0 * 3 * H, m->layers[0].qkv_b, n, 3 * H);
+	fb_cpu_linear(s->x + r0 * H, m->layers[0].qkv_w, s->qkv + r0 * 3 * H, n, 3 * H, H, 1.0f);
+}
+
+/*
+ * Rows [r0, r1) of layer l after attention: output projection, residual,
+ * LayerNorm, feed-forward, residual, LayerNorm, then the next layer's QKV.
+ */
+static void
+rows_layer(fwd_job *j, size_t r0, size_t r1)
+{
+	fb_session *s = j->s;
+	const fb_model *m = s->model;
+	const fb_config *c = &m->cfg;
+	const fb_cpu_kernels *k = fb_cpu_kernels_get();
+	const fb_layer *L = &m->layers[j->layer];
+	int			H = c->hidden,
+				I = c->intermediate;
+	int			n = (int) (r1 - r0);
+	float	   *x = s->x + r0 * H,
+			   *tmp = s->tmp + r0 * H,
+			   *ctx = s->ctx + r0 * H,
+			   *inter = s->inter + r0 * I;
+
+	/* tmp = LN(x + ctx W_o^T + b_o) */
+	fb_cpu_residual_bias(tmp, x, L->attn_out_b, n, H);
+	fb_cpu_linear(ctx, L->attn_out_w, tmp, n, H, H, 1.0f);
+	k->layernorm(tmp, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
+
+	/* inter = act(tmp W_i^T + b_i) */
+	fb_cpu_fill_bias(inter, L->inter_b, n, I);
+	fb_cpu_linear(tmp, L->inter_w, inter, n, I, H, 1.0f);
+	if (c->act == FB_ACT_GELU_ERF)
+		k->gelu_erf(inter, (size_t) n * I);
+	else if (c->act == FB_ACT_GELU_TANH)
+		k->gelu_tanh(inter, (size_t) n * I);
+	else
+		fb_cpu_relu(inter, (size_t) n * I);
+
+	/* x = LN(tmp + inter W_out^T + b_out) */
+	fb_cpu_residual_bias(x, tmp, L->out_b, n, H);
+	fb_cpu_linear(inter, L->out_w, x, n, H, I, 1.0f);
+	k->layernorm(x, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
+
+	if (j->layer + 1 < c->n_layers)
+	{
+		const fb_layer *next = &m->layers[j->layer + 1];
+
+		fb_cpu_fill_bias(s->qkv + r0 * 3 * H, next->qkv_b, n, 3 * H);
+		fb_cpu_linear(x, next->qkv_w, s->qkv + r0 * 3 * H, n, 3 * H, H, 1.0f);
+	}
+	else
+	{
+		for (size_t i = 0; i < (size_t) n * H; i++)
+		{
+			if (!isfinite(x[i]))
+			{
+				pthread_mutex_lock(&j->mu);
+				j->nonfinite = 1;
+				pthread_mutex_unlock(&j->mu);
+				break;
+			}
 		}
 	}
-	fb_cpu_layernorm(out, m->emb_ln_g, m->emb_ln_b, (int) row, E, m->cfg.layer_norm_eps);
 }
 
 static void
-encoder_layer(fb_session *s, const fb_layer *L, const fb_batch *b, int T)
+phase_embed(void *arg, int tid, int nt)
+{
+	fwd_job    *j = arg;
+	size_t		r0,
+				r1;
+
+	fb_split_range(j->T, tid, nt, 4, &r0, &r1);
+	if (r0 < r1)
+		rows_embed(j, r0, r1);
+}
+
+static void
+phase_rows(void *arg, int tid, int nt)
+{
+	fwd_job    *j = arg;
+	size_t		r0,
+				r1;
+
+	fb_split_range(j->T, tid, nt, 4, &r0, &r1);
+	if (r0 < r1)
+		rows_layer(j, r0, r1);
+}
+
+/* One attention head of one sequence: rows [L, 3H] of qkv -> ctx. */
+static void
+attention_head(fb_session *s, const float *qkv, float *out, float *scores,
+			   int L, int h)
 {
 	const fb_config *c = &s->model->cfg;
 	int			H = c->hidden,
-				I = c->intermediate;
-	size_t		off = 0;
+				dh = H / c->n_heads;
+	int			ld = 3 * H;
 
-	/* qkv[T, 3H] = x W_qkv^T + b_qkv */
-	fb_cpu_fill_bias(s->qkv, L->qkv_b, T, 3 * H);
-	fb_cpu_linear(s->x, L->qkv_w, s->qkv, T, 3 * H, H, 1.0f);
+	fb_cpu_attention_head(qkv + (size_t) h * dh, qkv + H + (size_t) h * dh,
+						  qkv + 2 * (size_t) H + (size_t) h * dh, ld,
+						  out + (size_t) h * dh, H, scores, L, dh,
+						  fb_cpu_kernels_get()->softmax);
+}
 
-	/* attention, one sequence at a time on its own rows */
-	for (int i = 0; i < b->n_seq; i++)
+static void
+phase_attention(void *arg, int tid, int nt)
+{
+	fwd_job    *j = arg;
+	fb_session *s = j->s;
+	int			n_heads = s->model->cfg.n_heads,
+				H = s->model->cfg.hidden;
+	size_t		items = (size_t) j->b->n_seq * n_heads;
+	float	   *scores = s->scores + (size_t) tid * s->cap_seq * s->cap_seq;
+
+	/* interleaved (sequence, head) items: neighbours have similar cost */
+	for (size_t it = (size_t) tid; it < items; it += (size_t) nt)
 	{
-		fb_cpu_attention(s->qkv + off * 3 * H, s->ctx + off * H, H, s->scores,
-						 b->lens[i], H, c->n_heads);
-		off += (size_t) b->lens[i];
+		int			i = (int) (it / n_heads),
+					h = (int) (it % n_heads);
+		size_t		off = j->seq_off[i];
+
+		attention_head(s, s->qkv + off * 3 * H, s->ctx + off * H, scores,
+					   j->b->lens[i], h);
 	}
-
-	/* x = LN(x + ctx W_o^T + b_o) */
-	fb_cpu_residual_bias(s->tmp, s->x, L->attn_out_b, T, H);
-	fb_cpu_linear(s->ctx, L->attn_out_w, s->tmp, T, H, H, 1.0f);
-	fb_cpu_layernorm(s->tmp, L->attn_ln_g, L->attn_ln_b, T, H, c->layer_norm_eps);
-
-	/* inter = act(x W_i^T + b_i) */
-	fb_cpu_fill_bias(s->inter, L->inter_b, T, I);
-	fb_cpu_linear(s->tmp, L->inter_w, s->inter, T, I, H, 1.0f);
-	fb_cpu_activation(c->act, s->inter, (size_t) T * I);
-
-	/* x = LN(x + inter W_out^T + b_out) */
-	fb_cpu_residual_bias(s->x, s->tmp, L->out_b, T, H);
-	fb_cpu_linear(s->inter, L->out_w, s->x, T, H, I, 1.0f);
-	fb_cpu_layernorm(s->x, L->out_ln_g, L->out_ln_b, T, H, c->layer_norm_eps);
 }
 
 static fb_status
@@ -218,7 +386,9 @@ fb_forward(fb_session *s, const fb_batch *b, float *hidden, float *pooled,
 	int			H = c->hidden;
 	size_t		T = 0;
 	int			maxL = 0;
-	fb_status	st;
+	size_t	   *seq_off;
+	fwd_job		job;
+	fb_status	st = FB_OK;
 
 	if ((st = check_batch(m, b, &T, &maxL, err)) != FB_OK)
 		return st;
@@ -226,43 +396,59 @@ fb_forward(fb_session *s, const fb_batch *b, float *hidden, float *pooled,
 		return fb_fail(err, FB_ERR_UNSUPPORTED, "this model has no pooler");
 	if ((st = fb_session_reserve(s, T, (size_t) maxL, err)) != FB_OK)
 		return st;
-
-	if (m->emb_proj_w != NULL)
-	{
-		/* factorised embeddings: LN in E dims, then project to H */
-		embed_tokens(m, b, s->tmp);
-		fb_cpu_fill_bias(s->x, m->emb_proj_b, (int) T, H);
-		fb_cpu_linear(s->tmp, m->emb_proj_w, s->x, (int) T, H, c->embedding_size, 1.0f);
-	}
-	else
-		embed_tokens(m, b, s->x);
-
-	for (int l = 0; l < c->n_layers; l++)
-	{
-		if (session_interrupted(s))
-			return fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
-		encoder_layer(s, &m->layers[l], b, (int) T);
-	}
-
-	for (size_t i = 0; i < T * (size_t) H; i++)
-	{
-		if (!isfinite(s->x[i]))
-			return fb_fail(err, FB_ERR_NUMERIC, "the encoder produced a non-finite value");
-	}
-	if (hidden != NULL)
-		memcpy(hidden, s->x, sizeof(float) * T * (size_t) H);
-	if (pooled != NULL)
+	seq_off = malloc(sizeof(size_t) * (size_t) b->n_seq);
+	if (seq_off == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
 	{
 		size_t		row = 0;
 
 		for (int i = 0; i < b->n_seq; i++)
 		{
-			memcpy(s->tmp + (size_t) i * H, s->x + row * H, sizeof(float) * H);
-			row += (size_t) b->lens[i];
+			seq_off[i] = row;
+			for (int p = 0; p < b->lens[i]; p++, row++)
+			{
+				s->row_pos[row] = p;
+				s->row_ids[row] = &b->ids[i][p];
+			}
 		}
+	}
+
+	memset(&job, 0, sizeof(job));
+	job.s = s;
+	job.b = b;
+	job.seq_off = seq_off;
+	job.T = T;
+	pthread_mutex_init(&job.mu, NULL);
+
+	fb_pool_run(s->pool, phase_embed, &job);
+	for (int l = 0; l < c->n_layers; l++)
+	{
+		if (session_interrupted(s))
+		{
+			st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
+			goto done;
+		}
+		job.layer = l;
+		fb_pool_run(s->pool, phase_attention, &job);
+		fb_pool_run(s->pool, phase_rows, &job);
+	}
+	if (job.nonfinite)
+	{
+		st = fb_fail(err, FB_ERR_NUMERIC, "the encoder produced a non-finite value");
+		goto done;
+	}
+	if (hidden != NULL)
+		memcpy(hidden, s->x, sizeof(float) * T * (size_t) H);
+	if (pooled != NULL)
+	{
+		for (int i = 0; i < b->n_seq; i++)
+			memcpy(s->tmp + (size_t) i * H, s->x + seq_off[i] * H, sizeof(float) * H);
 		fb_cpu_fill_bias(pooled, m->pool_b, b->n_seq, H);
 		fb_cpu_linear(s->tmp, m->pool_w, pooled, b->n_seq, H, H, 1.0f);
 		fb_cpu_tanh(pooled, (size_t) b->n_seq * H);
 	}
-	return FB_OK;
+done:
+	pthread_mutex_destroy(&job.mu);
+	free(seq_off);
+	return st;
 }

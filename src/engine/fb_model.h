@@ -78,7 +78,11 @@ struct fb_session
 	float	   *ctx;			/* [T, H] attention context */
 	float	   *tmp;			/* [T, H] */
 	float	   *inter;			/* [T, I] */
-	float	   *scores;			/* [Lmax, Lmax] */
+	float	   *scores;			/* n_threads x [Lmax, Lmax] */
+	int32_t    *row_pos;		/* [T] position of each packed row */
+	const int32_t **row_ids;	/* [T] pointer to each row's token id */
+	int			n_threads;
+	struct fb_pool *pool;		/* NULL when single-threaded */
 	fb_encoding enc;			/* tokenizer output, reused */
 };
 

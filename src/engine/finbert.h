@@ -211,6 +211,17 @@ fb_session *fb_session_new(const fb_model *model);	/* NULL when out of memory */
 void		fb_session_free(fb_session *s);
 void		fb_session_set_ctl(fb_session *s, const fb_run_ctl *ctl);
 
+/*
+ * Threads one forward pass of this session uses (default 1).  The engine
+ * runs OpenBLAS single-threaded inside its own workers, so n is the whole
+ * parallelism; workers block all signals and never call the host.
+ * Returns the number actually available (1 when threads cannot start).
+ */
+int			fb_session_set_threads(fb_session *s, int n);
+
+/* Name of the element-wise CPU kernel set in use ("avx2", "generic"). */
+const char *fb_cpu_kernel_name(void);
+
 typedef enum fb_pooling
 {
 	FB_POOL_CLS = 0,

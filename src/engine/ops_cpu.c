@@ -137,25 +137,29 @@ fb_cpu_tanh(float *x, size_t n)
 }
 
 void
+fb_cpu_attention_head(const float *q, const float *k, const float *v, int ld,
+					  float *out, int ldo, float *scores, int L, int dh,
+					  void (*softmax) (float *, int, int))
+{
+	float		scale = 1.0f / sqrtf((float) dh);
+
+	/* scores[L, L] = scale * Q_h K_h^T */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, dh,
+				scale, q, ld, k, ld, 0.0f, scores, L);
+	softmax(scores, L, L);
+	/* out_h[L, dh] = P V_h */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, dh, L,
+				1.0f, scores, L, v, ld, 0.0f, out, ldo);
+}
+
+void
 fb_cpu_attention(const float *qkv, float *out, int ldo, float *scores, int L,
 				 int C, int n_heads)
 {
 	int			dh = C / n_heads;
-	int			ld = 3 * C;
-	float		scale = 1.0f / sqrtf((float) dh);
 
 	for (int h = 0; h < n_heads; h++)
-	{
-		const float *q = qkv + (size_t) h * dh;
-		const float *k = qkv + C + (size_t) h * dh;
-		const float *v = qkv + 2 * (size_t) C + (size_t) h * dh;
-
-		/* scores[L, L] = scale * Q_h K_h^T */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, dh,
-					scale, q, ld, k, ld, 0.0f, scores, L);
-		fb_cpu_softmax(scores, L, L);
-		/* out_h[L, dh] = P V_h */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, dh, L,
-					1.0f, scores, L, v, ld, 0.0f, out + (size_t) h * dh, ldo);
-	}
+		fb_cpu_attention_head(qkv + (size_t) h * dh, qkv + C + (size_t) h * dh,
+							  qkv + 2 * (size_t) C + (size_t) h * dh, 3 * C,
+							  out + (size_t) h * dh, ldo, scores, L, dh, fb_cpu_softmax);
 }

@@ -1,0 +1,137 @@
+/*
+ * bench_engine.c — throughput and latency of the finbert engine on one
+ * model: random token ids of a fixed length, fixed batch size.
+ *
+ *   bench_engine MODEL_DIR --batch B --length L [--iters N] [--threads T]
+ *
+ * Prints one JSON object: tokens/s, sequences/s, p50/p99 batch latency.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "finbert.h"
+
+void		openblas_set_num_threads(int);
+char	   *openblas_get_corename(void);
+char	   *openblas_get_config(void);
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir;
+	int			batch = 1,
+				length = 128,
+				iters = 10,
+				threads = 0;
+	double		min_seconds = 5.0;
+	fb_model   *m;
+	fb_session *s;
+	fb_error	err = {0};
+	int32_t   **ids;
+	int		   *lens;
+	float	   *hidden,
+			   *pooled;
+	double	   *lat;
+	double		total = 0.0;
+	int			done = 0;
+	const fb_model_info *info;
+
+	if (argc < 2)
+	{
+		fprintf(stderr, "usage: bench_engine MODEL_DIR [--batch B] [--length L] [--iters N] [--threads T] [--seconds S]\n");
+		return 2;
+	}
+	dir = argv[1];
+	for (int i = 2; i + 1 < argc; i += 2)
+	{
+		if (strcmp(argv[i], "--batch") == 0)
+			batch = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--length") == 0)
+			length = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--iters") == 0)
+			iters = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--threads") == 0)
+			threads = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--seconds") == 0)
+			min_seconds = atof(argv[i + 1]);
+	}
+	if (threads > 0)
+	{
+		openblas_set_num_threads(threads);
+		fb_set_num_threads(threads);
+	}
+	if (fb_model_open(dir, NULL, &m, &err) != FB_OK)
+	{
+		fprintf(stderr, "bench_engine: %s\n", err.msg);
+		return 2;
+	}
+	info = fb_model_get_info(m);
+	s = fb_session_new(m);
+	ids = malloc(sizeof(int32_t *) * batch);
+	lens = malloc(sizeof(int) * batch);
+	srand(42);
+	for (int b = 0; b < batch; b++)
+	{
+		ids[b] = malloc(sizeof(int32_t) * length);
+		ids[b][0] = 101;
+		for (int t = 1; t < length - 1; t++)
+			ids[b][t] = 1000 + rand() % (info->vocab_size - 1000);
+		ids[b][length - 1] = 102;
+		lens[b] = length;
+	}
+	hidden = malloc(sizeof(float) * (size_t) batch * length * info->hidden);
+	pooled = malloc(sizeof(float) * (size_t) batch * info->hidden);
+	lat = malloc(sizeof(double) * (iters + 100000));
+	{
+		fb_batch	bt = {batch, (const int32_t *const *) ids, lens};
+
+		/* warm-up: first-touch of buffers, thread start */
+		if (fb_forward(s, &bt, hidden, info->has_pooler ? pooled : NULL, &err) != FB_OK)
+		{
+			fprintf(stderr, "bench_engine: %s\n", err.msg);
+			return 1;
+		}
+		while (done < iters || total < min_seconds)
+		{
+			double		t0 = now();
+
+			fb_forward(s, &bt, hidden, info->has_pooler ? pooled : NULL, &err);
+			lat[done] = now() - t0;
+			total += lat[done];
+			done++;
+			if (done >= iters + 99999)
+				break;
+		}
+	}
+	qsort(lat, done, sizeof(double), cmp_double);
+	printf("{\"engine\":\"finbert\",\"precision\":\"fp32\",\"batch\":%d,\"length\":%d,\"iters\":%d,"
+		   "\"tokens_per_s\":%.1f,\"seqs_per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+		   "\"threads\":%d,\"kernel\":\"%s\",\"blas_core\":\"%s\"}\n",
+		   batch, length, done, (double) batch * length * done / total,
+		   (double) batch * done / total, lat[done / 2] * 1e3,
+		   lat[(int) (done * 0.99) < done ? (int) (done * 0.99) : done - 1] * 1e3,
+		   threads, fb_cpu_kernel_name(), openblas_get_corename());
+	fb_session_free(s);
+	fb_model_free(m);
+	return 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * fb_kernels.h — element-wise CPU kernels chosen once at run time.
+ *
+ * The generic set is the plain-C reference (ops_cpu.c); the AVX2+FMA set
+ * (ops_avx2.c) is compiled with a target attribute, so the library runs on
+ * any x86-64 and uses the wide kernels only where the CPU has them.
+ * FINBERT_CPU_KERNEL=generic|avx2 forces a set (tests, benchmarks).
+ */
+#ifndef FB_KERNELS_H
+#define FB_KERNELS_H
+
+#include "fb_internal.h"
+
+typedef struct fb_cpu_kernels
+{
+	const char *name;
+	void		(*layernorm) (float *x, const float *g, const float *b, int T, int C, float eps);
+	void		(*gelu_erf) (float *x, size_t n);
+	void		(*gelu_tanh) (float *x, size_t n);
+	void		(*softmax) (float *x, int rows, int n);
+} fb_cpu_kernels;
+
+const fb_cpu_kernels *fb_cpu_kernels_get(void);
+/* A specific set by name ("generic", "avx2"); NULL when unavailable on
+ * this CPU. */
+const fb_cpu_kernels *fb_cpu_kernels_by_name(const char *name);
+
+/* AVX2 entry points (ops_avx2.c). */
+void		fb_avx2_layernorm(float *x, const float *g, const float *b, int T, int C, float eps);
+void		fb_avx2_gelu_erf(float *x, size_t n);
+void		fb_avx2_gelu_tanh(float *x, size_t n);
+void		fb_avx2_softmax(float *x, int rows, int n);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * kernels.c — picks the element-wise kernel set once per process.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fb_kernels.h"
+#include "fb_ops.h"
+
+static const fb_cpu_kernels generic_kernels = {
+	"generic", fb_cpu_layernorm, fb_cpu_gelu_erf, fb_cpu_gelu_tanh, fb_cpu_softmax
+};
+
+static const fb_cpu_kernels avx2_kernels = {
+	"avx2", fb_avx2_layernorm, fb_avx2_gelu_erf, fb_avx2_gelu_tanh, fb_avx2_softmax
+};
+
+static const fb_cpu_kernels *chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static bool
+cpu_has_avx2(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+const fb_cpu_kernels *
+fb_cpu_kernels_by_name(const char *name)
+{
+	if (strcmp(name, "generic") == 0)
+		return &generic_kernels;
+	if (strcmp(name, "avx2") == 0 && cpu_has_avx2())
+		return &avx2_kernels;
+	return NULL;
+}
+
+static void
+choose(void)
+{
+	const char *force = getenv("FINBERT_CPU_KERNEL");
+
+	if (force != NULL && fb_cpu_kernels_by_name(force) != NULL)
+		chosen = fb_cpu_kernels_by_name(force);
+	else
+		chosen = cpu_has_avx2() ? &avx2_kernels : &generic_kernels;
+}
+
+const fb_cpu_kernels *
+fb_cpu_kernels_get(void)
+{
+	pthread_once(&chosen_once, choose);
+	return chosen;
+}
+
+const char *
+fb_cpu_kernel_name(void)
+{
+	return fb_cpu_kernels_get()->name;
+}
