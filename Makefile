@@ -44,6 +44,11 @@ $(ENGINE_LIB): $(ENGINE_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+BENCH := $(BUILD)/bench_engine
+bench-engine: $(BENCH)
+$(BENCH): bench/bench_engine.c $(ENGINE_LIB)
+	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
+
 $(CLI): src/cli/finbert_cli.c $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
@@ -90,7 +95,9 @@ OBJS        = $(PG_SRCS:.c=.o)
 EXTENSION   = finbert
 DATA        = sql/finbert--0.1.0.sql
 PG_CPPFLAGS = -Isrc/engine -Isrc/pg
-PG_CFLAGS   = -Wall -Wmissing-prototypes -Werror
+PG_WERROR  ?= -Werror
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-clobbered \
+              -Wmissing-prototypes $(PG_WERROR)
 SHLIB_LINK += $(ENGINE_LIB) $(ENGINE_LIBS)
 
 # Regression suite: sql/<name>.sql + expected/<name>.out, run in this order

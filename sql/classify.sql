@@ -78,6 +78,12 @@ RESET finbert.max_length;
 -- mixed Chinese / English / digits / full-width characters
 SELECT finbert_sentiment('宁德时代CATL与Tesla签署协议，ＲＯＥ提升至２０％') IS NOT NULL AS ok;
 
+-- the BLAS thread count does not change results
+SET finbert.threads = 2;
+SELECT finbert_scores(body, 'cls') FROM news WHERE id = 3 \gset t2_
+RESET finbert.threads;
+SELECT finbert_scores(body, 'cls') = :'t2_finbert_scores'::jsonb AS same_with_2_threads FROM news WHERE id = 3;
+
 -- NULL in, NULL out (STRICT)
 SELECT finbert_sentiment(NULL) IS NULL AS a, finbert_sentiment('x', NULL) IS NULL AS b,
        finbert_scores(NULL, 'cls') IS NULL AS c, finbert_classify('x', NULL) IS NULL AS d;

@@ -14,12 +14,12 @@ CREATE TEMP TABLE cli AS
          e.line::jsonb AS ner, em.line::jsonb AS emb_mean, ec.line::jsonb AS emb_cls,
          t.line::jsonb AS tok
     FROM input i
-    JOIN pg_temp.lines('cls.jsonl') c USING (n)
-    JOIN pg_temp.lines('multilabel.jsonl') m USING (n)
-    JOIN pg_temp.lines('ner.jsonl') e USING (n)
-    JOIN pg_temp.lines('encoder_mean.jsonl') em USING (n)
-    JOIN pg_temp.lines('encoder_cls.jsonl') ec USING (n)
-    JOIN pg_temp.lines('tokenize.jsonl') t USING (n);
+    LEFT JOIN pg_temp.lines('cls.jsonl') c USING (n)
+    LEFT JOIN pg_temp.lines('multilabel.jsonl') m USING (n)
+    LEFT JOIN pg_temp.lines('ner.jsonl') e USING (n)
+    LEFT JOIN pg_temp.lines('encoder_mean.jsonl') em USING (n)
+    LEFT JOIN pg_temp.lines('encoder_cls.jsonl') ec USING (n)
+    LEFT JOIN pg_temp.lines('tokenize.jsonl') t USING (n);
 SELECT count(*) AS inputs, count(*) FILTER (WHERE body = '') AS empty_lines FROM cli;
 
 -- classification: same top label, scores within 1e-5

@@ -55,7 +55,7 @@ SELECT n.id,
           FROM (SELECT entity, min(start_pos) AS first
                   FROM finbert_entities(n.body) WHERE label = 'person' GROUP BY entity) c)
        AS persons_ok
-  FROM news n ORDER BY n.id;
+  FROM news n WHERE n.body IS NOT NULL ORDER BY n.id;
 
 -- long text: the whole text is covered by overlapping windows (512 tokens
 -- each); every span still round-trips and entities appear past the first

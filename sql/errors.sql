@@ -132,3 +132,12 @@ SELECT count(*) FROM finbert_entities(repeat('股市大涨，宁德时代签约�
 RESET statement_timeout;
 -- the backend is fine afterwards
 SELECT finbert_sentiment('央行降准') IS NOT NULL AS still_works;
+
+-- a database that is not UTF8 is refused (feature_not_supported)
+CREATE DATABASE regress_finbert_latin1 ENCODING 'LATIN1' TEMPLATE template0;
+\c regress_finbert_latin1
+CREATE EXTENSION finbert;
+SELECT finbert_tokenize('abc', 'cls');
+SELECT finbert_sentiment(ARRAY['abc']);
+\c contrib_regression
+DROP DATABASE regress_finbert_latin1;

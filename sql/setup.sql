@@ -10,6 +10,11 @@ SHOW shared_preload_libraries;
 SELECT current_setting('finbert.model_dir') LIKE '%/models' AS model_dir_set;
 SELECT extversion, extrelocatable FROM pg_extension WHERE extname = 'finbert';
 
+-- settings, their defaults and who may change them
+SELECT name, boot_val AS default,
+       unit, context, vartype, min_val, max_val, enumvals
+  FROM pg_settings WHERE name LIKE 'finbert.%' ORDER BY name;
+
 -- roles created by the extension script
 SELECT rolname, rolcanlogin FROM pg_roles
  WHERE rolname IN ('finbert_admin', 'finbert_user') ORDER BY 1;

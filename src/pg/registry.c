@@ -263,7 +263,7 @@ ResolveModelPath(const char *path, char **relative)
 				 errmsg("model path \"%s\" is not a directory", path)));
 
 	/* Every file the engine may open must stay inside the root too. */
-	for (int i = 0; i < lengthof(ModelFiles); i++)
+	for (size_t i = 0; i < lengthof(ModelFiles); i++)
 	{
 		char	   *f = psprintf("%s/%s", real, ModelFiles[i]);
 		char	   *rf;
@@ -591,7 +591,7 @@ ValidTask(const char *task)
 		"sentiment", "industry", "type", "classify", "ner", "embed"
 	};
 
-	for (int i = 0; i < lengthof(tasks); i++)
+	for (size_t i = 0; i < lengthof(tasks); i++)
 		if (strcmp(task, tasks[i]) == 0)
 			return true;
 	return false;
