@@ -440,7 +440,8 @@ ExecuteInline(const FinbertRequest *req, FinbertResult *res,
 	const fb_model_info *info = fb_model_get_info(m->model);
 	fb_task_options opts = fb_task_default_options();
 
-	FinbertApplyThreads();
+	/* a no-op unless finbert.threads changed since the last request */
+	(void) fb_session_set_threads(m->session, finbert_threads);
 	fb_session_set_ctl(m->session, &FinbertRunCtl);
 	m->uses++;
 	opts.max_length = finbert_max_length;

@@ -1,10 +1,11 @@
 /*
- * finbert.c — module entry point: _PG_init, GUCs, engine threads.
+ * finbert.c — module entry point: _PG_init and GUCs.
  *
  * Loaded through shared_preload_libraries (recommended: it reserves the
  * shared statistics) or on first use.  Nothing here starts threads or opens
- * models: OpenBLAS is configured in the backend on the first request, and
- * models are opened lazily per backend (registry.c).
+ * models: models are opened lazily per backend (registry.c), and the
+ * engine's worker threads (finbert.threads) are started by the session of
+ * a model in the backend that uses it, never in the postmaster.
  */
 #include "postgres.h"
 
@@ -19,9 +20,6 @@
 #include "finbert_pg.h"
 
 PG_MODULE_MAGIC;
-
-/* libopenblas is linked into finbert.so (SHLIB_LINK). */
-extern void openblas_set_num_threads(int num_threads);
 
 char	   *finbert_model_dir = NULL;
 char	   *finbert_sentiment_model = NULL;
@@ -100,23 +98,6 @@ finbert_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	FinbertStatsShmemStartup();
-}
-
-/*
- * Sets the OpenBLAS thread count from finbert.threads.  Called in the
- * backend before every engine run (a no-op unless the setting changed), never
- * in the postmaster.
- */
-void
-FinbertApplyThreads(void)
-{
-	static int	applied = -1;
-
-	if (applied != finbert_threads)
-	{
-		openblas_set_num_threads(finbert_threads);
-		applied = finbert_threads;
-	}
 }
 
 void
@@ -205,8 +186,9 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("finbert.threads",
-							"Threads used by the linear algebra library in each backend.",
-							NULL,
+							"Threads one backend uses for a forward pass.",
+							"The engine runs its own worker threads (OpenBLAS stays single-threaded); "
+							"each backend that runs a model with more than one thread keeps a pool of them.",
 							&finbert_threads,
 							1,
 							1, 256,

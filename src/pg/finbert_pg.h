@@ -167,9 +167,4 @@ extern void FinbertStatsCount(uint64 texts, uint64 tokens, uint64 batches,
 extern void FinbertStatsError(void);
 extern void FinbertStatsModelLoad(void);
 
-/* ------------------------------------------------------------------------
- * Engine threads (finbert.c)
- * ------------------------------------------------------------------------ */
-extern void FinbertApplyThreads(void);
-
 #endif							/* FINBERT_PG_H */
