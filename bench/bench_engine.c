@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "finbert.h"
 
-void		openblas_set_num_threads(int);
 char	   *openblas_get_corename(void);
 char	   *openblas_get_config(void);
 
@@ -75,11 +75,6 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--seconds") == 0)
 			min_seconds = atof(argv[i + 1]);
 	}
-	if (threads > 0)
-	{
-		openblas_set_num_threads(threads);
-		fb_set_num_threads(threads);
-	}
 	if (fb_model_open(dir, NULL, &m, &err) != FB_OK)
 	{
 		fprintf(stderr, "bench_engine: %s\n", err.msg);
@@ -87,6 +82,9 @@ main(int argc, char **argv)
 	}
 	info = fb_model_get_info(m);
 	s = fb_session_new(m);
+	if (threads < 1)
+		threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
+	threads = fb_session_set_threads(s, threads);
 	ids = malloc(sizeof(int32_t *) * batch);
 	lens = malloc(sizeof(int) * batch);
 	srand(42);

@@ -7,6 +7,7 @@
  *   finbert-cli embed    MODEL_DIR [--pooling cls|mean|pooler|none] [--normalize]
  *                                  [--max-length N]
  *   common: [--batch N] lines per engine call (classify, embed)
+ *           [--threads N] threads of the forward pass (default: all CPUs)
  *
  * Reads UTF-8 lines on stdin and writes one JSON object per line on stdout,
  * in order.  A bad model directory exits with code 2 and one line on
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ typedef struct cli_opts
 	const char *dir;
 	fb_task_options task;
 	int			batch;
+	int			threads;
 } cli_opts;
 
 static void
@@ -39,7 +42,8 @@ usage(void)
 			"  --window STRIDE    classify: sliding windows; entities: window advance\n"
 			"  --pooling P        embed: cls | mean | pooler | none (default cls)\n"
 			"  --normalize        embed: L2-normalise\n"
-			"  --batch N          lines per engine call (default 32)\n");
+			"  --batch N          lines per engine call (default 32)\n"
+			"  --threads N        threads of the forward pass (default: all CPUs)\n");
 }
 
 static void
@@ -106,6 +110,9 @@ parse_args(int argc, char **argv, cli_opts *o)
 	o->dir = argv[2];
 	o->task = fb_task_default_options();
 	o->batch = 32;
+	o->threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
+	if (o->threads < 1)
+		o->threads = 1;
 	for (int i = 3; i < argc; i++)
 	{
 		const char *a = argv[i];
@@ -123,6 +130,8 @@ parse_args(int argc, char **argv, cli_opts *o)
 			i++;
 		}
 		else if (strcmp(a, "--batch") == 0 && parse_int(v, 1, 1 << 16, &o->batch) == 0)
+			i++;
+		else if (strcmp(a, "--threads") == 0 && parse_int(v, 1, 256, &o->threads) == 0)
 			i++;
 		else if (strcmp(a, "--pooling") == 0)
 		{
@@ -364,6 +373,8 @@ cmd_model(const cli_opts *o)
 		return 2;
 	}
 	s = fb_session_new(m);
+	if (s != NULL)
+		fb_session_set_threads(s, o->threads);
 	batched = strcmp(o->cmd, "classify") == 0 ||
 		(strcmp(o->cmd, "embed") == 0 && o->task.pooling != FB_POOL_NONE);
 	b.max = batched ? o->batch : 1;
