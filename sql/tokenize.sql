@@ -15,6 +15,10 @@ SELECT finbert_tokenize(E'股价\t大涨\u0007了\n');
 -- a word longer than 100 characters is one [UNK]
 SELECT finbert_tokenize(repeat('a', 101));
 SELECT cardinality(finbert_tokenize(repeat('a', 100))) > 1 AS split_at_100;
+-- a 1 MB single word: one [UNK], quickly (WordPiece stops at 100 characters)
+SET statement_timeout = '10s';
+SELECT finbert_tokenize(repeat('a', 1000000)) AS one_mb_word;
+RESET statement_timeout;
 -- empty text, only spaces: no tokens
 SELECT finbert_tokenize('') AS empty, finbert_tokenize('   ') AS spaces;
 -- explicit model, same vocabulary
