@@ -5,6 +5,14 @@
 #   make install    finbert.so and the SQL files into the PostgreSQL tree
 #   make test       unit tests + pg_regress suite on a throw-away cluster
 #                   (as root: installs first, runs the cluster as postgres)
+#   make demo       a scratch cluster with the models and sample news, and
+#                   the headline queries (make demo-stop stops it)
+
+# `make test` and `make demo` first install missing Debian packages (as
+# root), before anything below needs pkg-config or pg_config.
+ifneq ($(filter test demo,$(MAKECMDGOALS)),)
+_deps := $(shell sh scripts/deps.sh >&2)
+endif
 
 BUILD      ?= build
 CC         ?= gcc
@@ -150,3 +158,23 @@ endif
 clean: clean-regress
 clean-regress:
 	rm -rf "$(REGRESS_DIR)"
+
+# make demo: build, install (as root), start a throw-away cluster under
+# build-demo/ on its own port, register the models, load sample news and
+# print the headline queries; make demo-stop stops the cluster.
+DEMO_DIR  ?= $(CURDIR)/build-demo
+DEMO_PORT ?= 54330
+
+.PHONY: demo demo-stop
+demo: all
+ifeq ($(shell id -u),0)
+	$(MAKE) --no-print-directory install >/dev/null
+endif
+	@sh scripts/demo.sh start "$(CURDIR)" "$(DEMO_DIR)" "$(DEMO_PORT)"
+
+demo-stop:
+	@sh scripts/demo.sh stop "$(CURDIR)" "$(DEMO_DIR)" "$(DEMO_PORT)"
+
+clean: demo-clean
+demo-clean: demo-stop
+	rm -rf "$(DEMO_DIR)"
