@@ -392,7 +392,11 @@ LookupCatalog(const char *name, CatalogRow *row, char **registered)
 	}
 	else
 	{
-		ret = SPI_execute("SELECT string_agg(name, ', ' ORDER BY name) FROM finbert.models",
+		/* at most 20 names in a hint */
+		ret = SPI_execute("SELECT string_agg(name, ', ' ORDER BY name) FILTER (WHERE n <= 20) || "
+						  "CASE WHEN count(*) > 20 THEN ' and more' ELSE '' END "
+						  "FROM (SELECT name, row_number() OVER (ORDER BY name) AS n "
+						  "FROM finbert.models ORDER BY name LIMIT 21) s",
 						  true, 1);
 		if (ret == SPI_OK_SELECT && SPI_processed == 1)
 		{
