@@ -29,6 +29,7 @@
 #include <json.h>
 
 #include "finbert.h"
+#include "fb_limits.h"
 #include "fb_test.h"
 
 #define DATA "test/data/tokenizer/"
@@ -482,7 +483,7 @@ test_english_goldens(void)
 static void
 test_long_word(fb_tokenizer *unc)
 {
-	const size_t n = 1000000;
+	size_t		n = 1000000;
 	char	   *text = malloc(n * 2);
 	fb_encoding enc;
 	fb_error	err;
@@ -519,6 +520,23 @@ test_long_word(fb_tokenizer *unc)
 	CHECK(enc.n == 3 && enc.ids[1] == 100 && enc.end[1] == (int32_t) n, "2 MB word of e-acute");
 	printf("2 MB single word (U+00E9 x 1e6, NFD + strip): %.2f ms\n", best);
 	CHECK(best < 500.0, "2 MB accented word took %.1f ms", best);
+
+	/* a run of combining marks longer than the NFD stage holds */
+	text = realloc(text, 2 * (size_t) FB_TOKENIZER_MAX_MARK_RUN + 8);
+	text[0] = 'a';
+	for (size_t i = 0; i <= FB_TOKENIZER_MAX_MARK_RUN; i++)
+	{
+		text[1 + 2 * i] = (char) 0xCC;
+		text[2 + 2 * i] = (char) 0x81;	/* U+0301 */
+	}
+	n = 1 + 2 * ((size_t) FB_TOKENIZER_MAX_MARK_RUN + 1);
+	st = fb_tokenizer_encode(unc, text, n, 1, NULL, &enc, &err);
+	CHECK(st == FB_ERR_LIMIT && enc.n == 0 && strstr(err.msg, "combining"),
+		  "mark run: status %d, %s", (int) st, err.msg);
+	st = fb_tokenizer_encode(unc, text, n - 2, 1, NULL, &enc, &err);
+	CHECK_STATUS(st, err);
+	CHECK(enc.n == 3 && enc.ids[1] == 143 && enc.start[1] == 0 && enc.end[1] == 1,
+		  "a + 1M marks: %zu tokens", enc.n);
 
 	fb_encoding_free(&enc);
 	free(text);

@@ -57,4 +57,14 @@
  * text cancellable in well under a millisecond of extra latency. */
 #define FB_TOKENIZER_POLL_CHARS  65536
 
+/* Tokenizer input: offsets are int32_t code point indices in the public
+ * API, so one text must stay under 2 GiB (hosts cap it far lower). */
+#define FB_TOKENIZER_MAX_TEXT_BYTES 2147483647u
+
+/* strip_accents reorders each run of combining marks (canonical ordering)
+ * and must hold the whole run, 28 bytes per mark.  Real text has a few
+ * marks per letter, "Zalgo" text a few hundred; a longer run is an error
+ * (FB_ERR_LIMIT) instead of unbounded memory (28 MB at this limit). */
+#define FB_TOKENIZER_MAX_MARK_RUN (1u << 20)
+
 #endif

@@ -693,6 +693,14 @@ strip_push(enc_state *s, int32_t cp, int32_t align)
 				}
 			}
 		}
+		if (s->run_n >= FB_TOKENIZER_MAX_MARK_RUN)
+		{
+			if (s->st == FB_OK)
+				s->st = fb_fail(s->err, FB_ERR_LIMIT,
+								"text has more than %u combining marks in a row",
+								FB_TOKENIZER_MAX_MARK_RUN);
+			return;
+		}
 		if (!strip_reserve(s, s->run_n + 1))
 		{
 			state_nomem(s);
@@ -802,10 +810,10 @@ fb_tokenizer_encode(const fb_tokenizer *tok, const char *text, size_t len,
 	if (tok == NULL || enc == NULL || (text == NULL && len > 0))
 		return fb_fail(err, FB_ERR_INVALID, "fb_tokenizer_encode: missing argument");
 	enc->n = 0;
-	if (len > (size_t) INT32_MAX)
+	if (len > FB_TOKENIZER_MAX_TEXT_BYTES)
 		return fb_fail(err, FB_ERR_LIMIT,
-					   "text of %zu bytes is over the tokenizer's limit of %d bytes",
-					   len, INT32_MAX);
+					   "text of %zu bytes is over the tokenizer's limit of %u bytes",
+					   len, FB_TOKENIZER_MAX_TEXT_BYTES);
 	if (add_special && (tok->special.cls < 0 || tok->special.sep < 0))
 		return fb_fail(err, FB_ERR_CORRUPT, "vocabulary \"%s\" has no %s token",
 					   tok->name, tok->special.cls < 0 ? "[CLS]" : "[SEP]");
