@@ -74,4 +74,5 @@ SELECT * FROM finbert_embed(ARRAY[NULL]::text[]);
 SELECT finbert_sentiment('[0:1]={央行降准,股价大涨}'::text[]) = ARRAY[finbert_sentiment('央行降准'), finbert_sentiment('股价大涨')] AS rebased;
 -- multi-dimensional arrays are refused
 SELECT finbert_sentiment('{{a,b},{c,d}}'::text[]);
+\echo :LAST_ERROR_SQLSTATE
 RESET finbert.batch_size;

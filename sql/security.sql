@@ -20,10 +20,15 @@ SELECT trusted, superuser FROM pg_available_extension_versions WHERE name = 'fin
 -- a plain role: no inference, no loading (42501)
 SET ROLE regress_finbert_plain;
 SELECT finbert_sentiment('央行降准');
+\echo :LAST_ERROR_SQLSTATE
 SELECT finbert_load_model('evil', 'cls');
+\echo :LAST_ERROR_SQLSTATE
 SELECT finbert_unload_model('cls');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM finbert.models;
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM finbert_models;
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
 -- finbert_user: inference and the views, but no loading or catalog writes
@@ -32,17 +37,24 @@ SELECT finbert_sentiment('央行降准') IS NOT NULL AS can_infer;
 SELECT count(*) > 0 AS can_list FROM finbert_models;
 SELECT requests > 0 AS can_see_stats FROM finbert_stats;
 SELECT finbert_load_model('evil', 'cls');
+\echo :LAST_ERROR_SQLSTATE
 SELECT finbert_unload_model('cls');
+\echo :LAST_ERROR_SQLSTATE
 SELECT finbert_stats_reset();
+\echo :LAST_ERROR_SQLSTATE
 DELETE FROM finbert.models;
+\echo :LAST_ERROR_SQLSTATE
 UPDATE finbert.models SET path = '/etc';
+\echo :LAST_ERROR_SQLSTATE
 SET finbert.model_dir = '/';
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
 -- even when EXECUTE is granted by mistake, the C code refuses non-admins
 GRANT EXECUTE ON FUNCTION finbert_load_model(text, text, text) TO regress_finbert_plain;
 SET ROLE regress_finbert_plain;
 SELECT finbert_load_model('evil', 'cls');
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 REVOKE EXECUTE ON FUNCTION finbert_load_model(text, text, text) FROM regress_finbert_plain;
 
@@ -53,7 +65,9 @@ SELECT finbert_classify('央行降准', 'admin_cls') IS NOT NULL AS works;
 SELECT created_by FROM finbert_models WHERE name = 'admin_cls';
 -- ".." anywhere is refused, even when it would stay inside
 SELECT finbert_load_model('evil', '../outside/cls');
+\echo :LAST_ERROR_SQLSTATE
 SELECT finbert_load_model('evil', 'cls/../cls');
+\echo :LAST_ERROR_SQLSTATE
 SELECT pg_temp.try($$SELECT finbert_load_model('evil', '/etc')$$);
 -- absolute paths outside the directory (the message names server paths)
 SELECT pg_temp.try($$SELECT finbert_load_model('evil', '/tmp')$$);
@@ -69,6 +83,7 @@ SELECT pg_temp.try(format('SELECT finbert_load_model(%L, %L)', 'admin_abs',
 SELECT path FROM finbert_models WHERE name = 'admin_abs';
 -- the admin cannot move finbert.model_dir (superuser only)
 SET finbert.model_dir = '/';
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM finbert_models WHERE name = 'evil';
 SELECT finbert_unload_model('admin_cls');
 SELECT finbert_unload_model('admin_link');
@@ -87,6 +102,7 @@ CREATE FUNCTION regress_evil.string_agg(text, text) RETURNS text
 SET search_path = regress_evil, pg_catalog, public;
 SELECT 'a'::text = 'b'::text AS shadowed_here;
 SELECT finbert_sentiment('央行降准', 'nope');
+\echo :LAST_ERROR_SQLSTATE
 SELECT finbert_sentiment('央行降准', 'cls') = finbert_classify('央行降准', 'cls') AS unaffected;
 RESET search_path;
 DROP SCHEMA regress_evil CASCADE;

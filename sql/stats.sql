@@ -19,4 +19,5 @@ SELECT finbert_tokenize('央行降准');
 SELECT requests, texts, batches, tokens FROM finbert_stats;
 -- failures count as errors
 SELECT finbert_sentiment('x', 'nope');
+\echo :LAST_ERROR_SQLSTATE
 SELECT requests, errors FROM finbert_stats;
