@@ -430,6 +430,11 @@ fb_forward(fb_session *s, const fb_batch *b, float *hidden, float *pooled,
 		}
 		job.layer = l;
 		fb_pool_run(s->pool, phase_attention, &job);
+		if (session_interrupted(s))
+		{
+			st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
+			goto done;
+		}
 		fb_pool_run(s->pool, phase_rows, &job);
 	}
 	if (job.nonfinite)
