@@ -5,9 +5,10 @@
 #ifndef FB_LIMITS_H
 #define FB_LIMITS_H
 
-/* safetensors header: the format's own reference implementation refuses
- * headers over 100 MB; a BERT-large header is about 60 KB. */
-#define FB_ST_MAX_HEADER_BYTES   (100u * 1024u * 1024u)
+/* safetensors header: the format's reference implementation refuses
+ * headers over 100,000,000 bytes (MAX_HEADER_SIZE); a BERT-large header is
+ * about 60 KB. */
+#define FB_ST_MAX_HEADER_BYTES   100000000u
 
 /* Tensor rank: BERT weights are rank 1 or 2; 8 leaves room for other
  * layouts without letting a file declare absurd ranks. */

@@ -129,17 +129,22 @@ take_into(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1
 									 i ? ", " : "", (long long) t->shape[i]);
 		if (rank == 2)
 			return fb_fail(err, FB_ERR_CORRUPT,
-						   "%s: tensor \"%s\" has shape [%s], config.json implies [%lld, %lld]",
+						   "%s: tensor \"%.100s\" has shape [%s], config.json implies [%lld, %lld]",
 						   ld->path, t->name, shape, (long long) d0, (long long) d1);
 		return fb_fail(err, FB_ERR_CORRUPT,
-					   "%s: tensor \"%s\" has shape [%s], config.json implies [%lld]",
+					   "%s: tensor \"%.100s\" has shape [%s], config.json implies [%lld]",
 					   ld->path, t->name, shape, (long long) d0);
 	}
 	if (ld->dry)
 		return FB_OK;
 	st = fb_tensor_to_f32(t, dst, err);
 	if (st != FB_OK)
-		return st;
+	{
+		char		msg[FB_ERRMSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
+		return fb_fail(err, st, "%s: %s", ld->path, msg);
+	}
 	if (t->dtype == FB_DT_F16)
 		ld->n_f16++;
 	else if (t->dtype == FB_DT_BF16)
