@@ -57,6 +57,25 @@ static pthread_once_t nfd_once = PTHREAD_ONCE_INIT;
 static uint16_t bmp_props[0x10000];
 static bool bmp_ready = false;
 
+/*
+ * NFD of the BMP code points that decompose, Hangul syllables excepted
+ * (computed arithmetically): sorted code points and their decompositions,
+ * filled once next to bmp_props.  Unicode has about 1,000 of them.
+ */
+#define BMP_DECOMP_MAX 4096
+static uint16_t bmp_decomp_cp[BMP_DECOMP_MAX];
+static int32_t bmp_decomp_to[BMP_DECOMP_MAX][4];
+static uint8_t bmp_decomp_n[BMP_DECOMP_MAX];
+static size_t bmp_decomp_count = 0;
+
+#define HANGUL_S_BASE	0xAC00
+#define HANGUL_L_BASE	0x1100
+#define HANGUL_V_BASE	0x1161
+#define HANGUL_T_BASE	0x11A7
+#define HANGUL_T_COUNT	28
+#define HANGUL_N_COUNT	588		/* V count 21 x T count 28 */
+#define HANGUL_S_COUNT	11172
+
 static fb_uc_clean slow_clean_class(int32_t c);
 static int	slow_decompose(int32_t c, int32_t *out);
 static int	slow_ccc(int32_t c);
@@ -82,6 +101,7 @@ load_nfd(void)
 	{
 		int32_t		buf[FB_UC_MAX_DECOMP];
 		uint32_t	p = (uint32_t) slow_clean_class(c);
+		int			n;
 
 		if (fb_uc_is_cjk(c))
 			p |= P_CJK;
@@ -91,8 +111,19 @@ load_nfd(void)
 			p |= P_PUNCT;
 		if (slow_is_mn(c))
 			p |= P_MN;
-		if (slow_decompose(c, buf) != 1 || buf[0] != c)
+		n = slow_decompose(c, buf);
+		if (n != 1 || buf[0] != c)
+		{
 			p |= P_DECOMP;
+			if ((c < HANGUL_S_BASE || c >= HANGUL_S_BASE + HANGUL_S_COUNT) &&
+				n <= 4 && bmp_decomp_count < BMP_DECOMP_MAX)
+			{
+				bmp_decomp_cp[bmp_decomp_count] = (uint16_t) c;
+				memcpy(bmp_decomp_to[bmp_decomp_count], buf, sizeof(int32_t) * n);
+				bmp_decomp_n[bmp_decomp_count] = (uint8_t) n;
+				bmp_decomp_count++;
+			}
+		}
 		if (slow_lower(c, buf) != 1 || buf[0] != c)
 			p |= P_LOWER;
 		p |= (uint32_t) slow_ccc(c) << P_CCC_SHIFT;
@@ -389,10 +420,42 @@ fb_uc_clean_class(int32_t c)
 int
 fb_uc_decompose(int32_t c, int32_t *out)
 {
-	if (c < 0x10000 && bmp_ready && !(bmp_props[c] & P_DECOMP))
+	if (c < 0x10000 && bmp_ready)
 	{
-		out[0] = c;
-		return 1;
+		size_t		lo = 0,
+					hi = bmp_decomp_count;
+
+		if (!(bmp_props[c] & P_DECOMP))
+		{
+			out[0] = c;
+			return 1;
+		}
+		if (c >= HANGUL_S_BASE && c < HANGUL_S_BASE + HANGUL_S_COUNT)
+		{
+			int32_t		sidx = c - HANGUL_S_BASE;
+			int32_t		t = sidx % HANGUL_T_COUNT;
+
+			out[0] = HANGUL_L_BASE + sidx / HANGUL_N_COUNT;
+			out[1] = HANGUL_V_BASE + (sidx % HANGUL_N_COUNT) / HANGUL_T_COUNT;
+			if (t == 0)
+				return 2;
+			out[2] = HANGUL_T_BASE + t;
+			return 3;
+		}
+		while (lo < hi)
+		{
+			size_t		mid = lo + (hi - lo) / 2;
+
+			if (c < bmp_decomp_cp[mid])
+				hi = mid;
+			else if (c > bmp_decomp_cp[mid])
+				lo = mid + 1;
+			else
+			{
+				memcpy(out, bmp_decomp_to[mid], sizeof(int32_t) * bmp_decomp_n[mid]);
+				return bmp_decomp_n[mid];
+			}
+		}
 	}
 	return slow_decompose(c, out);
 }
