@@ -8,7 +8,9 @@ resumes. When training is complete the model is evaluated on the validation spli
 (model.safetensors) with config.json / vocab.txt / tokenizer_config.json, re-loaded with transformers to
 check fp16 vs fp32 logits, and a model card (README.md) is written.
 
-  --fresh            discard the task checkpoint and start again (e.g. after more pre-training)
+  --fresh            once the task checkpoint is finished, discard it and train again from the current encoder
+                     (e.g. after more pre-training); an unfinished one is resumed, so re-running is safe
+  --restart          discard any task checkpoint, finished or not
   --encoder DIR      encoder to start from (default tools/train/work/pretrain/encoder, the latest
                      pre-training checkpoint)
   --export-only      re-evaluate / re-export the finished checkpoint
@@ -43,7 +45,10 @@ def parse():
     ap.add_argument("--max-len", type=int)
     ap.add_argument("--seed", type=int, default=common.SEED)
     ap.add_argument("--ckpt-minutes", type=float, default=10.0)
-    ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--fresh", action="store_true",
+                    help="if the task checkpoint is finished, discard it and train again from the current encoder; "
+                         "an unfinished checkpoint is resumed (so re-running the same command is safe)")
+    ap.add_argument("--restart", action="store_true", help="discard any task checkpoint")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--out")
     return ap.parse_args()
@@ -244,6 +249,14 @@ def ner_metrics(labels, examples, enc, logits):
 
 def evaluate(model, data, encv):
     res = {}
+    if data["kind"] == "tok":  # "all" once, then per source subsets of it
+        ex_all, enc_all = data["val"]["all"], encv["all"]
+        lg_all = predict(model, enc_all, "tok")
+        for name in data["val"]:
+            keep = [i for i, e in enumerate(ex_all) if name == "all" or e["source"] == name]
+            res[name] = ner_metrics(data["labels"], [ex_all[i] for i in keep], [enc_all[i] for i in keep],
+                                    [lg_all[i] for i in keep])
+        return res
     for name, ex in data["val"].items():
         lg = predict(model, encv[name], data["kind"])
         ys = [e["y"] for e in ex]
@@ -291,7 +304,9 @@ def main():
     os.makedirs(wd, exist_ok=True)
     logf = os.path.join(wd, "train.log")
     ck_path = os.path.join(wd, "ckpt.pt")
-    if a.fresh and os.path.exists(ck_path):
+    if os.path.exists(ck_path) and (a.restart or (a.fresh and not a.export_only and
+                                                  torch.load(ck_path, map_location="cpu",
+                                                             weights_only=False).get("done"))):
         os.remove(ck_path)
     nthr = common.threads()
     data = tasks.BUILDERS[task]()
@@ -315,7 +330,8 @@ def main():
     tok = common.tokenizer()
     model = build_model(data, task, a.encoder)
     enc_tr = encode(tok, data, data["train"], a.max_len)
-    encv = {n: encode(tok, data, ex, 512 if data["kind"] == "tok" else a.max_len) for n, ex in data["val"].items()}
+    encv = {n: encode(tok, data, ex, 512 if data["kind"] == "tok" else a.max_len) for n, ex in data["val"].items()
+            if data["kind"] != "tok" or n == "all"}
     nb = math.ceil(len(enc_tr) / a.batch)
     total = nb * a.epochs
     warm = max(1, int(0.06 * total))
