@@ -597,10 +597,10 @@ sort_by_ccc(nfd_elem *run, size_t n, nfd_elem *tmp)
 			}
 			run[j] = e;
 		}
-		return;
 	}
 	else
 	{
+		/* counting sort: linear for the long runs a hostile text makes */
 		size_t		count[257] = {0};
 
 		for (size_t i = 0; i < n; i++)
