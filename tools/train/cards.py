@@ -164,7 +164,8 @@ def write_card(out, task, data, info):
           "```sh",
           "pip install -r tools/train/requirements.txt",
           "FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py      # encoder (resumable)",
-          f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh",
+          f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
+          + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "
           f"{info['max_len']}, AdamW (weight decay 0.01), linear warm-up 6 % and decay, seed {info['seed']}, "

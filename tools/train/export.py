@@ -30,7 +30,8 @@ def export(model, data, out, encv, info):
     tok = common.tokenizer()
     tok.save_pretrained(tmp)
     shutil.copy(common.VOCAB, os.path.join(tmp, "vocab.txt"))
-    # keep README.md of a previous export until the card is rewritten
+    for fn in os.listdir(tmp):  # safetensors writes 0600; the database server must be able to read the files
+        os.chmod(os.path.join(tmp, fn), 0o644)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.replace(tmp, out)
