@@ -577,6 +577,7 @@ main(void)
 		check_sequence("albert_cls");
 		check_token("ner");
 		check_token("electra_ner");
+		check_token("ner_crf");	/* Viterbi over CRF transitions */
 		check_encoder();
 	}
 	test_threads = 2;

@@ -146,6 +146,36 @@ def reference_spans(text, tok, logits, id2label):
     return [[text[offs[a][0]:offs[b][1]], typ, offs[a][0], offs[b][1]] for a, typ, b in spans]
 
 
+def viterbi(emissions, start, trans, end):
+    """Reference CRF decoding (pytorch-crf semantics): argmax over tag
+    paths of start[y0] + sum emissions[t, y_t] + sum trans[y_{t-1}, y_t]
+    + end[y_T]."""
+    n, L = emissions.shape
+    score = start + emissions[0]
+    back = []
+    for t in range(1, n):
+        total = score.unsqueeze(1) + trans + emissions[t].unsqueeze(0)   # [from, to]
+        score, idx = total.max(0)
+        back.append(idx)
+    best = int((score + end).argmax())
+    path = [best]
+    for idx in reversed(back):
+        best = int(idx[best])
+        path.append(best)
+    return path[::-1]
+
+
+def crf_spans(text, tok, emissions, start, trans, end, id2label):
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    if not enc["input_ids"]:
+        return []
+    labels = viterbi(emissions, start, trans, end)
+    # reuse the argmax reference decoder on one-hot "logits" of the path
+    onehot = torch.full((len(labels), len(id2label)), -1e4)
+    onehot[torch.arange(len(labels)), torch.tensor(labels)] = 0.0
+    return reference_spans(text, tok, onehot.tolist(), id2label)
+
+
 def golden_for(model, tok, texts, kind):
     out = {}
     enc = [tok(t, truncation=True, max_length=512) for t in texts]
@@ -235,6 +265,37 @@ def main():
             if kind != "encoder" else []
         golden["models"][name] = g
         print(f"{name}: {kind}, {dtype}, {sum(p.numel() for p in model.parameters())} parameters")
+
+    # NER with a CRF layer (pytorch-crf tensor names): the ner model plus
+    # transitions strong enough to change the decoding
+    ner_model = [m for n, m, *_ in specs if n == "ner"][0]
+    g = torch.Generator().manual_seed(8)
+    L = ner_model.config.num_labels
+    crf = {"crf.transitions": 0.7 * torch.randn(L, L, generator=g),
+           "crf.start_transitions": torch.randn(L, generator=g),
+           "crf.end_transitions": torch.randn(L, generator=g)}
+    d = save_model(ner_model, "ner_crf", vocab, torch.float16)
+    from safetensors.torch import load_file
+    state = load_file(os.path.join(d, "model.safetensors"))
+    state.update({k: v.to(torch.float16) for k, v in crf.items()})
+    save_file(state, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    crf = {k: v.to(torch.float16).to(torch.float32) for k, v in crf.items()}
+    spans = []
+    with torch.no_grad():
+        for text in texts:
+            e = tok(text, truncation=True, max_length=512)
+            if len(e["input_ids"]) >= 512:
+                spans.append(None)
+                continue
+            ids = torch.tensor([e["input_ids"]])
+            em = ner_model(input_ids=ids).logits[0][1:-1]
+            spans.append(crf_spans(text, tok, em, crf["crf.start_transitions"],
+                                   crf["crf.transitions"], crf["crf.end_transitions"],
+                                   ner_model.config.id2label) if len(em) else [])
+    golden["models"]["ner_crf"] = {"kind": "token", "spans": spans,
+                                   "outputs": golden["models"]["ner"]["outputs"],
+                                   "ids": golden["models"]["ner"]["ids"],
+                                   "labels": golden["models"]["ner"]["labels"]}
 
     with open(os.path.join(OUT_GOLDEN, "forward.json"), "w") as f:
         json.dump(golden, f, ensure_ascii=False, separators=(",", ":"))
