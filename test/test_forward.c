@@ -180,6 +180,35 @@ check_sequence(const char *name)
 		}
 		CHECK(d7 <= TOL, "%s: padded batch of 7 differs by %g", name, d7);
 	}
+	/* pre-tokenized ids (transformers' own, truncated at 512) */
+	{
+		json_object *ids = json_object_object_get(g, "ids");
+		int32_t   **rows = calloc((size_t) n_texts, sizeof(int32_t *));
+		int		   *lens = calloc((size_t) n_texts, sizeof(int));
+		fb_batch	bt = {n_texts, (const int32_t *const *) rows, lens};
+		double		d_ids = 0.0;
+
+		for (int i = 0; i < n_texts; i++)
+		{
+			json_object *r = json_object_array_get_idx(ids, i);
+
+			lens[i] = (int) json_object_array_length(r);
+			rows[i] = malloc(sizeof(int32_t) * lens[i]);
+			for (int k = 0; k < lens[i]; k++)
+				rows[i][k] = json_object_get_int(json_object_array_get_idx(r, k));
+		}
+		CHECK_STATUS(fb_classify_batch(s, &bt, logits, probs, &err), err);
+		for (int i = 0; i < n_texts; i++)
+		{
+			double		d = max_diff_row(logits + (size_t) i * NL, json_object_array_get_idx(outs, i), NL);
+
+			d_ids = d > d_ids ? d : d_ids;
+			free(rows[i]);
+		}
+		CHECK(d_ids <= TOL, "%s: fb_classify_batch logits differ by %g", name, d_ids);
+		free(rows);
+		free(lens);
+	}
 	printf("%s: max |logit diff| alone %.2e, batched %.2e\n", name, worst, worst_batch);
 	free(all);
 	free(logits);

@@ -86,6 +86,11 @@ struct fb_session
 	fb_encoding enc;			/* tokenizer output, reused */
 };
 
+/* fb_forward with the option of running the last layer for the [CLS] row
+ * of each sequence only; hidden then holds n_seq rows (bert.c). */
+fb_status	fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only,
+						  float *hidden, float *pooled, fb_error *err);
+
 /* Makes sure the session buffers hold n_tokens rows and sequences of
  * max_len tokens. */
 fb_status	fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len,

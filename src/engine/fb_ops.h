@@ -27,11 +27,13 @@ void		fb_cpu_activation(fb_act act, float *x, size_t n);
 void		fb_cpu_softmax(float *x, int rows, int n);
 /* In-place elementwise tanh. */
 void		fb_cpu_tanh(float *x, size_t n);
-/* One head: out[L, dh] (leading dimension ldo) = softmax(Q K^T / sqrt(dh)) V
- * for rows of q, k, v with leading dimension ld. */
+/* One head: out[Q, dh] (leading dimension ldo) = softmax(Q K^T / sqrt(dh)) V
+ * for the first n_query query rows against L key/value rows; q, k, v have
+ * leading dimension ld. */
 void		fb_cpu_attention_head(const float *q, const float *k, const float *v,
 								  int ld, float *out, int ldo, float *scores,
-								  int L, int dh, void (*softmax) (float *, int, int));
+								  int n_query, int L, int dh,
+								  void (*softmax) (float *, int, int));
 /* Scaled dot-product attention of one sequence: qkv rows [L, 3C] (query,
  * key, value stacked), heads of C / n_heads channels, out rows [L, C]
  * with leading dimension ldo; scores is an [L, L] scratch. */

@@ -31,9 +31,11 @@ void		fb_seq_list_free(seq_list *l);
 fb_status	fb_seq_list_add(seq_list *l, const fb_model *m, const int32_t *tokens,
 						 int a, int b, size_t owner, fb_error *err);
 /* Runs the sequences through the encoder in batches of at most
- * max_batch_tokens tokens and calls done for each, in order. */
+ * max_batch_tokens tokens and calls done for each, in order.  With
+ * cls_only, done sees only the [CLS] row of each sequence's last layer. */
 fb_status	fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
-						  seq_done_fn done, void *arg, fb_error *err);
+							 bool cls_only, seq_done_fn done, void *arg,
+							 fb_error *err);
 fb_status	fb_resolve_max_length(const fb_model *m, const fb_task_options *o,
 							   int *out, fb_error *err);
 /* Tokenizes into s->enc without special tokens. */

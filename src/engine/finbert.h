@@ -258,6 +258,15 @@ fb_status	fb_classify(fb_session *s, const fb_text *texts, size_t n,
 						const fb_task_options *opts, float *logits,
 						float *probs, fb_error *err);
 
+/*
+ * Sequence classification of pre-tokenized sequences (each already
+ * [CLS] ... [SEP]): logits (required) and probs (optional) receive
+ * n_seq * n_labels floats.
+ */
+typedef struct fb_batch fb_batch;
+fb_status	fb_classify_batch(fb_session *s, const fb_batch *batch, float *logits,
+							  float *probs, fb_error *err);
+
 /* Index of the top label in a row of n_labels scores. */
 int			fb_argmax(const float *row, int n);
 
@@ -316,12 +325,12 @@ fb_status	fb_hidden_states(fb_session *s, const fb_text *text,
  * Low level: forward pass on token ids (used by tests and hosts that
  * tokenize themselves).
  * ------------------------------------------------------------------------ */
-typedef struct fb_batch
+struct fb_batch
 {
 	int			n_seq;
 	const int32_t *const *ids;	/* n_seq arrays */
 	const int	*lens;			/* tokens per sequence, each >= 1 */
-} fb_batch;
+};
 
 /*
  * Runs the encoder on a batch.  hidden receives sum(lens) * hidden floats

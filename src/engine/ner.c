@@ -390,7 +390,7 @@ merged_logits(fb_session *s, const fb_task_options *opts, float **out, fb_error 
 	}
 	acc.m = m;
 	acc.win_start = win_start;
-	if ((st = fb_run_sequences(s, &seqs, false, ner_done, &acc, err)) != FB_OK)
+	if ((st = fb_run_sequences(s, &seqs, false, false, ner_done, &acc, err)) != FB_OK)
 		goto done;
 	*out = acc.logits;
 	acc.logits = NULL;

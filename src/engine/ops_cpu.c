@@ -138,17 +138,17 @@ fb_cpu_tanh(float *x, size_t n)
 
 void
 fb_cpu_attention_head(const float *q, const float *k, const float *v, int ld,
-					  float *out, int ldo, float *scores, int L, int dh,
-					  void (*softmax) (float *, int, int))
+					  float *out, int ldo, float *scores, int n_query, int L,
+					  int dh, void (*softmax) (float *, int, int))
 {
 	float		scale = 1.0f / sqrtf((float) dh);
 
-	/* scores[L, L] = scale * Q_h K_h^T */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, dh,
+	/* scores[Q, L] = scale * Q_h K_h^T */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_query, L, dh,
 				scale, q, ld, k, ld, 0.0f, scores, L);
-	softmax(scores, L, L);
-	/* out_h[L, dh] = P V_h */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, dh, L,
+	softmax(scores, n_query, L);
+	/* out_h[Q, dh] = P V_h */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_query, dh, L,
 				1.0f, scores, L, v, ld, 0.0f, out, ldo);
 }
 
@@ -161,5 +161,5 @@ fb_cpu_attention(const float *qkv, float *out, int ldo, float *scores, int L,
 	for (int h = 0; h < n_heads; h++)
 		fb_cpu_attention_head(qkv + (size_t) h * dh, qkv + C + (size_t) h * dh,
 							  qkv + 2 * (size_t) C + (size_t) h * dh, 3 * C,
-							  out + (size_t) h * dh, ldo, scores, L, dh, fb_cpu_softmax);
+							  out + (size_t) h * dh, ldo, scores, L, L, dh, fb_cpu_softmax);
 }

@@ -10,6 +10,9 @@
 #include "fb_ops.h"
 #include "fb_tasks.h"
 
+/* label rows this small live on the stack */
+#define FB_MAX_LABELS_STACK 64
+
 fb_task_options
 fb_task_default_options(void)
 {
@@ -78,7 +81,7 @@ fb_seq_list_add(seq_list *l, const fb_model *m, const int32_t *tokens, int a, in
 /* Runs sequences in batches of at most max_batch_tokens tokens. */
 fb_status
 fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
-			  seq_done_fn done, void *arg, fb_error *err)
+				 bool cls_only, seq_done_fn done, void *arg, fb_error *err)
 {
 	const fb_model *m = s->model;
 	int			H = m->cfg.hidden;
@@ -125,14 +128,15 @@ fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
 		b.n_seq = (int) (i - first);
 		b.ids = ids;
 		b.lens = lens;
-		if ((st = fb_forward(s, &b, hidden, pooled, err)) != FB_OK)
+		if ((st = fb_forward_ex(s, &b, cls_only, hidden, pooled, err)) != FB_OK)
 			goto done;
 		{
 			size_t		row = 0;
 
 			for (size_t k = first; k < i; k++)
 			{
-				st = done(arg, &l->items[k], hidden + row * H,
+				/* cls_only: one row per sequence, its [CLS] row */
+				st = done(arg, &l->items[k], hidden + (cls_only ? k - first : row) * H,
 						  pooled ? pooled + (k - first) * H : NULL, err);
 				if (st != FB_OK)
 					goto done;
@@ -181,24 +185,23 @@ typedef struct cls_acc
 	float	   *scratch;		/* [H] */
 } cls_acc;
 
-static fb_status
-cls_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled,
-		 fb_error *err)
+/* Sequence-classification head on one sequence: logits[n_labels] from its
+ * [CLS] hidden row (ELECTRA) or pooled row (BERT, ALBERT). */
+static void
+sequence_head(const fb_model *m, const float *cls_row, const float *pooled,
+			  float *scratch, float *logits)
 {
-	cls_acc    *a = arg;
-	const fb_model *m = a->m;
 	int			H = m->cfg.hidden,
 				NL = m->cfg.n_labels;
-	float	   *row = a->logits + seq->owner * (size_t) NL;
 	const float *feat;
 
 	if (m->cls_dense_w != NULL)
 	{
 		/* ELECTRA head: gelu(dense(h_cls)) then out_proj */
-		fb_cpu_fill_bias(a->scratch, m->cls_dense_b, 1, H);
-		fb_cpu_linear(hidden, m->cls_dense_w, a->scratch, 1, H, H, 1.0f);
-		fb_cpu_gelu_erf(a->scratch, (size_t) H);
-		feat = a->scratch;
+		fb_cpu_fill_bias(scratch, m->cls_dense_b, 1, H);
+		fb_cpu_linear(cls_row, m->cls_dense_w, scratch, 1, H, H, 1.0f);
+		fb_cpu_gelu_erf(scratch, (size_t) H);
+		feat = scratch;
 	}
 	else
 		feat = pooled;
@@ -209,10 +212,86 @@ cls_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled
 
 		for (int k = 0; k < H; k++)
 			acc += (double) w[k] * feat[k];
-		row[j] += (float) acc;
+		logits[j] = (float) acc;
 	}
+}
+
+/* probs from logits: softmax, or sigmoid for multi-label models */
+static void
+logits_to_probs(const fb_model *m, const float *logits, float *probs)
+{
+	int			NL = m->cfg.n_labels;
+
+	memcpy(probs, logits, sizeof(float) * NL);
+	if (m->cfg.multi_label)
+		for (int j = 0; j < NL; j++)
+			probs[j] = 1.0f / (1.0f + expf(-probs[j]));
+	else
+		fb_cpu_softmax(probs, 1, NL);
+}
+
+static fb_status
+cls_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled,
+		 fb_error *err)
+{
+	cls_acc    *a = arg;
+	int			NL = a->m->cfg.n_labels;
+	float	   *row = a->logits + seq->owner * (size_t) NL;
+	float		one[FB_MAX_LABELS_STACK];
+	float	   *tmp = NL <= FB_MAX_LABELS_STACK ? one : malloc(sizeof(float) * NL);
+
+	if (tmp == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	sequence_head(a->m, hidden, pooled, a->scratch, tmp);
+	for (int j = 0; j < NL; j++)
+		row[j] += tmp[j];
+	if (tmp != one)
+		free(tmp);
 	a->count[seq->owner]++;
 	return FB_OK;
+}
+
+fb_status
+fb_classify_batch(fb_session *s, const fb_batch *b, float *logits, float *probs,
+				  fb_error *err)
+{
+	const fb_model *m = s->model;
+	int			H = m->cfg.hidden,
+				NL = m->cfg.n_labels;
+	bool		pooler = m->cls_dense_w == NULL;
+	float	   *hidden,
+			   *pooled,
+			   *scratch;
+	fb_status	st;
+
+	if (m->info.head != FB_HEAD_SEQUENCE)
+		return fb_fail(err, FB_ERR_INVALID, "this model has no sequence-classification head");
+	if (b == NULL || b->n_seq < 1)
+		return fb_fail(err, FB_ERR_INVALID, "empty batch");
+	hidden = malloc(sizeof(float) * (size_t) b->n_seq * H);
+	pooled = malloc(sizeof(float) * (size_t) b->n_seq * H);
+	scratch = malloc(sizeof(float) * (size_t) H);
+	if (hidden == NULL || pooled == NULL || scratch == NULL)
+	{
+		st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	st = fb_forward_ex(s, b, true, hidden, pooler ? pooled : NULL, err);
+	if (st != FB_OK)
+		goto done;
+	for (int i = 0; i < b->n_seq; i++)
+	{
+		float	   *lg = logits + (size_t) i * NL;
+
+		sequence_head(m, hidden + (size_t) i * H, pooled + (size_t) i * H, scratch, lg);
+		if (probs != NULL)
+			logits_to_probs(m, lg, probs + (size_t) i * NL);
+	}
+done:
+	free(hidden);
+	free(pooled);
+	free(scratch);
+	return st;
 }
 
 fb_status
@@ -277,7 +356,8 @@ fb_classify(fb_session *s, const fb_text *texts, size_t n,
 			goto done;
 	}
 
-	st = fb_run_sequences(s, &seqs, m->pool_w != NULL && m->cls_dense_w == NULL, cls_done, &acc, err);
+	st = fb_run_sequences(s, &seqs, m->pool_w != NULL && m->cls_dense_w == NULL, true,
+						  cls_done, &acc, err);
 	if (st != FB_OK)
 		goto done;
 
@@ -290,16 +370,7 @@ fb_classify(fb_session *s, const fb_text *texts, size_t n,
 		if (logits != NULL)
 			memcpy(logits + i * NL, row, sizeof(float) * NL);
 		if (probs != NULL)
-		{
-			float	   *p = probs + i * NL;
-
-			memcpy(p, row, sizeof(float) * NL);
-			if (m->cfg.multi_label)
-				for (int j = 0; j < NL; j++)
-					p[j] = 1.0f / (1.0f + expf(-p[j]));
-			else
-				fb_cpu_softmax(p, 1, NL);
-		}
+			logits_to_probs(m, row, probs + i * NL);
 	}
 done:
 	fb_seq_list_free(&seqs);
@@ -397,7 +468,8 @@ fb_embed(fb_session *s, const fb_text *texts, size_t n,
 	acc.m = m;
 	acc.o = opts;
 	acc.out = out;
-	st = fb_run_sequences(s, &seqs, opts->pooling == FB_POOL_POOLER, emb_done, &acc, err);
+	st = fb_run_sequences(s, &seqs, opts->pooling == FB_POOL_POOLER,
+						  opts->pooling != FB_POOL_MEAN, emb_done, &acc, err);
 done:
 	fb_seq_list_free(&seqs);
 	return st;
@@ -449,7 +521,7 @@ fb_hidden_states(fb_session *s, const fb_text *text, const fb_task_options *opts
 		st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	st = fb_run_sequences(s, &seqs, false, hs_done, &acc, err);
+	st = fb_run_sequences(s, &seqs, false, false, hs_done, &acc, err);
 	if (st == FB_OK)
 	{
 		*out = acc.out;
