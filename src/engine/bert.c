@@ -98,6 +98,7 @@ fb_session_free(fb_session *s)
 		return;
 	fb_pool_destroy(s->pool);
 	session_release_buffers(s);
+	free(s->out);
 	fb_encoding_free(&s->enc);
 	free(s);
 }
@@ -366,6 +367,169 @@ phase_attention(void *arg, int tid, int nt)
 	}
 }
 
+/* ---------------------------------------------------------------------
+ * Narrow batches (few token rows): splitting rows would leave each thread
+ * a thin GEMM that re-packs every weight matrix, so instead each linear
+ * layer splits its output columns between threads (each reads only its
+ * part of the weights) and the cheap row-wise steps run on the caller.
+ * --------------------------------------------------------------------- */
+typedef struct lin_job
+{
+	const float *x;				/* [T, K] */
+	const float *w;				/* [N, K] */
+	float	   *y;				/* [T, N], pre-filled with the bias */
+	int			T,
+				N,
+				K;
+	int			act;			/* apply the model's activation */
+	const fb_config *cfg;
+} lin_job;
+
+static void
+phase_linear_cols(void *arg, int tid, int nt)
+{
+	lin_job    *j = arg;
+	const fb_cpu_kernels *k = fb_cpu_kernels_get();
+	size_t		n0,
+				n1;
+
+	fb_split_range((size_t) j->N, tid, nt, 16, &n0, &n1);
+	if (n0 >= n1)
+		return;
+	fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
+	if (j->act)
+	{
+		for (int t = 0; t < j->T; t++)
+		{
+			float	   *r = j->y + (size_t) t * j->N + n0;
+
+			if (j->cfg->act == FB_ACT_GELU_ERF)
+				k->gelu_erf(r, n1 - n0);
+			else if (j->cfg->act == FB_ACT_GELU_TANH)
+				k->gelu_tanh(r, n1 - n0);
+			else
+				fb_cpu_relu(r, n1 - n0);
+		}
+	}
+}
+
+/* y[T, N] += x[T, K] W^T, output columns split between the threads. */
+static void
+par_linear(fb_session *s, const float *x, const float *w, float *y, int T,
+		   int N, int K, int act)
+{
+	lin_job		j = {x, w, y, T, N, K, act, &s->model->cfg};
+
+	fb_pool_run(s->pool, phase_linear_cols, &j);
+}
+
+/* One layer after attention on n rows, columns in parallel. */
+static void
+narrow_layer(fwd_job *j, float *x, const float *ctx, float *tmp, float *inter,
+			 int n, float *next_qkv)
+{
+	fb_session *s = j->s;
+	const fb_model *m = s->model;
+	const fb_config *c = &m->cfg;
+	const fb_cpu_kernels *k = fb_cpu_kernels_get();
+	const fb_layer *L = &m->layers[j->layer];
+	int			H = c->hidden,
+				I = c->intermediate;
+
+	fb_cpu_residual_bias(tmp, x, L->attn_out_b, n, H);
+	par_linear(s, ctx, L->attn_out_w, tmp, n, H, H, 0);
+	k->layernorm(tmp, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
+
+	fb_cpu_fill_bias(inter, L->inter_b, n, I);
+	par_linear(s, tmp, L->inter_w, inter, n, I, H, 1);
+
+	fb_cpu_residual_bias(x, tmp, L->out_b, n, H);
+	par_linear(s, inter, L->out_w, x, n, H, I, 0);
+	k->layernorm(x, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
+
+	if (next_qkv != NULL)
+	{
+		const fb_layer *next = &m->layers[j->layer + 1];
+
+		fb_cpu_fill_bias(next_qkv, next->qkv_b, n, 3 * H);
+		par_linear(s, x, next->qkv_w, next_qkv, n, 3 * H, H, 0);
+	}
+	else
+	{
+		for (size_t i = 0; i < (size_t) n * H; i++)
+			if (!isfinite(x[i]))
+			{
+				j->nonfinite = 1;
+				break;
+			}
+	}
+}
+
+/* Embeddings of all rows on the caller, projections column-parallel. */
+static void
+narrow_embed(fwd_job *j)
+{
+	fb_session *s = j->s;
+	const fb_model *m = s->model;
+	const fb_config *c = &m->cfg;
+	int			H = c->hidden,
+				E = c->embedding_size,
+				T = (int) j->T;
+
+	if (m->emb_proj_w != NULL)
+	{
+		/* rows_embed without its projections: do them here in parallel */
+		float	   *emb = s->tmp;
+		const fb_cpu_kernels *k = fb_cpu_kernels_get();
+
+		for (int r = 0; r < T; r++)
+		{
+			const float *w = m->word_emb + (size_t) *s->row_ids[r] * E;
+			const float *pe = m->pos_emb + (size_t) s->row_pos[r] * E;
+			float	   *o = emb + (size_t) r * E;
+
+			for (int i = 0; i < E; i++)
+				o[i] = w[i] + pe[i] + m->type_emb[i];
+		}
+		k->layernorm(emb, m->emb_ln_g, m->emb_ln_b, T, E, c->layer_norm_eps);
+		fb_cpu_fill_bias(s->x, m->emb_proj_b, T, H);
+		par_linear(s, emb, m->emb_proj_w, s->x, T, H, E, 0);
+	}
+	else
+	{
+		const fb_cpu_kernels *k = fb_cpu_kernels_get();
+
+		for (int r = 0; r < T; r++)
+		{
+			const float *w = m->word_emb + (size_t) *s->row_ids[r] * H;
+			const float *pe = m->pos_emb + (size_t) s->row_pos[r] * H;
+			float	   *o = s->x + (size_t) r * H;
+
+			for (int i = 0; i < H; i++)
+				o[i] = w[i] + pe[i] + m->type_emb[i];
+		}
+		k->layernorm(s->x, m->emb_ln_g, m->emb_ln_b, T, H, c->layer_norm_eps);
+	}
+	fb_cpu_fill_bias(s->qkv, m->layers[0].qkv_b, T, 3 * H);
+	par_linear(s, s->x, m->layers[0].qkv_w, s->qkv, T, 3 * H, H, 0);
+}
+
+/* Rows per thread under which a batch takes the narrow path. */
+static size_t
+narrow_rows_per_thread(void)
+{
+	static size_t rows = 0;
+
+	if (rows == 0)
+	{
+		const char *env = getenv("FINBERT_NARROW_ROWS");
+		long		v = env ? atol(env) : 0;
+
+		rows = v > 0 ? (size_t) v : 128;
+	}
+	return rows;
+}
+
 static fb_status
 check_batch(const fb_model *m, const fb_batch *b, size_t *T, int *maxL, fb_error *err)
 {
@@ -414,6 +578,7 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	int			maxL = 0;
 	size_t	   *seq_off;
 	fwd_job		job;
+	bool		narrow;
 	fb_status	st = FB_OK;
 
 	if ((st = check_batch(m, b, &T, &maxL, err)) != FB_OK)
@@ -447,7 +612,11 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	job.cls_only = cls_only;
 	pthread_mutex_init(&job.mu, NULL);
 
-	fb_pool_run(s->pool, phase_embed, &job);
+	narrow = s->pool != NULL && T < narrow_rows_per_thread() * (size_t) s->n_threads;
+	if (narrow)
+		narrow_embed(&job);
+	else
+		fb_pool_run(s->pool, phase_embed, &job);
 	for (int l = 0; l < c->n_layers; l++)
 	{
 		if (session_interrupted(s))
@@ -474,7 +643,13 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 				memcpy(job.cctx + (size_t) i * H, s->ctx + seq_off[i] * H, sizeof(float) * H);
 			}
 		}
-		fb_pool_run(s->pool, phase_rows, &job);
+		if (!narrow)
+			fb_pool_run(s->pool, phase_rows, &job);
+		else if (cls_only && l + 1 == c->n_layers)
+			narrow_layer(&job, job.cx, job.cctx, job.ctmp, s->inter, b->n_seq, NULL);
+		else
+			narrow_layer(&job, s->x, s->ctx, s->tmp, s->inter, (int) T,
+						 l + 1 < c->n_layers ? s->qkv : NULL);
 	}
 	if (job.nonfinite)
 	{

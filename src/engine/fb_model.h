@@ -2,8 +2,9 @@
  * fb_model.h — in-memory layout of a loaded model and of a session.
  *
  * All fp32 parameters live in one aligned allocation (llm.c style); the
- * structs below hold pointers into it.  Linear weights keep the PyTorch
- * layout [out, in] (row-major), so y = x W^T + b.
+ * structs below hold pointers into it.  Linear weights are transposed at
+ * load from PyTorch's [out, in] to [in, out] (row-major), so y = x W + b;
+ * the classifier weight cls_w alone keeps [labels, in].
  */
 #ifndef FB_MODEL_H
 #define FB_MODEL_H
@@ -13,15 +14,15 @@
 
 typedef struct fb_layer
 {
-	float	   *qkv_w;			/* [3H, H]: query, key, value stacked */
+	float	   *qkv_w;			/* [H, 3H]: query, key, value side by side */
 	float	   *qkv_b;			/* [3H] */
-	float	   *attn_out_w;		/* [H, H] */
+	float	   *attn_out_w;		/* [H, H] (in, out) */
 	float	   *attn_out_b;
 	float	   *attn_ln_g;		/* [H] */
 	float	   *attn_ln_b;
-	float	   *inter_w;		/* [I, H] */
+	float	   *inter_w;		/* [H, I] */
 	float	   *inter_b;		/* [I] */
-	float	   *out_w;			/* [H, I] */
+	float	   *out_w;			/* [I, H] */
 	float	   *out_b;
 	float	   *out_ln_g;
 	float	   *out_ln_b;
@@ -81,6 +82,8 @@ struct fb_session
 	float	   *scores;			/* n_threads x [Lmax, Lmax] */
 	int32_t    *row_pos;		/* [T] position of each packed row */
 	const int32_t **row_ids;	/* [T] pointer to each row's token id */
+	float	   *out;			/* task outputs of one batch (grow-only) */
+	size_t		out_cap;		/* floats */
 	int			n_threads;
 	struct fb_pool *pool;		/* NULL when single-threaded */
 	fb_encoding enc;			/* tokenizer output, reused */

@@ -7,9 +7,15 @@
 
 #include "fb_internal.h"
 
-/* y[T, N] (+)= x[T, K] · W[N, K]^T; beta 0 overwrites, 1 accumulates. */
+/* y[T, N] (+)= x[T, K] · W[K, N]; beta 0 overwrites, 1 accumulates. */
 void		fb_cpu_linear(const float *x, const float *w, float *y, int T, int N,
 						  int K, float beta);
+/* Same with W in PyTorch's layout [N, K]: y = x · W^T. */
+void		fb_cpu_linear_nt(const float *x, const float *w, float *y, int T,
+							 int N, int K, float beta);
+/* Columns [n0, n1) of y[T, N] += x[T, K] · W[K, N]. */
+void		fb_cpu_linear_cols(const float *x, const float *w, float *y, int T,
+							   int n0, int n1, int N, int K);
 /* y[T, N] = bias broadcast over rows (before an accumulating linear). */
 void		fb_cpu_fill_bias(float *y, const float *bias, int T, int N);
 /* y[T, N] = res[T, N] + bias (residual connection before the GEMM). */

@@ -382,6 +382,56 @@ take_all(loader *ld, fb_model *m, fb_error *err)
 	return FB_OK;
 }
 
+/* In-place transpose of a row-major [rows, cols] matrix. */
+static bool
+transpose_inplace(float *a, int rows, int cols)
+{
+	size_t		n = (size_t) rows * cols;
+	float	   *t;
+
+	if (a == NULL)
+		return true;
+	t = malloc(sizeof(float) * n);
+	if (t == NULL)
+		return false;
+	for (int r = 0; r < rows; r++)
+		for (int c = 0; c < cols; c++)
+			t[(size_t) c * rows + r] = a[(size_t) r * cols + c];
+	memcpy(a, t, sizeof(float) * n);
+	free(t);
+	return true;
+}
+
+/*
+ * Linear weights arrive as PyTorch's [out, in]; the forward pass wants
+ * [in, out] so every GEMM is y = x W with both operands untransposed, the
+ * layout OpenBLAS packs fastest for the thin matrices of short inputs.
+ */
+static fb_status
+transpose_linears(fb_model *m, fb_error *err)
+{
+	const fb_config *c = &m->cfg;
+	int			H = c->hidden,
+				I = c->intermediate,
+				E = c->embedding_size;
+	int			n_stored = c->arch == FB_ARCH_ALBERT ? 1 : c->n_layers;
+	bool		ok = true;
+
+	ok &= transpose_inplace(m->emb_proj_w, H, E);
+	for (int i = 0; i < n_stored; i++)
+	{
+		fb_layer   *L = &m->layers[i];
+
+		ok &= transpose_inplace(L->qkv_w, 3 * H, H);
+		ok &= transpose_inplace(L->attn_out_w, H, H);
+		ok &= transpose_inplace(L->inter_w, I, H);
+		ok &= transpose_inplace(L->out_w, H, I);
+	}
+	ok &= transpose_inplace(m->pool_w, H, H);
+	ok &= transpose_inplace(m->cls_dense_w, H, H);
+	return ok ? FB_OK : fb_fail(err, FB_ERR_NOMEM, "out of memory transposing weights");
+}
+
 static const char *
 arch_prefix(fb_arch a)
 {
@@ -459,6 +509,8 @@ load_weights(fb_model *m, const char *dir, fb_error *err)
 	ld.next = m->params;
 	ld.end = m->params + ld.counted;
 	if ((rc = take_all(&ld, m, err)) != FB_OK)
+		goto done;
+	if ((rc = transpose_linears(m, err)) != FB_OK)
 		goto done;
 
 	m->info.weight_file_bytes = st->map_len;

@@ -92,7 +92,7 @@ ner_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled
 		a->best_margin[t] = margin;
 		/* hidden row p + 1 skips [CLS] */
 		fb_cpu_fill_bias(a->logits + (size_t) t * NL, m->cls_b, 1, NL);
-		fb_cpu_linear(hidden + (size_t) (p + 1) * H, m->cls_w,
+		fb_cpu_linear_nt(hidden + (size_t) (p + 1) * H, m->cls_w,
 					  a->logits + (size_t) t * NL, 1, NL, H, 1.0f);
 	}
 	return FB_OK;

@@ -13,8 +13,24 @@ void
 fb_cpu_linear(const float *x, const float *w, float *y, int T, int N, int K,
 			  float beta)
 {
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K,
+				1.0f, x, K, w, N, beta, y, N);
+}
+
+void
+fb_cpu_linear_nt(const float *x, const float *w, float *y, int T, int N, int K,
+				 float beta)
+{
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K,
 				1.0f, x, K, w, K, beta, y, N);
+}
+
+void
+fb_cpu_linear_cols(const float *x, const float *w, float *y, int T, int n0,
+				   int n1, int N, int K)
+{
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, n1 - n0, K,
+				1.0f, x, K, w + n0, N, 1.0f, y + n0, N);
 }
 
 void

@@ -88,9 +88,8 @@ fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
 	size_t		i = 0;
 	const int32_t **ids = NULL;
 	int		   *lens = NULL;
-	float	   *hidden = NULL,
+	float	   *hidden,
 			   *pooled = NULL;
-	size_t		hidden_cap = 0;
 	fb_status	st = FB_OK;
 
 	ids = malloc(sizeof(*ids) * (l->n ? l->n : 1));
@@ -114,17 +113,19 @@ fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
 			tokens += (size_t) l->items[i].len;
 			i++;
 		}
-		if (tokens > hidden_cap)
+		/* the session keeps the output buffer: no page faults per call */
+		if (tokens * (size_t) H > s->out_cap)
 		{
-			free(hidden);
-			hidden = malloc(sizeof(float) * tokens * (size_t) H);
-			hidden_cap = hidden ? tokens : 0;
-			if (hidden == NULL)
+			free(s->out);
+			s->out = malloc(sizeof(float) * tokens * (size_t) H);
+			s->out_cap = s->out ? tokens * (size_t) H : 0;
+			if (s->out == NULL)
 			{
 				st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
 				goto done;
 			}
 		}
+		hidden = s->out;
 		b.n_seq = (int) (i - first);
 		b.ids = ids;
 		b.lens = lens;
@@ -147,7 +148,6 @@ fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
 done:
 	free(ids);
 	free(lens);
-	free(hidden);
 	free(pooled);
 	return st;
 }
