@@ -3,8 +3,10 @@
 #
 #   make            engine library, CLI, unit tests and finbert.so
 #   make install    finbert.so and the SQL files into the PostgreSQL tree
-#   make test       unit tests + pg_regress suite on a throw-away cluster
-#                   (as root: installs first, runs the cluster as postgres)
+#   make test       unit tests + pg_regress suite on throw-away clusters
+#                   (inline and worker passes) + TAP tests of the
+#                   background worker (as root: installs first, runs the
+#                   clusters as postgres)
 #   make demo       a scratch cluster with the models and sample news, and
 #                   the headline queries (make demo-stop stops it)
 
@@ -112,9 +114,11 @@ SHLIB_LINK += $(ENGINE_LIB) $(ENGINE_LIBS)
 # on a temporary cluster that preloads finbert (--temp-instance).  The
 # cluster's finbert.model_dir is $(REGRESS_DIR)/models: copies of the
 # fixture models plus corrupt and escaping variants made by
-# test/regress/prepare.sh.
+# test/regress/prepare.sh.  The suite runs twice: as configured (execution
+# auto: inline in a single session) and on a second cluster with
+# finbert.execution = worker, against the same expected output.
 REGRESS_DIR ?= $(CURDIR)/build-regress
-REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats memory drop
+REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats worker cache memory drop
 REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check \
                --temp-config=$(REGRESS_DIR)/regress.conf \
                --outputdir=$(REGRESS_DIR) \
@@ -131,29 +135,61 @@ $(shlib): $(ENGINE_LIB)
 $(OBJS): $(wildcard src/pg/*.h) src/engine/finbert.h
 all: $(ENGINE_LIB)
 
-.PHONY: regress-prep check-regress
+.PHONY: regress-prep check-regress check-tap
 
 regress-prep: $(CLI)
 	@sh test/regress/prepare.sh "$(REGRESS_DIR)" "$(CURDIR)/test/fixtures/models" "$(CURDIR)/$(CLI)"
+	@sh test/regress/prepare.sh "$(REGRESS_DIR)/worker" "$(CURDIR)/test/fixtures/models" "$(CURDIR)/$(CLI)"
 
 PG_REGRESS     = $(dir $(PGXS))../../src/test/regress/pg_regress
 PG_BINDIR     := $(shell $(PG_CONFIG) --bindir)
 REGRESS_RUN    = $(PG_REGRESS) --inputdir=$(CURDIR) --bindir=$(PG_BINDIR) \
                  --dbname=contrib_regression $(REGRESS_OPTS) $(REGRESS)
+REGRESS_WORKER_RUN = $(PG_REGRESS) --inputdir=$(CURDIR) --bindir=$(PG_BINDIR) \
+                 --dbname=contrib_regression \
+                 --temp-instance=$(REGRESS_DIR)/worker/tmp_check \
+                 --temp-config=$(REGRESS_DIR)/worker/regress-worker.conf \
+                 --outputdir=$(REGRESS_DIR)/worker \
+                 --encoding=UTF8 --no-locale $(REGRESS)
+
+# TAP tests (test/t/*.pl, PostgreSQL::Test::Cluster): concurrency and
+# faults of the background worker and the cache.  Each test prints its
+# results; prove prints the summary line.
+TAP_DIR       ?= $(REGRESS_DIR)/tap
+PG_PERL_DIR    = $(dir $(PGXS))../../src/test/perl
+TAP_RUN        = env TESTDIR="$(TAP_DIR)" PATH="$(PG_BINDIR):$$PATH" \
+                 PG_REGRESS="$(PG_REGRESS)" \
+                 FINBERT_FIXTURES="$(CURDIR)/test/fixtures/models" \
+                 prove -I "$(PG_PERL_DIR)" -I "$(CURDIR)/test/t" $(PROVE_FLAGS) \
+                 $(if $(PROVE_TESTS),$(PROVE_TESTS),$(CURDIR)/test/t/*.pl)
 
 # initdb refuses to run as root: as root, install into the PostgreSQL tree,
 # hand the regression directory to the postgres user and run pg_regress as
 # postgres; otherwise run it directly (finbert must already be installed).
+ifeq ($(shell id -u),0)
+AS_PG = runuser -u postgres --
+endif
+
 check-regress: all regress-prep
 ifeq ($(shell id -u),0)
 	$(MAKE) --no-print-directory install
 	chown -R postgres:postgres "$(REGRESS_DIR)"
-	cd "$(REGRESS_DIR)" && runuser -u postgres -- $(REGRESS_RUN) || \
-	  { cat "$(REGRESS_DIR)/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
-else
-	cd "$(REGRESS_DIR)" && $(REGRESS_RUN) || \
-	  { cat "$(REGRESS_DIR)/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
 endif
+	cd "$(REGRESS_DIR)" && $(AS_PG) $(REGRESS_RUN) || \
+	  { cat "$(REGRESS_DIR)/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
+	@echo "finbert: the same suite with finbert.execution = worker"
+	cd "$(REGRESS_DIR)" && $(AS_PG) $(REGRESS_WORKER_RUN) || \
+	  { cat "$(REGRESS_DIR)/worker/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
+
+check-tap: all
+ifeq ($(shell id -u),0)
+	$(MAKE) --no-print-directory install
+endif
+	rm -rf "$(TAP_DIR)" && mkdir -p "$(TAP_DIR)"
+ifeq ($(shell id -u),0)
+	chown -R postgres:postgres "$(TAP_DIR)"
+endif
+	cd "$(TAP_DIR)" && $(AS_PG) $(TAP_RUN)
 
 clean: clean-regress
 clean-regress:

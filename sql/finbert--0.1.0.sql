@@ -1,8 +1,9 @@
 -- finbert 0.1.0: BERT-family models inside PostgreSQL.
 --
 -- Objects: roles finbert_admin / finbert_user (created when absent), schema
--- finbert with the model catalog finbert.models, the SQL functions and the
--- views finbert_models and finbert_stats in the extension's schema.
+-- finbert with the model catalog finbert.models and the embedding cache
+-- finbert.embedding_cache, the SQL functions and the views finbert_models
+-- and finbert_stats in the extension's schema.
 --
 -- Security: the extension is not trusted (superuser installs it).  Loading
 -- and unloading models is revoked from PUBLIC and granted to finbert_admin
@@ -68,6 +69,40 @@ GRANT INSERT, UPDATE, DELETE ON finbert.models TO finbert_admin;
 SELECT pg_catalog.pg_extension_config_dump('finbert.models', '');
 
 -- ---------------------------------------------------------------------------
+-- Embedding cache: read by finbert_embed (an index probe on the primary key,
+-- no table privilege needed), written only by the finbert cache writer
+-- background worker in the database named by finbert.database.  Not dumped:
+-- it is rebuilt on demand.
+-- ---------------------------------------------------------------------------
+CREATE TABLE finbert.embedding_cache (
+	model			text NOT NULL,
+	model_checksum	text NOT NULL,
+	pooling			text NOT NULL CHECK (pooling IN ('mean', 'cls', 'pooler')),
+	max_length		integer NOT NULL CHECK (max_length > 0),
+	text_hash		bytea NOT NULL CHECK (pg_catalog.length(text_hash) = 32),
+	dim				integer NOT NULL CHECK (dim > 0),
+	embedding		real[] NOT NULL CHECK (pg_catalog.array_length(embedding, 1) = dim),
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_used		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (model, model_checksum, pooling, max_length, text_hash)
+);
+CREATE INDEX embedding_cache_last_used ON finbert.embedding_cache (last_used);
+COMMENT ON TABLE finbert.embedding_cache IS
+'Embeddings computed by finbert_embed, keyed by model, weight checksum, pooling, token limit and SHA-256 of the text; least recently used rows beyond finbert.cache_max_rows are evicted';
+COMMENT ON COLUMN finbert.embedding_cache.model_checksum IS
+'SHA-256 of the weight file (finbert.models.sha256) the embedding was computed with';
+COMMENT ON COLUMN finbert.embedding_cache.max_length IS
+'tokens the text was truncated to (finbert.max_length, capped by the model)';
+COMMENT ON COLUMN finbert.embedding_cache.text_hash IS
+'SHA-256 of the exact text (UTF-8 bytes)';
+COMMENT ON COLUMN finbert.embedding_cache.last_used IS
+'last cache hit (refreshed at most once a minute), for LRU eviction';
+COMMENT ON INDEX finbert.embedding_cache_last_used IS
+'eviction order of the embedding cache';
+REVOKE ALL ON finbert.embedding_cache FROM PUBLIC;
+GRANT SELECT, DELETE ON finbert.embedding_cache TO finbert_admin;
+
+-- ---------------------------------------------------------------------------
 -- Model administration
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION @extschema@.finbert_load_model(name text, path text, task text DEFAULT NULL)
@@ -94,6 +129,14 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.finbert_loaded_models() IS
 'models opened by the current backend, with their memory';
+
+CREATE FUNCTION @extschema@.finbert_cache_clear(model text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'finbert_cache_clear'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_cache_clear(text) IS
+'deletes the cached embeddings of a model, or all (admin only); returns the rows deleted';
 
 -- ---------------------------------------------------------------------------
 -- Classification
@@ -416,19 +459,24 @@ COMMENT ON FUNCTION @extschema@.finbert_tokenize(text[], text) IS
 -- Statistics
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION @extschema@.finbert_stats(
-	OUT scope text, OUT execution text, OUT worker_state text,
-	OUT requests bigint, OUT texts bigint, OUT batches bigint,
-	OUT mean_batch_size double precision, OUT tokens bigint,
-	OUT busy_ms double precision, OUT tokens_per_second double precision,
+	OUT scope text, OUT execution text, OUT worker_pid integer, OUT worker_state text,
+	OUT requests bigint, OUT worker_requests bigint, OUT texts bigint,
+	OUT batches bigint, OUT mean_batch_size double precision,
+	OUT worker_batches bigint, OUT worker_mean_batch_size double precision,
+	OUT tokens bigint, OUT busy_ms double precision,
+	OUT tokens_per_second double precision, OUT tokens_per_second_1m double precision,
+	OUT queue_depth integer, OUT slots_in_use integer,
 	OUT errors bigint, OUT model_loads bigint,
 	OUT cache_hits bigint, OUT cache_misses bigint,
+	OUT cache_writes bigint, OUT cache_evictions bigint,
+	OUT cache_pending bigint, OUT cache_dropped bigint, OUT cache_writer_pid integer,
 	OUT stats_reset timestamptz)
 RETURNS record
 AS 'MODULE_PATHNAME', 'finbert_stats'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.finbert_stats() IS
-'finbert request counters (cluster-wide when preloaded, else this backend)';
+'finbert request counters (cluster-wide when preloaded, else this backend), worker, queue and cache state';
 
 CREATE FUNCTION @extschema@.finbert_stats_reset()
 RETURNS void
@@ -456,7 +504,7 @@ COMMENT ON VIEW @extschema@.finbert_models IS
 CREATE VIEW @extschema@.finbert_stats AS
 	SELECT * FROM @extschema@.finbert_stats();
 COMMENT ON VIEW @extschema@.finbert_stats IS
-'finbert requests, batches, mean batch size, tokens/s, errors, cache and worker state';
+'finbert requests, batches, mean batch size, tokens/s (overall and last minute), queue depth, errors, embedding cache and worker state';
 
 -- ---------------------------------------------------------------------------
 -- Privileges
@@ -464,12 +512,14 @@ COMMENT ON VIEW @extschema@.finbert_stats IS
 REVOKE ALL ON FUNCTION
 	@extschema@.finbert_load_model(text, text, text),
 	@extschema@.finbert_unload_model(text),
-	@extschema@.finbert_stats_reset()
+	@extschema@.finbert_stats_reset(),
+	@extschema@.finbert_cache_clear(text)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	@extschema@.finbert_load_model(text, text, text),
 	@extschema@.finbert_unload_model(text),
-	@extschema@.finbert_stats_reset()
+	@extschema@.finbert_stats_reset(),
+	@extschema@.finbert_cache_clear(text)
 	TO finbert_admin;
 
 REVOKE ALL ON FUNCTION

@@ -73,7 +73,9 @@ BEGIN
 END
 $$;
 
--- the first use opens the model in this backend
+-- the first inline use opens the model in this backend (in worker mode the
+-- worker opens it instead: inline here whatever finbert.execution says)
+SET finbert.execution = inline;
 SELECT finbert_sentiment('央行宣布降准', 'cls') IS NOT NULL AS ok;
 SELECT name, loaded_here, resident_bytes IS NOT NULL AS has_memory
   FROM finbert_models ORDER BY name;

@@ -1,7 +1,10 @@
 --
 -- stats: the finbert_stats view (cluster-wide counters, preloaded)
 --
-SELECT scope, execution, worker_state FROM finbert_stats;
+SELECT scope, execution = current_setting('finbert.execution') AS execution_shown,
+       worker_pid IS NOT NULL AS worker_running, worker_state IN ('idle', 'collecting', 'running') AS worker_state_ok,
+       queue_depth, slots_in_use
+  FROM finbert_stats;
 SELECT requests > 0 AS requests, texts >= requests AS texts, batches > 0 AS batches,
        tokens > texts AS tokens, busy_ms > 0 AS busy, tokens_per_second > 0 AS rate,
        errors > 0 AS errors, model_loads > 0 AS loads,

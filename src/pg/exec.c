@@ -2,9 +2,15 @@
  * exec.c — the single call path from SQL to the engine.
  *
  * Every SQL-callable function builds a FinbertRequest and calls
- * FinbertExecute, which today runs it inline in the calling backend.  The
- * background worker (next issue) plugs in here: FinbertExecute routes the
- * same request to the worker and fills the same FinbertResult.
+ * FinbertExecute, which
+ *  1. resolves the model against the catalog in the calling backend (so
+ *     catalog errors are the same in every mode),
+ *  2. for embeddings, takes what it can from the embedding cache (cache.c),
+ *  3. runs the rest inline (FinbertRun on a model opened in this backend)
+ *     or in the background worker (FinbertWorkerExecute, queue.c), which
+ *     runs the very same FinbertRun on its own copy of the model and sends
+ *     back results or the error (SQLSTATE, message, detail, hint),
+ *  4. queues computed embeddings for the cache writer.
  *
  * Rules for calling the engine from a backend:
  *  - never longjmp through it: its interrupt callback only reports that an
@@ -17,6 +23,8 @@
  *  - CHECK_FOR_INTERRUPTS() between engine calls (batches, texts).
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
@@ -37,7 +45,13 @@ FinbertInterrupt(void *arg)
 	return INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED();
 }
 
-static const fb_run_ctl FinbertRunCtl = {FinbertInterrupt, NULL};
+static const fb_run_ctl BackendRunCtl = {FinbertInterrupt, NULL};
+
+/* The background worker installs its own (worker.c). */
+const fb_run_ctl *FinbertRunCtl = &BackendRunCtl;
+
+/* Set in the worker: an interrupted engine call is not repeated there. */
+bool		FinbertInWorker = false;
 
 void
 FinbertEngineError(const fb_error *err, const char *context)
@@ -89,6 +103,11 @@ RetryAfterInterrupt(fb_status status, int *retries)
 {
 	if (status != FB_ERR_INTERRUPTED)
 		return false;
+	if (FinbertInWorker)
+		ereport(ERROR,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("finbert worker stopped the request"),
+				 errdetail("The worker is shutting down, or every requester abandoned the batch.")));
 	CHECK_FOR_INTERRUPTS();
 	if (++(*retries) > FINBERT_MAX_INTERRUPT_RETRIES)
 		ereport(ERROR,
@@ -209,7 +228,7 @@ CountTokens(const fb_tokenizer *tok, const fb_text *t, int max_length,
 	fb_encoding_init(&enc);
 	do
 	{
-		status = fb_tokenizer_encode(tok, t->data, t->len, 1, &FinbertRunCtl,
+		status = fb_tokenizer_encode(tok, t->data, t->len, 1, FinbertRunCtl,
 									 &enc, &err);
 		if (status != FB_OK)
 			fb_encoding_free(&enc);
@@ -233,13 +252,23 @@ CopyLabels(const fb_model_info *info)
 	return labels;
 }
 
-static void
-RunClassify(const FinbertRequest *req, FinbertModel *m,
-			const fb_task_options *opts, FinbertResult *res,
-			int64 *tokens, int64 *batches)
+/* Tokens of text i, for statistics and for the worker's per-request split. */
+static inline void
+AddTokens(int64 *tokens, int32 *text_tokens, int i, int64 n)
 {
-	const fb_model_info *info = fb_model_get_info(m->model);
+	*tokens += n;
+	if (text_tokens)
+		text_tokens[i] = (int32) Min(n, PG_INT32_MAX);
+}
+
+static void
+RunClassify(const FinbertRequest *req, fb_model *model, fb_session *session,
+			const fb_task_options *opts, FinbertResult *res,
+			int64 *tokens, int64 *batches, int32 *text_tokens)
+{
+	const fb_model_info *info = fb_model_get_info(model);
 	int			nl = info->n_labels;
+	int			batch = Max(req->batch_size, 1);
 
 	if (info->head != FB_HEAD_SEQUENCE)
 		WrongHead(req->model, info, "sequence classifier",
@@ -250,19 +279,20 @@ RunClassify(const FinbertRequest *req, FinbertModel *m,
 	res->probs = palloc0(sizeof(float4) * Max((size_t) req->ntexts * nl, 1));
 
 	for (int i = 0; i < req->ntexts; i++)
-		*tokens += CountTokens(fb_model_tokenizer(m->model), &req->texts[i],
-							   opts->max_length, req->model);
+		AddTokens(tokens, text_tokens, i,
+				  CountTokens(fb_model_tokenizer(model), &req->texts[i],
+							  opts->max_length, req->model));
 
-	for (int i = 0; i < req->ntexts; i += finbert_batch_size)
+	for (int i = 0; i < req->ntexts; i += batch)
 	{
-		int			n = Min(finbert_batch_size, req->ntexts - i);
+		int			n = Min(batch, req->ntexts - i);
 		int			retries = 0;
 		fb_error	err;
 		fb_status	status;
 
 		do
 		{
-			status = fb_classify(m->session, req->texts + i, n, opts, NULL,
+			status = fb_classify(session, req->texts + i, n, opts, NULL,
 								 res->probs + (size_t) i * nl, &err);
 		} while (RetryAfterInterrupt(status, &retries));
 		if (status != FB_OK)
@@ -273,11 +303,11 @@ RunClassify(const FinbertRequest *req, FinbertModel *m,
 }
 
 static void
-RunEntities(const FinbertRequest *req, FinbertModel *m,
+RunEntities(const FinbertRequest *req, fb_model *model, fb_session *session,
 			const fb_task_options *opts, FinbertResult *res,
-			int64 *tokens, int64 *batches)
+			int64 *tokens, int64 *batches, int32 *text_tokens)
 {
-	const fb_model_info *info = fb_model_get_info(m->model);
+	const fb_model_info *info = fb_model_get_info(model);
 
 	if (info->head != FB_HEAD_TOKEN)
 		WrongHead(req->model, info, "token classifier",
@@ -294,12 +324,13 @@ RunEntities(const FinbertRequest *req, FinbertModel *m,
 		fb_status	status;
 		int			retries = 0;
 
-		*tokens += CountTokens(fb_model_tokenizer(m->model), &req->texts[i],
-							   0, req->model);
+		AddTokens(tokens, text_tokens, i,
+				  CountTokens(fb_model_tokenizer(model), &req->texts[i],
+							  0, req->model));
 		fb_entity_list_init(&list);
 		do
 		{
-			status = fb_entities(m->session, &req->texts[i], opts, &list, &err);
+			status = fb_entities(session, &req->texts[i], opts, &list, &err);
 			if (status != FB_OK)
 			{
 				fb_entity_list_free(&list);
@@ -343,11 +374,13 @@ RunEntities(const FinbertRequest *req, FinbertModel *m,
 }
 
 static void
-RunEmbed(const FinbertRequest *req, FinbertModel *m, fb_task_options *opts,
-		 FinbertResult *res, int64 *tokens, int64 *batches)
+RunEmbed(const FinbertRequest *req, fb_model *model, fb_session *session,
+		 fb_task_options *opts, FinbertResult *res,
+		 int64 *tokens, int64 *batches, int32 *text_tokens)
 {
-	const fb_model_info *info = fb_model_get_info(m->model);
+	const fb_model_info *info = fb_model_get_info(model);
 	int			dim = info->hidden;
+	int			batch = Max(req->batch_size, 1);
 
 	if (req->pooling == FB_POOL_POOLER && !info->has_pooler)
 		ereport(ERROR,
@@ -360,19 +393,20 @@ RunEmbed(const FinbertRequest *req, FinbertModel *m, fb_task_options *opts,
 	res->embeddings = palloc0(sizeof(float4) * Max((size_t) req->ntexts * dim, 1));
 
 	for (int i = 0; i < req->ntexts; i++)
-		*tokens += CountTokens(fb_model_tokenizer(m->model), &req->texts[i],
-							   opts->max_length, req->model);
+		AddTokens(tokens, text_tokens, i,
+				  CountTokens(fb_model_tokenizer(model), &req->texts[i],
+							  opts->max_length, req->model));
 
-	for (int i = 0; i < req->ntexts; i += finbert_batch_size)
+	for (int i = 0; i < req->ntexts; i += batch)
 	{
-		int			n = Min(finbert_batch_size, req->ntexts - i);
+		int			n = Min(batch, req->ntexts - i);
 		int			retries = 0;
 		fb_error	err;
 		fb_status	status;
 
 		do
 		{
-			status = fb_embed(m->session, req->texts + i, n, opts,
+			status = fb_embed(session, req->texts + i, n, opts,
 							  res->embeddings + (size_t) i * dim, &err);
 		} while (RetryAfterInterrupt(status, &retries));
 		if (status != FB_OK)
@@ -383,10 +417,10 @@ RunEmbed(const FinbertRequest *req, FinbertModel *m, fb_task_options *opts,
 }
 
 static void
-RunTokenize(const FinbertRequest *req, FinbertModel *m, FinbertResult *res,
-			int64 *tokens)
+RunTokenize(const FinbertRequest *req, fb_model *model, FinbertResult *res,
+			int64 *tokens, int32 *text_tokens)
 {
-	const fb_tokenizer *tok = fb_model_tokenizer(m->model);
+	const fb_tokenizer *tok = fb_model_tokenizer(model);
 
 	res->ntokens = palloc0(sizeof(int) * Max(req->ntexts, 1));
 	res->tokens = palloc0(sizeof(char **) * Max(req->ntexts, 1));
@@ -402,7 +436,7 @@ RunTokenize(const FinbertRequest *req, FinbertModel *m, FinbertResult *res,
 		{
 			status = fb_tokenizer_encode(tok, req->texts[i].data,
 										 req->texts[i].len, 0,
-										 &FinbertRunCtl, &enc, &err);
+										 FinbertRunCtl, &enc, &err);
 			if (status != FB_OK)
 				fb_encoding_free(&enc);
 		} while (RetryAfterInterrupt(status, &retries));
@@ -427,8 +461,40 @@ RunTokenize(const FinbertRequest *req, FinbertModel *m, FinbertResult *res,
 			fb_encoding_free(&enc);
 		}
 		PG_END_TRY();
-		*tokens += res->ntokens[i];
+		AddTokens(tokens, text_tokens, i, res->ntokens[i]);
 		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+void
+FinbertRun(const FinbertRequest *req, fb_model *model, fb_session *session,
+		   FinbertResult *res, int64 *tokens, int64 *batches,
+		   int32 *text_tokens)
+{
+	const fb_model_info *info = fb_model_get_info(model);
+	fb_task_options opts = fb_task_default_options();
+
+	memset(res, 0, sizeof(*res));
+	res->ntexts = req->ntexts;
+	fb_session_set_ctl(session, FinbertRunCtl);
+	opts.max_length = req->max_length;
+	if (info->max_position > 0 && opts.max_length > info->max_position)
+		opts.max_length = info->max_position;
+
+	switch (req->task)
+	{
+		case FINBERT_TASK_CLASSIFY:
+			RunClassify(req, model, session, &opts, res, tokens, batches, text_tokens);
+			break;
+		case FINBERT_TASK_ENTITIES:
+			RunEntities(req, model, session, &opts, res, tokens, batches, text_tokens);
+			break;
+		case FINBERT_TASK_EMBED:
+			RunEmbed(req, model, session, &opts, res, tokens, batches, text_tokens);
+			break;
+		case FINBERT_TASK_TOKENIZE:
+			RunTokenize(req, model, res, tokens, text_tokens);
+			break;
 	}
 }
 
@@ -437,64 +503,123 @@ ExecuteInline(const FinbertRequest *req, FinbertResult *res,
 			  int64 *tokens, int64 *batches)
 {
 	FinbertModel *m = FinbertGetModel(req->model, req->guc);
-	const fb_model_info *info = fb_model_get_info(m->model);
-	fb_task_options opts = fb_task_default_options();
 
 	/* a no-op unless finbert.threads changed since the last request */
 	(void) fb_session_set_threads(m->session, finbert_threads);
-	fb_session_set_ctl(m->session, &FinbertRunCtl);
 	m->uses++;
-	opts.max_length = finbert_max_length;
-	if (info->max_position > 0 && opts.max_length > info->max_position)
-		opts.max_length = info->max_position;
+	FinbertRun(req, m->model, m->session, res, tokens, batches, NULL);
+	FinbertStatsTokens((uint64) *tokens);
+}
 
-	switch (req->task)
+/* Runs req inline or in the worker, the model already resolved to ref. */
+static void
+ExecuteResolved(const FinbertRequest *req, const FinbertModelRef *ref,
+				bool use_worker, FinbertResult *res,
+				int64 *tokens, int64 *batches)
+{
+	if (use_worker)
+		FinbertWorkerExecute(req, ref, res, tokens);
+	else
+		ExecuteInline(req, res, tokens, batches);
+}
+
+/*
+ * Embeddings through the cache: hits are copied from the table, misses are
+ * computed as one request and queued for the cache writer.
+ */
+static void
+ExecuteEmbedCached(const FinbertRequest *req, const FinbertModelRef *ref,
+				   bool use_worker, FinbertResult *res,
+				   int64 *tokens, int64 *batches)
+{
+	bool	   *hit = palloc0(sizeof(bool) * Max(req->ntexts, 1));
+	uint8	   *hashes = NULL;
+	FinbertRequest sub = *req;
+	FinbertResult subres;
+	fb_text    *texts;
+	int		   *rows;
+	int			nmiss = 0;
+
+	if (!FinbertCacheLookup(req, ref, res, hit, &hashes))
 	{
-		case FINBERT_TASK_CLASSIFY:
-			RunClassify(req, m, &opts, res, tokens, batches);
-			break;
-		case FINBERT_TASK_ENTITIES:
-			RunEntities(req, m, &opts, res, tokens, batches);
-			break;
-		case FINBERT_TASK_EMBED:
-			RunEmbed(req, m, &opts, res, tokens, batches);
-			break;
-		case FINBERT_TASK_TOKENIZE:
-			RunTokenize(req, m, res, tokens);
-			break;
+		ExecuteResolved(req, ref, use_worker, res, tokens, batches);
+		return;
+	}
+	texts = palloc(sizeof(fb_text) * Max(req->ntexts, 1));
+	rows = palloc(sizeof(int) * Max(req->ntexts, 1));
+	for (int i = 0; i < req->ntexts; i++)
+	{
+		if (hit[i])
+			continue;
+		texts[nmiss] = req->texts[i];
+		rows[nmiss] = i;
+		nmiss++;
+	}
+	FinbertStatsCache((uint64) (req->ntexts - nmiss), (uint64) nmiss);
+	if (nmiss == 0)
+		return;
+
+	sub.texts = texts;
+	sub.ntexts = nmiss;
+	ExecuteResolved(&sub, ref, use_worker, &subres, tokens, batches);
+	if (subres.dim != res->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("finbert model \"%s\" produced embeddings of %d dimensions; the catalog records %d",
+						req->model, subres.dim, res->dim),
+				 errhint("Register the model again with finbert_load_model.")));
+	for (int k = 0; k < nmiss; k++)
+	{
+		const float4 *v = subres.embeddings + (size_t) k * subres.dim;
+		bool		finite = true;
+
+		memcpy(res->embeddings + (size_t) rows[k] * res->dim, v,
+			   sizeof(float4) * res->dim);
+		/* a non-finite result is an error later and is never cached */
+		for (int d = 0; d < subres.dim && finite; d++)
+			finite = isfinite(v[d]);
+		if (finite)
+			FinbertCacheStore(req, ref, hashes + (size_t) rows[k] * FINBERT_TEXT_HASH_LEN,
+							  v, subres.dim);
 	}
 }
 
 void
-FinbertExecute(const FinbertRequest *req, FinbertResult *res)
+FinbertExecute(const FinbertRequest *in, FinbertResult *res)
 {
+	FinbertRequest req = *in;
 	instr_time	start,
 				duration;
 	int64		tokens = 0;
 	int64		batches = 0;
 
 	memset(res, 0, sizeof(*res));
-	res->ntexts = req->ntexts;
-
-	if (finbert_execution == FINBERT_EXEC_WORKER)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("finbert.execution = worker is not available in this version"),
-				 errhint("Set finbert.execution to auto or inline.")));
+	res->ntexts = req.ntexts;
+	req.max_length = finbert_max_length;
+	req.batch_size = finbert_batch_size;
 
 	INSTR_TIME_SET_CURRENT(start);
+	FinbertEnterExecute();
 	PG_TRY();
 	{
-		ExecuteInline(req, res, &tokens, &batches);
+		bool		use_worker = FinbertUseWorker();
+		FinbertModel *m = FinbertResolveModel(req.model, req.guc);
+
+		if (req.task == FINBERT_TASK_EMBED && finbert_cache)
+			ExecuteEmbedCached(&req, &m->ref, use_worker, res, &tokens, &batches);
+		else
+			ExecuteResolved(&req, &m->ref, use_worker, res, &tokens, &batches);
 	}
 	PG_CATCH();
 	{
+		FinbertLeaveExecute();
 		FinbertStatsError();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	FinbertLeaveExecute();
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
-	FinbertStatsCount((uint64) req->ntexts, (uint64) tokens, (uint64) batches,
+	FinbertStatsCount((uint64) req.ntexts, (uint64) tokens, (uint64) batches,
 					  (uint64) INSTR_TIME_GET_MICROSEC(duration));
 }

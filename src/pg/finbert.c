@@ -1,11 +1,14 @@
 /*
- * finbert.c — module entry point: _PG_init and GUCs.
+ * finbert.c — module entry point: _PG_init, GUCs, shared memory hooks and
+ * the registration of the background workers.
  *
  * Loaded through shared_preload_libraries (recommended: it reserves the
- * shared statistics) or on first use.  Nothing here starts threads or opens
- * models: models are opened lazily per backend (registry.c), and the
- * engine's worker threads (finbert.threads) are started by the session of
- * a model in the backend that uses it, never in the postmaster.
+ * shared statistics, the request queue and the cache write queue, and
+ * starts the finbert worker and the cache writer) or on first use (then
+ * inference runs inline only and nothing is cached).  Nothing here starts
+ * threads or opens models: models are opened lazily per backend
+ * (registry.c) or in the worker (worker.c), and engine threads are started
+ * by the sessions of those models, never in the postmaster.
  */
 #include "postgres.h"
 
@@ -13,13 +16,18 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "finbert_pg.h"
+#include "finbert_queue.h"
 
 PG_MODULE_MAGIC;
+
+/* Seconds before the postmaster restarts the worker after it exited with code 1. */
+#define FINBERT_WORKER_RESTART_SECONDS	1
 
 char	   *finbert_model_dir = NULL;
 char	   *finbert_sentiment_model = NULL;
@@ -32,6 +40,15 @@ int			finbert_max_length = 512;
 int			finbert_batch_size = 32;
 int			finbert_threads = 1;
 int			finbert_execution = FINBERT_EXEC_AUTO;
+int			finbert_worker_slots = 64;
+int			finbert_max_batch_tokens = 8192;
+int			finbert_batch_wait_ms = 2;
+int			finbert_worker_timeout = 10000;
+int			finbert_worker_threads = 0;
+char	   *finbert_database = NULL;
+bool		finbert_cache = true;
+int			finbert_cache_max_rows = 1000000;
+int			finbert_cache_queue_size = 1024;
 
 static const struct config_enum_entry execution_options[] = {
 	{"auto", FINBERT_EXEC_AUTO, false},
@@ -90,6 +107,8 @@ finbert_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	FinbertStatsShmemRequest();
+	FinbertQueueShmemRequest();
+	RequestAddinShmemSpace(MAXALIGN(FinbertCacheShmemSize()));
 }
 
 static void
@@ -98,6 +117,29 @@ finbert_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	FinbertStatsShmemStartup();
+	FinbertQueueShmemStartup();
+	FinbertCacheShmemStartup();
+}
+
+/*
+ * The finbert worker: inference, shared memory only, serves every database.
+ * It exits with code 1 on errors and SIGTERM and is restarted.  (The cache
+ * writer is started on demand by the backends of finbert.database, cache.c.)
+ */
+void
+FinbertRegisterWorkers(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = FINBERT_WORKER_RESTART_SECONDS;
+	strlcpy(worker.bgw_library_name, "finbert", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "finbert_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "finbert worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "finbert worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
 }
 
 void
@@ -206,10 +248,101 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("finbert.worker_slots",
+							"Request slots of the finbert worker's queue in shared memory.",
+							"Each backend (or parallel worker) waiting for the worker uses one; "
+							"when all are in use, further requests wait for a free slot.",
+							&finbert_worker_slots,
+							64,
+							1, 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.max_batch_tokens",
+							"Tokens the finbert worker gathers into one batch (and one forward pass).",
+							NULL,
+							&finbert_max_batch_tokens,
+							8192,
+							64, 1024 * 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.batch_wait_ms",
+							"How long the finbert worker holds requests for more to join the batch.",
+							"Only while other sessions that sent requests recently have none queued; "
+							"0 runs every request at once.",
+							&finbert_batch_wait_ms,
+							2,
+							0, 10000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.worker_timeout",
+							"How long a request waits while no finbert worker is running before it fails.",
+							NULL,
+							&finbert_worker_timeout,
+							10000,
+							100, INT_MAX / 2,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.worker_threads",
+							"Engine threads of the finbert worker's forward passes (0: one per CPU).",
+							NULL,
+							&finbert_worker_threads,
+							0,
+							0, 256,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("finbert.database",
+							   "Database whose finbert.embedding_cache is used: the cache writer connects to it.",
+							   "Calls in other databases do not use the cache; empty: nothing is cached.",
+							   &finbert_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("finbert.cache",
+							 "Looks embeddings up in finbert.embedding_cache and queues computed ones for it.",
+							 NULL,
+							 &finbert_cache,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.cache_max_rows",
+							"Rows the embedding cache keeps; the least recently used beyond it are evicted (0: no limit).",
+							NULL,
+							&finbert_cache_max_rows,
+							1000000,
+							0, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.cache_queue_size",
+							"Shared memory for embeddings waiting for the cache writer.",
+							"When it is full, further embeddings are not cached (finbert_stats.cache_dropped).",
+							&finbert_cache_queue_size,
+							1024,
+							64, 1024 * 1024,
+							PGC_POSTMASTER,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("finbert");
 
 	if (process_shared_preload_libraries_in_progress)
 	{
+		FinbertRegisterWorkers();
 		prev_shmem_request_hook = shmem_request_hook;
 		shmem_request_hook = finbert_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 
 #include "finbert.h"
@@ -28,6 +29,9 @@
 
 /* Hex digest of SHA-256. */
 #define FINBERT_SHA256_HEX		64
+
+/* Cache key of a text: its SHA-256. */
+#define FINBERT_TEXT_HASH_LEN	32
 
 /* Tasks a registered model can serve (column finbert.models.task). */
 #define FINBERT_TASK_NAMES "sentiment, industry, type, classify, ner, embed"
@@ -51,33 +55,69 @@ extern int	finbert_max_length;
 extern int	finbert_batch_size;
 extern int	finbert_threads;
 extern int	finbert_execution;
+extern int	finbert_worker_slots;
+extern int	finbert_max_batch_tokens;
+extern int	finbert_batch_wait_ms;
+extern int	finbert_worker_timeout;
+extern int	finbert_worker_threads;
+extern char *finbert_database;
+extern bool finbert_cache;
+extern int	finbert_cache_max_rows;
+extern int	finbert_cache_queue_size;
 
 /* ------------------------------------------------------------------------
  * Model registry and per-backend cache (registry.c)
  * ------------------------------------------------------------------------ */
+/*
+ * A registered model as resolved from the catalog by a backend: everything
+ * the background worker needs to open exactly the same files (it reads no
+ * catalog), and the identity under which embeddings are cached.
+ */
+typedef struct FinbertModelRef
+{
+	char		name[FINBERT_NAME_MAX + 1];
+	char		path[MAXPGPATH];	/* canonical model directory */
+	char		sha256[FINBERT_SHA256_HEX + 1]; /* catalog checksum */
+	int64		weight_size;	/* weight file at resolution: size ... */
+	int64		weight_mtime_sec;	/* ... and modification time */
+	int64		weight_mtime_nsec;
+	int32		max_position;	/* catalog max_length */
+	int32		hidden_size;	/* catalog hidden_size */
+} FinbertModelRef;
+
 typedef struct FinbertModel
 {
 	char		name[FINBERT_NAME_MAX + 1]; /* hash key */
-	fb_model   *model;			/* engine model, NULL while being opened */
+	FinbertModelRef ref;		/* catalog row and files it came from */
+	fb_model   *model;			/* engine model, NULL until opened */
 	fb_session *session;		/* scratch memory for this backend */
-	char		sha256[FINBERT_SHA256_HEX + 1]; /* catalog row it came from */
-	char	   *path;			/* canonical directory (TopMemoryContext) */
-	int64		weight_size;	/* weight file when opened: size ... */
-	int64		weight_mtime_sec;	/* ... and modification time */
-	int64		weight_mtime_nsec;
 	LocalTransactionId valid_lxid;	/* catalog checked in this transaction */
 	CommandId	valid_cid;		/* ... and command */
 	uint64		uses;
 } FinbertModel;
 
 /*
- * Returns the loaded model called name, opening it on first use in this
- * backend.  guc names the setting the name came from (for hints), or NULL
- * when the caller named the model explicitly.
+ * Resolves name against the catalog (once per statement): the returned
+ * entry's ref is valid; its model is opened only by FinbertGetModel.  guc
+ * names the setting the name came from (for hints), or NULL when the
+ * caller named the model explicitly.
  */
+extern FinbertModel *FinbertResolveModel(const char *name, const char *guc);
+/* Same, and opens the model in this backend on first use. */
 extern FinbertModel *FinbertGetModel(const char *name, const char *guc);
 /* Drops name from this backend's cache (no error when absent). */
 extern void FinbertForgetModel(const char *name);
+/* Are two resolutions the same files under the same checksum? */
+extern bool FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b);
+
+/*
+ * Opens the engine model in a canonical directory and a session on it;
+ * errors are raised with the same messages wherever a model is opened
+ * (backend or worker).  max_batch_tokens 0 keeps the engine default.
+ */
+extern void FinbertOpenEngineModel(const char *name, const char *path,
+								   int max_batch_tokens, fb_model **model,
+								   fb_session **session);
 
 /* Admin check shared by every function that changes the registry. */
 extern void FinbertCheckAdmin(const char *action);
@@ -105,6 +145,9 @@ typedef struct FinbertRequest
 	int			ntexts;
 	const fb_text *texts;		/* UTF-8, validated by the caller */
 	fb_pooling	pooling;		/* FINBERT_TASK_EMBED */
+	/* filled by FinbertExecute from the session's settings */
+	int			max_length;		/* finbert.max_length */
+	int			batch_size;		/* texts per engine call */
 } FinbertRequest;
 
 typedef struct FinbertEntity
@@ -143,6 +186,22 @@ typedef struct FinbertResult
 extern void FinbertExecute(const FinbertRequest *req, FinbertResult *res);
 
 /*
+ * Runs a request on an opened model in this process (backend or worker):
+ * the one implementation behind both execution modes, so results, errors
+ * and SQLSTATEs cannot differ.  Raises ERROR on failure.  *tokens and
+ * *batches are incremented; text_tokens, when not NULL, receives the
+ * tokens of each text.
+ */
+extern void FinbertRun(const FinbertRequest *req, fb_model *model,
+					   fb_session *session, FinbertResult *res,
+					   int64 *tokens, int64 *batches, int32 *text_tokens);
+
+/* Engine interrupt callback of this process (backend or worker). */
+extern const fb_run_ctl *FinbertRunCtl;
+/* True in the background worker (an interrupted engine call fails there). */
+extern bool FinbertInWorker;
+
+/*
  * Helpers for the SQL-callable functions: the model name to use (explicit
  * argument or the task's GUC) and a text argument checked against the
  * limits and the database encoding.
@@ -158,6 +217,79 @@ extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls);
 extern void FinbertEngineError(const fb_error *err, const char *model) pg_attribute_noreturn();
 
 /* ------------------------------------------------------------------------
+ * Request queue and background worker (queue.c, worker.c, wire.c)
+ * ------------------------------------------------------------------------ */
+extern Size FinbertQueueShmemSize(void);
+extern void FinbertQueueShmemRequest(void);
+extern void FinbertQueueShmemStartup(void);
+extern void FinbertRegisterWorkers(void);
+
+/* Should this request go to the worker (finbert.execution)? */
+extern bool FinbertUseWorker(void);
+/* Runs req (model resolved to ref) in the worker; fills res like FinbertRun. */
+extern void FinbertWorkerExecute(const FinbertRequest *req,
+								 const FinbertModelRef *ref,
+								 FinbertResult *res, int64 *tokens);
+/* Backends currently inside FinbertExecute (enter/leave pairs). */
+extern void FinbertEnterExecute(void);
+extern void FinbertLeaveExecute(void);
+
+typedef struct FinbertQueueStatus
+{
+	int			worker_pid;		/* 0 when not running */
+	const char *worker_state;
+	int			queued;			/* requests waiting for the worker */
+	int			running;		/* requests in the worker's batch */
+	int			slots_in_use;	/* any state but free */
+} FinbertQueueStatus;
+extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);
+
+/* Serialised requests and results (wire.c) */
+extern Size FinbertWireRequestSize(const FinbertRequest *req);
+extern void FinbertWireRequestWrite(char *buf, Size size, uint64 request_id,
+									const FinbertRequest *req,
+									const FinbertModelRef *ref);
+extern bool FinbertWireRequestRead(const char *buf, Size size,
+								   uint64 request_id, FinbertRequest *req,
+								   FinbertModelRef *ref, fb_text **texts);
+extern void FinbertWireResultWrite(StringInfo out, FinbertTask task,
+								   const FinbertResult *res, const int *rows,
+								   int nrows, int64 tokens);
+extern void FinbertWireResultRead(const char *buf, Size size, FinbertTask task,
+								  FinbertResult *res, int64 *tokens);
+
+/* ------------------------------------------------------------------------
+ * Embedding cache (cache.c)
+ * ------------------------------------------------------------------------ */
+extern Size FinbertCacheShmemSize(void);
+extern void FinbertCacheShmemStartup(void);
+/*
+ * Looks the texts of an embedding request up in finbert.embedding_cache.
+ * Returns false when the cache does not apply (switched off, another
+ * database, extension objects missing); otherwise fills hit[i] and the
+ * rows of res->embeddings (allocated with ref->hidden_size columns) of the
+ * hits, and *hashes with the SHA-256 of every text for FinbertCacheStore.
+ */
+extern bool FinbertCacheLookup(const FinbertRequest *req,
+							   const FinbertModelRef *ref, FinbertResult *res,
+							   bool *hit, uint8 **hashes);
+/* Queues a computed embedding for the cache writer. */
+extern void FinbertCacheStore(const FinbertRequest *req,
+							  const FinbertModelRef *ref,
+							  const uint8 *hash, const float4 *embedding,
+							  int dim);
+
+typedef struct FinbertCacheStatus
+{
+	bool		available;		/* preloaded: the write queue exists */
+	int64		pending;		/* queued, not yet written */
+	int64		dropped;		/* not queued (queue full) or discarded */
+	int			writer_pid;		/* 0 when not running */
+} FinbertCacheStatus;
+extern void FinbertCacheGetStatus(FinbertCacheStatus *st);
+extern void FinbertCacheResetStats(void);
+
+/* ------------------------------------------------------------------------
  * Statistics (stats.c)
  * ------------------------------------------------------------------------ */
 extern void FinbertStatsShmemRequest(void);
@@ -166,5 +298,12 @@ extern void FinbertStatsCount(uint64 texts, uint64 tokens, uint64 batches,
 							  uint64 elapsed_us);
 extern void FinbertStatsError(void);
 extern void FinbertStatsModelLoad(void);
+/* background worker: one engine call over texts of nrequests requests */
+extern void FinbertStatsWorkerBatch(uint64 requests, uint64 texts,
+									uint64 batches);
+extern void FinbertStatsTokens(uint64 tokens);	/* last-minute rate */
+extern void FinbertStatsCache(uint64 hits, uint64 misses);
+extern void FinbertStatsCacheEvictions(uint64 n);
+extern void FinbertStatsCacheWrites(uint64 n);
 
 #endif							/* FINBERT_PG_H */

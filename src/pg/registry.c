@@ -67,6 +67,8 @@ typedef struct CatalogRow
 	char		sha256[FINBERT_SHA256_HEX + 1];
 	char		weight_file[MAXPGPATH];
 	int64		weight_bytes;
+	int32		max_length;
+	int32		hidden_size;
 } CatalogRow;
 
 const char *
@@ -367,7 +369,8 @@ LookupCatalog(const char *name, CatalogRow *row, char **registered)
 	*registered = NULL;
 
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT path, sha256, weight_file, weight_bytes "
+	ret = SPI_execute_with_args("SELECT path, sha256, weight_file, weight_bytes, "
+								"max_length, hidden_size "
 								"FROM finbert.models WHERE name = $1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -388,6 +391,12 @@ LookupCatalog(const char *name, CatalogRow *row, char **registered)
 		row->weight_bytes = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		if (isnull)
 			row->weight_bytes = -1;
+		row->max_length = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		if (isnull)
+			row->max_length = 0;
+		row->hidden_size = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		if (isnull)
+			row->hidden_size = 0;
 		found = true;
 	}
 	else
@@ -435,11 +444,8 @@ FreeEntry(FinbertModel *entry)
 		fb_session_free(entry->session);
 	if (entry->model)
 		fb_model_free(entry->model);
-	if (entry->path)
-		pfree(entry->path);
 	entry->session = NULL;
 	entry->model = NULL;
-	entry->path = NULL;
 	hash_search(ModelCache, entry->name, HASH_REMOVE, NULL);
 }
 
@@ -474,20 +480,27 @@ UndefinedModel(const char *name, const char *guc, const char *registered)
 	pg_unreachable();
 }
 
+bool
+FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b)
+{
+	return strcmp(a->name, b->name) == 0 &&
+		strcmp(a->path, b->path) == 0 &&
+		strcmp(a->sha256, b->sha256) == 0 &&
+		a->weight_size == b->weight_size &&
+		a->weight_mtime_sec == b->weight_mtime_sec &&
+		a->weight_mtime_nsec == b->weight_mtime_nsec;
+}
+
 FinbertModel *
-FinbertGetModel(const char *name, const char *guc)
+FinbertResolveModel(const char *name, const char *guc)
 {
 	FinbertModel *entry = NULL;
+	FinbertModelRef ref;
 	CatalogRow	row;
 	char	   *registered;
 	char	   *path;
 	char	   *weights;
 	struct stat st;
-	fb_model_options opts;
-	fb_model   *model = NULL;
-	fb_session *session;
-	fb_error	err;
-	fb_status	status;
 	bool		found;
 
 	InitCache();
@@ -499,7 +512,7 @@ FinbertGetModel(const char *name, const char *guc)
 	}
 
 	entry = hash_search(ModelCache, name, HASH_FIND, NULL);
-	if (entry && entry->model &&
+	if (entry &&
 		entry->valid_lxid == MyProc->lxid &&
 		entry->valid_cid == GetCurrentCommandId(false))
 		return entry;
@@ -519,72 +532,86 @@ FinbertGetModel(const char *name, const char *guc)
 				 errmsg("could not stat weight file \"%s\" of model \"%s\": %m",
 						weights, name)));
 
+	memset(&ref, 0, sizeof(ref));
+	strlcpy(ref.name, name, sizeof(ref.name));
+	strlcpy(ref.path, path, sizeof(ref.path));
+	strlcpy(ref.sha256, row.sha256, sizeof(ref.sha256));
+	ref.weight_size = (int64) st.st_size;
+	ref.weight_mtime_sec = (int64) st.st_mtim.tv_sec;
+	ref.weight_mtime_nsec = (int64) st.st_mtim.tv_nsec;
+	ref.max_position = row.max_length;
+	ref.hidden_size = row.hidden_size;
+
 	/*
-	 * Keep the open model while its catalog row, directory and weight file
-	 * (size and modification time) are unchanged; otherwise reopen it.
+	 * Keep the entry (and its open model) while its catalog row, directory
+	 * and weight file (size and modification time) are unchanged; otherwise
+	 * start afresh.
 	 */
-	if (entry && entry->model &&
-		strcmp(entry->sha256, row.sha256) == 0 &&
-		strcmp(entry->path, path) == 0 &&
-		entry->weight_size == (int64) st.st_size &&
-		entry->weight_mtime_sec == (int64) st.st_mtim.tv_sec &&
-		entry->weight_mtime_nsec == (int64) st.st_mtim.tv_nsec)
+	if (entry && !FinbertModelRefEquals(&entry->ref, &ref))
 	{
-		entry->valid_lxid = MyProc->lxid;
-		entry->valid_cid = GetCurrentCommandId(false);
-		pfree(path);
-		pfree(weights);
-		return entry;
-	}
-	if (entry)
 		FreeEntry(entry);
+		entry = NULL;
+	}
+	if (entry == NULL)
+	{
+		/* The weights must still be the registered ones (cheap size check). */
+		if ((int64) st.st_size != row.weight_bytes)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("weight file \"%s\" of model \"%s\" changed since the model was registered",
+							weights, name),
+					 errdetail("It has %lld bytes; the catalog records %lld.",
+							   (long long) st.st_size, (long long) row.weight_bytes),
+					 errhint("Register the model again with finbert_load_model.")));
+		entry = hash_search(ModelCache, name, HASH_ENTER, &found);
+		entry->model = NULL;
+		entry->session = NULL;
+		entry->uses = 0;
+	}
+	entry->ref = ref;
+	entry->valid_lxid = MyProc->lxid;
+	entry->valid_cid = GetCurrentCommandId(false);
+	pfree(path);
+	pfree(weights);
+	return entry;
+}
 
-	/* The weights must still be the registered ones (cheap size check). */
-	if ((int64) st.st_size != row.weight_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("weight file \"%s\" of model \"%s\" changed since the model was registered",
-						weights, name),
-				 errdetail("It has %lld bytes; the catalog records %lld.",
-						   (long long) st.st_size, (long long) row.weight_bytes),
-				 errhint("Register the model again with finbert_load_model.")));
+void
+FinbertOpenEngineModel(const char *name, const char *path, int max_batch_tokens,
+					   fb_model **model_out, fb_session **session_out)
+{
+	fb_model_options opts = fb_model_default_options();
+	fb_model   *model = NULL;
+	fb_session *session;
+	fb_error	err;
+	fb_status	status;
 
-	/* Enter first, then open: nothing is leaked if an allocation fails. */
-	entry = hash_search(ModelCache, name, HASH_ENTER, &found);
-	entry->model = NULL;
-	entry->session = NULL;
-	entry->path = NULL;
-	entry->uses = 0;
-	entry->valid_lxid = InvalidLocalTransactionId;
-	entry->path = MemoryContextStrdup(TopMemoryContext, path);
-	strlcpy(entry->sha256, row.sha256, sizeof(entry->sha256));
-	entry->weight_size = (int64) st.st_size;
-	entry->weight_mtime_sec = (int64) st.st_mtim.tv_sec;
-	entry->weight_mtime_nsec = (int64) st.st_mtim.tv_nsec;
-
-	opts = fb_model_default_options();
+	if (max_batch_tokens > 0)
+		opts.max_batch_tokens = max_batch_tokens;
 	status = fb_model_open(path, &opts, &model, &err);
 	if (status != FB_OK)
-	{
-		FreeEntry(entry);
 		FinbertEngineError(&err, psprintf("could not load model \"%s\"", name));
-	}
 	session = fb_session_new(model);
 	if (session == NULL)
 	{
 		fb_model_free(model);
-		FreeEntry(entry);
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory opening model \"%s\"", name)));
 	}
-	entry->model = model;
-	entry->session = session;
-	entry->valid_lxid = MyProc->lxid;
-	entry->valid_cid = GetCurrentCommandId(false);
+	*model_out = model;
+	*session_out = session;
 	FinbertStatsModelLoad();
-	pfree(path);
-	pfree(weights);
+}
+
+FinbertModel *
+FinbertGetModel(const char *name, const char *guc)
+{
+	FinbertModel *entry = FinbertResolveModel(name, guc);
+
+	if (entry->model == NULL)
+		FinbertOpenEngineModel(name, entry->ref.path, 0,
+							   &entry->model, &entry->session);
 	return entry;
 }
 

@@ -2,12 +2,17 @@
 # Prepares the directory of the pg_regress suite:
 #
 #   REGRESS_DIR/regress.conf   --temp-config: preload finbert, model_dir
+#   REGRESS_DIR/regress-worker.conf  the same with finbert.execution = worker
+#                              (the second pass of the suite runs on a
+#                              directory of its own: tests modify models)
 #   REGRESS_DIR/models/        finbert.model_dir of the test cluster:
 #       cls cls_f16 multilabel ner encoder     copies of the fixture models
 #       cls_link -> cls                         symbolic link inside (allowed)
 #       bad_config bad_weights bad_shape bad_vocab no_weights
 #                                               one defect each (negative tests)
 #       mutable                                 copy of cls, overwritten by a test
+#       fragile                                 copy of cls whose config.json the
+#                                               worker test breaks after registering it
 #       escape_dir -> ../outside/cls            symbolic link leading outside
 #       escape_file/model.safetensors -> ../../outside/cls/model.safetensors
 #   REGRESS_DIR/outside/cls    a valid model outside finbert.model_dir
@@ -60,6 +65,8 @@ rm "$m/no_weights/model.safetensors"
 
 # a model whose weights the errors test overwrites after registering it
 cp -R "$m/cls" "$m/mutable"
+# a model whose config.json the worker test overwrites after registering it
+cp -R "$m/cls" "$m/fragile"
 
 # escapes through symbolic links
 cp -R "$m/cls" "$dir/outside/cls"
@@ -92,4 +99,13 @@ finbert.model_dir = '$m'
 # read by the cli_parity test
 regress.cli_dir = '$dir/cli'
 max_parallel_workers_per_gather = 0
+# the embedding cache of the test database (the cache test)
+finbert.database = 'contrib_regression'
 EOF
+
+# The suite runs a second time with every request sent to the background
+# worker; its expected output is the same.
+{
+	cat "$dir/regress.conf"
+	echo "finbert.execution = worker"
+} >"$dir/regress-worker.conf"

@@ -1,0 +1,934 @@
+/*
+ * worker.c — the finbert background worker: one process that owns the
+ * models and runs the requests of every session in batches.
+ *
+ * Registered from _PG_init when finbert is in shared_preload_libraries
+ * (finbert.c).  It attaches to shared memory only — no database: the
+ * backends resolve models against their own catalog and send the canonical
+ * directory, checksum and weight-file identity with each request
+ * (FinbertModelRef), so one worker serves every database.  Models are
+ * opened here on first use and kept while requests name the same files;
+ * engine threads (finbert.worker_threads) are started here, never in the
+ * postmaster; a GPU device would be initialised here too.
+ *
+ * Loop (while (!ShutdownRequestPending)):
+ *   1. collect: under the queue lock, look at the QUEUED slots.  Hold them
+ *      (state "collecting") while they total less than
+ *      finbert.max_batch_tokens, the oldest has waited less than
+ *      finbert.batch_wait_ms and other sessions seen in the last
+ *      RECENT_CLIENT_MS are not queued yet; otherwise take them, oldest
+ *      first, up to max_batch_tokens (at least one), into RUNNING;
+ *   2. attach each request segment and check it (wire.c);
+ *   3. group the requests by (task, model files, max_length, pooling); a
+ *      classification or embedding group runs as one merged request, its
+ *      texts sorted by length, through the same FinbertRun as inline
+ *      execution (exec.c).  If the merged run fails, each request of the
+ *      group runs alone, so a bad input fails only its own request;
+ *   4. answer each request: a result segment (DONE) or the error's
+ *      SQLSTATE, message, detail and hint (FAILED), then set the
+ *      requester's latch;
+ *   5. otherwise sleep on the latch (WL_EXIT_ON_PM_DEATH).
+ *
+ * Errors: everything that can fail for one request runs under PG_TRY and
+ * is turned into that request's answer.  Any other ERROR is promoted to
+ * FATAL (no outer handler in a background worker): the process exits with
+ * code 1, its exit callback fails the requests it was running, and the
+ * postmaster restarts it after FINBERT_WORKER_RESTART_SECONDS.  SIGTERM
+ * (SignalHandlerForShutdownRequest) stops the engine at its next interrupt
+ * check and exits with code 1 as well; SIGHUP reloads the configuration
+ * (batch_wait_ms, worker_threads).  Signal handlers only set flags and the
+ * latch; engine threads never call back into PostgreSQL (the interrupt
+ * callback runs in this thread).
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/pmsignal.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "finbert_pg.h"
+#include "finbert_queue.h"
+
+/* Other sessions seen this recently may be about to join a batch. */
+#define RECENT_CLIENT_MS			100
+/* A model unused this long is closed. */
+#define MODEL_IDLE_SECONDS			600
+/* Sleep bound while results wait to be read, and when idle. */
+#define RESULT_POLL_MS				1000
+#define IDLE_POLL_MS				60000
+
+typedef struct WorkerModel
+{
+	char		name[FINBERT_NAME_MAX + 1]; /* hash key */
+	FinbertModelRef ref;
+	fb_model   *model;
+	fb_session *session;
+	TimestampTz last_used;
+} WorkerModel;
+
+/* One request taken into the current batch. */
+typedef struct Job
+{
+	int			slot;
+	uint64		id;
+	dsm_handle	handle;
+	Size		size;
+	int32		est_tokens;
+	dsm_segment *seg;			/* the request segment, attached */
+	bool		valid;			/* attached and well-formed */
+	bool		answered;
+	FinbertRequest req;
+	FinbertModelRef ref;
+	fb_text    *texts;
+	int			group;
+} Job;
+
+typedef struct RecentClient
+{
+	int			pid;
+	TimestampTz seen;
+} RecentClient;
+
+static HTAB *WorkerModels = NULL;
+static MemoryContext WorkerContext = NULL;
+static MemoryContext BatchContext = NULL;
+static Job *Jobs = NULL;
+static int	NJobs = 0;
+static int *Order = NULL;		/* scratch: queued slot indexes */
+static PGPROC **Owners = NULL;	/* scratch: requesters to wake at exit */
+static RecentClient *Recent = NULL;
+static int	NRecent = 0;
+static dsm_segment **ResultSegs = NULL; /* per slot: our published result */
+static uint64 *ResultIds = NULL;
+
+/* Jobs of the engine run in progress, for the interrupt callback. */
+static Job **RunJobs = NULL;
+static int	NRunJobs = 0;
+
+static void
+SetState(FinbertWorkerState s)
+{
+	pg_atomic_write_u32(&FinbertQueueShared->worker_state, (uint32) s);
+}
+
+/*
+ * Engine interrupt callback (this thread, between layers and batches):
+ * stop on SIGTERM, on postmaster death, or when every requester of the
+ * running requests has gone.  Slot states are read without the lock: a
+ * RUNNING slot only ever turns ABANDONED under us, so a stale read merely
+ * delays the stop.
+ */
+static int
+WorkerInterrupt(void *arg)
+{
+	if (ShutdownRequestPending || !PostmasterIsAlive())
+		return 1;
+	if (NRunJobs == 0)
+		return 0;
+	for (int i = 0; i < NRunJobs; i++)
+	{
+		volatile FinbertSlot *slot = &FinbertQueueShared->slots[RunJobs[i]->slot];
+
+		if (!(slot->request_id == RunJobs[i]->id && slot->state == SLOT_ABANDONED))
+			return 0;
+	}
+	return 1;
+}
+
+static const fb_run_ctl WorkerRunCtl = {WorkerInterrupt, NULL};
+
+static int
+WorkerThreads(void)
+{
+	long		n = finbert_worker_threads;
+
+	if (n <= 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return (int) Min(Max(n, 1), 256);
+}
+
+/* ------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------ */
+static void
+CloseModel(WorkerModel *wm)
+{
+	if (wm->session)
+		fb_session_free(wm->session);
+	if (wm->model)
+		fb_model_free(wm->model);
+	hash_search(WorkerModels, wm->name, HASH_REMOVE, NULL);
+}
+
+/* The open model for ref, (re)opening it when the files changed. */
+static WorkerModel *
+OpenModel(const FinbertModelRef *ref)
+{
+	WorkerModel *wm = hash_search(WorkerModels, ref->name, HASH_FIND, NULL);
+	fb_model   *model;
+	fb_session *session;
+	bool		found;
+
+	if (wm && FinbertModelRefEquals(&wm->ref, ref))
+	{
+		wm->last_used = GetCurrentTimestamp();
+		return wm;
+	}
+	if (wm)
+		CloseModel(wm);
+
+	SetState(WORKER_LOADING);
+	FinbertOpenEngineModel(ref->name, ref->path, finbert_max_batch_tokens,
+						   &model, &session);
+	(void) fb_session_set_threads(session, WorkerThreads());
+	fb_session_set_ctl(session, &WorkerRunCtl);
+	wm = hash_search(WorkerModels, ref->name, HASH_ENTER, &found);
+	wm->ref = *ref;
+	wm->model = model;
+	wm->session = session;
+	wm->last_used = GetCurrentTimestamp();
+	SetState(WORKER_RUNNING);
+	return wm;
+}
+
+static void
+CloseIdleModels(bool all)
+{
+	HASH_SEQ_STATUS seq;
+	WorkerModel *wm;
+	TimestampTz now = GetCurrentTimestamp();
+
+	hash_seq_init(&seq, WorkerModels);
+	while ((wm = hash_seq_search(&seq)) != NULL)
+	{
+		if (all || TimestampDifferenceExceeds(wm->last_used, now,
+											  MODEL_IDLE_SECONDS * 1000))
+			CloseModel(wm);
+	}
+}
+
+static void
+ApplyThreads(void)
+{
+	HASH_SEQ_STATUS seq;
+	WorkerModel *wm;
+
+	hash_seq_init(&seq, WorkerModels);
+	while ((wm = hash_seq_search(&seq)) != NULL)
+		(void) fb_session_set_threads(wm->session, WorkerThreads());
+}
+
+/* ------------------------------------------------------------------------
+ * Answers
+ * ------------------------------------------------------------------------ */
+
+/* Publishes an error for a job (or frees its slot if it was abandoned). */
+static void
+FailJob(Job *job, int sqlerrcode, const char *msg, const char *detail,
+		const char *hint)
+{
+	FinbertQueue *q = FinbertQueueShared;
+	FinbertSlot *slot = &q->slots[job->slot];
+	PGPROC	   *owner = NULL;
+	bool		freed = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (slot->request_id == job->id && slot->state == SLOT_RUNNING)
+	{
+		slot->sqlerrcode = sqlerrcode;
+		strlcpy(slot->errmsg, msg ? msg : "", sizeof(slot->errmsg));
+		strlcpy(slot->errdetail, detail ? detail : "", sizeof(slot->errdetail));
+		strlcpy(slot->errhint, hint ? hint : "", sizeof(slot->errhint));
+		slot->state = SLOT_FAILED;
+		owner = slot->owner;
+	}
+	else if (slot->request_id == job->id && slot->state == SLOT_ABANDONED)
+	{
+		slot->state = SLOT_FREE;
+		freed = true;
+	}
+	LWLockRelease(q->lock);
+	job->answered = true;
+	if (owner)
+		SetLatch(&owner->procLatch);
+	if (freed)
+		ConditionVariableBroadcast(&q->slot_freed);
+}
+
+static void
+FailJobError(Job *job, const ErrorData *edata)
+{
+	FailJob(job, edata->sqlerrcode, edata->message, edata->detail, edata->hint);
+}
+
+/* The error being handled in a PG_CATCH block, copied; error state reset. */
+static ErrorData *
+CatchError(void)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(BatchContext);
+	edata = CopyErrorData();
+	FlushErrorState();
+	return edata;
+}
+
+/* Sends rows of res (computed for job's texts) back to job's requester. */
+static void
+AnswerJob(Job *job, const FinbertResult *res, const int *rows, int64 tokens)
+{
+	FinbertQueue *q = FinbertQueueShared;
+	FinbertSlot *slot = &q->slots[job->slot];
+	StringInfoData buf;
+	dsm_segment *seg = NULL;
+	ErrorData  *edata = NULL;
+	PGPROC	   *owner = NULL;
+	bool		keep = false;
+	bool		freed = false;
+
+	PG_TRY();
+	{
+		initStringInfo(&buf);
+		FinbertWireResultWrite(&buf, job->req.task, res, rows, job->req.ntexts, tokens);
+		seg = dsm_create(buf.len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+		if (seg == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("too many dynamic shared memory segments for the finbert result"),
+					 errhint("Lower finbert.worker_slots or raise max_connections.")));
+		memcpy(dsm_segment_address(seg), buf.data, buf.len);
+	}
+	PG_CATCH();
+	{
+		edata = CatchError();
+	}
+	PG_END_TRY();
+	if (edata)
+	{
+		FailJobError(job, edata);
+		return;
+	}
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (slot->request_id == job->id && slot->state == SLOT_RUNNING)
+	{
+		slot->result_handle = dsm_segment_handle(seg);
+		slot->result_size = (Size) buf.len;
+		slot->state = SLOT_DONE;
+		owner = slot->owner;
+		keep = true;
+	}
+	else if (slot->request_id == job->id && slot->state == SLOT_ABANDONED)
+	{
+		slot->state = SLOT_FREE;
+		freed = true;
+	}
+	LWLockRelease(q->lock);
+	job->answered = true;
+
+	if (keep)
+	{
+		/* kept mapped until the requester has attached (ReleaseResults) */
+		ResultSegs[job->slot] = seg;
+		ResultIds[job->slot] = job->id;
+	}
+	else
+		dsm_detach(seg);
+	if (owner)
+		SetLatch(&owner->procLatch);
+	if (freed)
+		ConditionVariableBroadcast(&q->slot_freed);
+}
+
+/* ------------------------------------------------------------------------
+ * Running groups of requests
+ * ------------------------------------------------------------------------ */
+typedef struct MergedText
+{
+	Size		len;
+	int			job;			/* index into the group's jobs */
+	int			row;			/* text of that job */
+} MergedText;
+
+static int
+CompareMerged(const void *a, const void *b)
+{
+	const MergedText *x = a;
+	const MergedText *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	if (x->job != y->job)
+		return x->job < y->job ? -1 : 1;
+	return x->row - y->row;
+}
+
+/* Runs one job's request alone and answers it. */
+static void
+RunAlone(Job *job, WorkerModel *wm)
+{
+	FinbertRequest req = job->req;
+	FinbertResult res;
+	int64		tokens = 0,
+				batches = 0;
+	int		   *rows;
+	ErrorData  *edata = NULL;
+
+	req.batch_size = Max(req.ntexts, 1);
+	RunJobs = &job;
+	NRunJobs = 1;
+	PG_TRY();
+	{
+		FinbertRun(&req, wm->model, wm->session, &res, &tokens, &batches, NULL);
+	}
+	PG_CATCH();
+	{
+		edata = CatchError();
+	}
+	PG_END_TRY();
+	NRunJobs = 0;
+	if (edata)
+	{
+		FailJobError(job, edata);
+		return;
+	}
+	FinbertStatsWorkerBatch(1, (uint64) req.ntexts, (uint64) batches);
+	FinbertStatsTokens((uint64) tokens);
+	rows = palloc(sizeof(int) * Max(req.ntexts, 1));
+	for (int i = 0; i < req.ntexts; i++)
+		rows[i] = i;
+	AnswerJob(job, &res, rows, tokens);
+}
+
+/*
+ * Runs the requests of one group (same task, model files and options) as
+ * one request whose texts are sorted by length; falls back to one run per
+ * request when that fails.
+ */
+static bool
+RunMerged(Job **jobs, int njobs, WorkerModel *wm)
+{
+	FinbertRequest req = jobs[0]->req;
+	FinbertResult res;
+	MergedText *m;
+	fb_text    *texts;
+	int32	   *text_tokens;
+	int		  **rows;
+	int			total = 0,
+				k = 0;
+	int64		tokens = 0,
+				batches = 0;
+	bool		ok = true;
+
+	for (int j = 0; j < njobs; j++)
+		total += jobs[j]->req.ntexts;
+	m = palloc(sizeof(MergedText) * Max(total, 1));
+	for (int j = 0; j < njobs; j++)
+		for (int i = 0; i < jobs[j]->req.ntexts; i++)
+		{
+			m[k].len = jobs[j]->texts[i].len;
+			m[k].job = j;
+			m[k].row = i;
+			k++;
+		}
+	qsort(m, total, sizeof(MergedText), CompareMerged);
+
+	texts = palloc(sizeof(fb_text) * Max(total, 1));
+	rows = palloc(sizeof(int *) * njobs);
+	for (int j = 0; j < njobs; j++)
+		rows[j] = palloc(sizeof(int) * Max(jobs[j]->req.ntexts, 1));
+	for (k = 0; k < total; k++)
+	{
+		texts[k] = jobs[m[k].job]->texts[m[k].row];
+		rows[m[k].job][m[k].row] = k;
+	}
+	text_tokens = palloc0(sizeof(int32) * Max(total, 1));
+
+	req.texts = texts;
+	req.ntexts = total;
+	req.batch_size = Max(total, 1);
+	RunJobs = jobs;
+	NRunJobs = njobs;
+	PG_TRY();
+	{
+		FinbertRun(&req, wm->model, wm->session, &res, &tokens, &batches,
+				   text_tokens);
+	}
+	PG_CATCH();
+	{
+		(void) CatchError();
+		ok = false;
+	}
+	PG_END_TRY();
+	NRunJobs = 0;
+	if (!ok)
+		return false;
+
+	FinbertStatsWorkerBatch((uint64) njobs, (uint64) total, (uint64) batches);
+	FinbertStatsTokens((uint64) tokens);
+	for (int j = 0; j < njobs; j++)
+	{
+		int64		t = 0;
+
+		for (int i = 0; i < jobs[j]->req.ntexts; i++)
+			t += text_tokens[rows[j][i]];
+		AnswerJob(jobs[j], &res, rows[j], t);
+	}
+	return true;
+}
+
+/* Drops jobs of the group whose requesters have gone; returns how many remain. */
+static int
+PruneAbandoned(Job **jobs, int njobs)
+{
+	FinbertQueue *q = FinbertQueueShared;
+	int			kept = 0;
+	bool		freed = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int j = 0; j < njobs; j++)
+	{
+		FinbertSlot *slot = &q->slots[jobs[j]->slot];
+
+		if (slot->request_id == jobs[j]->id && slot->state == SLOT_ABANDONED)
+		{
+			slot->state = SLOT_FREE;
+			jobs[j]->answered = true;
+			freed = true;
+		}
+		else
+			jobs[kept++] = jobs[j];
+	}
+	LWLockRelease(q->lock);
+	if (freed)
+		ConditionVariableBroadcast(&q->slot_freed);
+	return kept;
+}
+
+static void
+RunGroup(Job **jobs, int njobs)
+{
+	WorkerModel *wm = NULL;
+	ErrorData  *edata = NULL;
+	FinbertTask task = jobs[0]->req.task;
+
+	njobs = PruneAbandoned(jobs, njobs);
+	if (njobs == 0)
+		return;
+
+	PG_TRY();
+	{
+		wm = OpenModel(&jobs[0]->ref);
+	}
+	PG_CATCH();
+	{
+		edata = CatchError();
+	}
+	PG_END_TRY();
+	SetState(WORKER_RUNNING);
+	if (edata)
+	{
+		for (int j = 0; j < njobs; j++)
+			FailJobError(jobs[j], edata);
+		return;
+	}
+
+	if (njobs > 1 && (task == FINBERT_TASK_CLASSIFY || task == FINBERT_TASK_EMBED) &&
+		RunMerged(jobs, njobs, wm))
+		return;
+	for (int j = 0; j < njobs; j++)
+	{
+		if (ShutdownRequestPending)
+			FailJob(jobs[j], ERRCODE_ADMIN_SHUTDOWN,
+					"finbert worker stopped the request",
+					"The worker is shutting down.", NULL);
+		else
+			RunAlone(jobs[j], wm);
+	}
+}
+
+static bool
+SameGroup(const Job *a, const Job *b)
+{
+	return a->req.task == b->req.task &&
+		a->req.max_length == b->req.max_length &&
+		a->req.pooling == b->req.pooling &&
+		FinbertModelRefEquals(&a->ref, &b->ref);
+}
+
+static void
+RunBatch(void)
+{
+	Job		  **group = palloc(sizeof(Job *) * Max(NJobs, 1));
+	int			ngroups = 0;
+
+	/* attach and read the requests */
+	for (int j = 0; j < NJobs; j++)
+	{
+		Job		   *job = &Jobs[j];
+
+		job->seg = dsm_attach(job->handle);
+		if (job->seg == NULL)
+		{
+			/* the requester has gone and its segment with it */
+			FailJob(job, ERRCODE_QUERY_CANCELED, "finbert request abandoned", NULL, NULL);
+			continue;
+		}
+		if (job->size > dsm_segment_map_length(job->seg) ||
+			!FinbertWireRequestRead(dsm_segment_address(job->seg), job->size,
+									job->id, &job->req, &job->ref, &job->texts))
+		{
+			FailJob(job, ERRCODE_INTERNAL_ERROR,
+					"malformed request in the finbert queue", NULL, NULL);
+			continue;
+		}
+		job->valid = true;
+		job->group = -1;
+		for (int k = 0; k < j; k++)
+			if (Jobs[k].valid && SameGroup(&Jobs[k], job))
+			{
+				job->group = Jobs[k].group;
+				break;
+			}
+		if (job->group < 0)
+			job->group = ngroups++;
+	}
+
+	/* one run per group, in order of the groups' oldest requests */
+	for (int g = 0; g < ngroups; g++)
+	{
+		int			n = 0;
+
+		for (int j = 0; j < NJobs; j++)
+			if (Jobs[j].valid && Jobs[j].group == g)
+				group[n++] = &Jobs[j];
+		if (ShutdownRequestPending)
+		{
+			for (int j = 0; j < n; j++)
+				FailJob(group[j], ERRCODE_ADMIN_SHUTDOWN,
+						"finbert worker stopped the request",
+						"The worker is shutting down.", NULL);
+			continue;
+		}
+		RunGroup(group, n);
+	}
+
+	for (int j = 0; j < NJobs; j++)
+	{
+		if (!Jobs[j].answered)
+			FailJob(&Jobs[j], ERRCODE_INTERNAL_ERROR,
+					"finbert worker did not answer the request", NULL, NULL);
+		if (Jobs[j].seg)
+			dsm_detach(Jobs[j].seg);
+	}
+	NJobs = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Collecting requests
+ * ------------------------------------------------------------------------ */
+static int
+CompareRequestId(const void *a, const void *b)
+{
+	const FinbertSlot *slots = FinbertQueueShared->slots;
+	uint64		x = slots[*(const int *) a].request_id;
+	uint64		y = slots[*(const int *) b].request_id;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Remembers that pid has a request queued now. */
+static void
+NoteClient(int pid, TimestampTz now)
+{
+	int			free_at = -1;
+
+	for (int i = 0; i < NRecent; i++)
+	{
+		if (Recent[i].pid == pid)
+		{
+			Recent[i].seen = now;
+			return;
+		}
+		if (free_at < 0 &&
+			(Recent[i].pid == 0 ||
+			 TimestampDifferenceExceeds(Recent[i].seen, now, RECENT_CLIENT_MS)))
+			free_at = i;
+	}
+	if (free_at >= 0)
+	{
+		Recent[free_at].pid = pid;
+		Recent[free_at].seen = now;
+	}
+}
+
+static int
+RecentClients(TimestampTz now)
+{
+	int			n = 0;
+
+	for (int i = 0; i < NRecent; i++)
+		if (Recent[i].pid != 0 &&
+			!TimestampDifferenceExceeds(Recent[i].seen, now, RECENT_CLIENT_MS))
+			n++;
+	return n;
+}
+
+/*
+ * Looks at the queue: takes a batch into Jobs (returns true), or returns
+ * false with *timeout_ms set to how long to keep collecting (-1: nothing
+ * queued).  Also releases the result segments requesters are done with.
+ */
+static bool
+Collect(long *timeout_ms, bool *results_pending)
+{
+	FinbertQueue *q = FinbertQueueShared;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz oldest = 0;
+	dsm_segment **detach = palloc(sizeof(dsm_segment *) * q->nslots);
+	int			ndetach = 0;
+	int			nqueued = 0;
+	int64		tokens = 0;
+	bool		take;
+
+	*timeout_ms = -1;
+	*results_pending = false;
+	NJobs = 0;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < q->nslots; i++)
+	{
+		FinbertSlot *slot = &q->slots[i];
+
+		if (ResultSegs[i] != NULL)
+		{
+			if (slot->state == SLOT_DONE && slot->request_id == ResultIds[i])
+				*results_pending = true;
+			else
+			{
+				detach[ndetach++] = ResultSegs[i];
+				ResultSegs[i] = NULL;
+			}
+		}
+		if (slot->state != SLOT_QUEUED)
+			continue;
+		Order[nqueued++] = i;
+		tokens += slot->est_tokens;
+		if (oldest == 0 || slot->enqueued_at < oldest)
+			oldest = slot->enqueued_at;
+		NoteClient(slot->owner_pid, now);
+	}
+
+	if (nqueued == 0)
+		take = false;
+	else if (tokens >= finbert_max_batch_tokens || finbert_batch_wait_ms <= 0 ||
+			 RecentClients(now) <= nqueued ||
+			 TimestampDifferenceExceeds(oldest, now, finbert_batch_wait_ms))
+		take = true;
+	else
+	{
+		long		waited = (long) ((now - oldest) / 1000);
+
+		take = false;
+		*timeout_ms = Max(finbert_batch_wait_ms - waited, 1);
+	}
+
+	if (take)
+	{
+		int64		budget = 0;
+
+		qsort(Order, nqueued, sizeof(int), CompareRequestId);
+		for (int k = 0; k < nqueued; k++)
+		{
+			FinbertSlot *slot = &q->slots[Order[k]];
+			Job		   *job = &Jobs[NJobs];
+
+			if (NJobs > 0 && budget + slot->est_tokens > finbert_max_batch_tokens)
+				break;
+			budget += slot->est_tokens;
+			slot->state = SLOT_RUNNING;
+			slot->worker_pid = MyProcPid;
+			memset(job, 0, sizeof(*job));
+			job->slot = Order[k];
+			job->id = slot->request_id;
+			job->handle = slot->request_handle;
+			job->size = slot->request_size;
+			job->est_tokens = slot->est_tokens;
+			NJobs++;
+		}
+	}
+	LWLockRelease(q->lock);
+
+	for (int i = 0; i < ndetach; i++)
+		dsm_detach(detach[i]);
+	pfree(detach);
+	return NJobs > 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Start and exit
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Fails what a worker (this one at exit, or a previous incarnation found at
+ * start) left RUNNING, frees what it left ABANDONED.
+ */
+static void
+FailLeftovers(bool at_exit)
+{
+	FinbertQueue *q = FinbertQueueShared;
+	int			nowners = 0;
+	bool		freed = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (at_exit && q->worker_pid == MyProcPid)
+	{
+		q->worker_pid = 0;
+		q->worker_latch = NULL;
+	}
+	else if (!at_exit)
+	{
+		q->worker_pid = MyProcPid;
+		q->worker_latch = MyLatch;
+		q->worker_starts++;
+	}
+	for (int i = 0; i < q->nslots; i++)
+	{
+		FinbertSlot *slot = &q->slots[i];
+		bool		mine = slot->worker_pid == MyProcPid;
+
+		if (at_exit != mine)
+			continue;
+		if (slot->state == SLOT_RUNNING)
+		{
+			slot->sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+			strlcpy(slot->errmsg, "finbert worker exited while running the request",
+					sizeof(slot->errmsg));
+			strlcpy(slot->errdetail, "The request was in the batch the worker was running when it stopped.",
+					sizeof(slot->errdetail));
+			slot->errhint[0] = '\0';
+			slot->state = SLOT_FAILED;
+			Owners[nowners++] = slot->owner;
+		}
+		else if (slot->state == SLOT_ABANDONED)
+		{
+			slot->state = SLOT_FREE;
+			freed = true;
+		}
+	}
+	LWLockRelease(q->lock);
+	for (int i = 0; i < nowners; i++)
+		SetLatch(&Owners[i]->procLatch);
+	if (freed)
+		ConditionVariableBroadcast(&q->slot_freed);
+}
+
+static void
+WorkerExit(int code, Datum arg)
+{
+	/* the queue lock is never held across code that can fail; be sure */
+	LWLockReleaseAll();
+	if (FinbertQueueShared == NULL)
+		return;
+	FailLeftovers(true);
+	SetState(WORKER_NOT_RUNNING);
+}
+
+void
+finbert_worker_main(Datum arg)
+{
+	FinbertQueue *q = FinbertQueueShared;
+
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	if (q == NULL)
+		ereport(FATAL,
+				(errmsg("finbert worker started without finbert shared memory")));
+
+	FinbertInWorker = true;
+	FinbertRunCtl = &WorkerRunCtl;
+
+	WorkerContext = AllocSetContextCreate(TopMemoryContext, "finbert worker",
+										  ALLOCSET_DEFAULT_SIZES);
+	BatchContext = AllocSetContextCreate(WorkerContext, "finbert batch",
+										 ALLOCSET_DEFAULT_SIZES);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = FINBERT_NAME_MAX + 1;
+		ctl.entrysize = sizeof(WorkerModel);
+		ctl.hcxt = WorkerContext;
+		WorkerModels = hash_create("finbert worker models", 16, &ctl,
+								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	Jobs = MemoryContextAllocZero(WorkerContext, sizeof(Job) * q->nslots);
+	Order = MemoryContextAllocZero(WorkerContext, sizeof(int) * q->nslots);
+	Owners = MemoryContextAllocZero(WorkerContext, sizeof(PGPROC *) * q->nslots);
+	NRecent = 2 * q->nslots;
+	Recent = MemoryContextAllocZero(WorkerContext, sizeof(RecentClient) * NRecent);
+	ResultSegs = MemoryContextAllocZero(WorkerContext, sizeof(dsm_segment *) * q->nslots);
+	ResultIds = MemoryContextAllocZero(WorkerContext, sizeof(uint64) * q->nslots);
+
+	on_shmem_exit(WorkerExit, (Datum) 0);
+	FailLeftovers(false);
+	SetState(WORKER_IDLE);
+	ereport(LOG,
+			(errmsg("finbert worker started"),
+			 errdetail("%d request slots, max_batch_tokens %d, batch_wait_ms %d, %d engine threads.",
+					   q->nslots, finbert_max_batch_tokens, finbert_batch_wait_ms,
+					   WorkerThreads())));
+
+	MemoryContextSwitchTo(BatchContext);
+	while (!ShutdownRequestPending)
+	{
+		long		timeout;
+		bool		results_pending;
+		int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			ApplyThreads();
+		}
+
+		if (Collect(&timeout, &results_pending))
+		{
+			SetState(WORKER_RUNNING);
+			RunBatch();
+			MemoryContextReset(BatchContext);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		MemoryContextReset(BatchContext);
+
+		if (timeout >= 0)
+			SetState(WORKER_COLLECTING);
+		else
+		{
+			SetState(WORKER_IDLE);
+			CloseIdleModels(false);
+			timeout = results_pending ? RESULT_POLL_MS : IDLE_POLL_MS;
+		}
+		(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	/* exit code 1: the postmaster restarts the worker (unless shutting down) */
+	CloseIdleModels(true);
+	proc_exit(1);
+}
