@@ -155,6 +155,13 @@ def write_card(out, task, data, info):
     if task == "ner":
         L += ["Reference: FinBERT-base reports F1 0.922 on company names and 0.917 on person names (different data).",
               ""]
+    total = _pretrain_total()
+    if enc.get("step") is not None and total and enc["step"] < total:
+        L += ["## Status", "",
+              f"**Interim model.** It was fine-tuned from pre-training checkpoint step {enc['step']} of {total} "
+              f"(an almost untrained encoder: pre-training was still running on a shared 2-core CPU). It will be "
+              f"re-trained with `finetune.py {task} --fresh` once pre-training has progressed; expect the figures "
+              f"above to improve then.", ""]
     L += ["## fp16 export check", "",
           f"Reloaded with transformers from this directory: tokenizer ids identical to the training tokenizer: "
           f"{exp['tokenizer_ids_identical']}; on {exp['checked_items']} validation "
@@ -172,3 +179,22 @@ def write_card(out, task, data, info):
           f"{info['steps']} steps on {info['train_examples']} examples, CPU ({info['threads']} thread(s)).", ""]
     with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(L))
+
+
+def _pretrain_total():
+    p = os.path.join(common.WORK, "pretrain", "status.json")
+    try:
+        return json.load(open(p))["total_steps"]
+    except Exception:  # noqa: BLE001
+        return 10000
+
+
+if __name__ == "__main__":
+    # rewrite a model card from the saved metrics: python tools/train/cards.py <task>
+    import sys
+    sys.path.insert(0, common.HERE)
+    import tasks
+    t = sys.argv[1]
+    info = json.load(open(os.path.join(common.WORK, f"ft-{t}", "metrics.json"), encoding="utf-8"))
+    data = tasks.BUILDERS[t]()
+    write_card(os.path.join(common.REPO, info["export"]["dir"]), t, data, info)
