@@ -86,7 +86,7 @@ check-unit: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI)
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check-unit
 
-test: check-unit check-regress
+test: check-unit check-regress check-tap
 
 clean-engine:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
@@ -159,7 +159,7 @@ TAP_DIR       ?= $(REGRESS_DIR)/tap
 PG_PERL_DIR    = $(dir $(PGXS))../../src/test/perl
 TAP_RUN        = env TESTDIR="$(TAP_DIR)" PATH="$(PG_BINDIR):$$PATH" \
                  PG_REGRESS="$(PG_REGRESS)" \
-                 FINBERT_FIXTURES="$(CURDIR)/test/fixtures/models" \
+                 FINBERT_FIXTURES="$(TAP_DIR)/fixtures" \
                  prove -I "$(PG_PERL_DIR)" -I "$(CURDIR)/test/t" $(PROVE_FLAGS) \
                  $(if $(PROVE_TESTS),$(PROVE_TESTS),$(CURDIR)/test/t/*.pl)
 
@@ -186,6 +186,7 @@ ifeq ($(shell id -u),0)
 	$(MAKE) --no-print-directory install
 endif
 	rm -rf "$(TAP_DIR)" && mkdir -p "$(TAP_DIR)"
+	cp -R test/fixtures/models "$(TAP_DIR)/fixtures"
 ifeq ($(shell id -u),0)
 	chown -R postgres:postgres "$(TAP_DIR)"
 endif

@@ -4,7 +4,7 @@
 # before anything is built.
 set -eu
 pkgs="build-essential pkg-config libopenblas-dev libjson-c-dev libicu-dev
-      postgresql-15 postgresql-server-dev-15"
+      postgresql-15 postgresql-server-dev-15 libipc-run-perl"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

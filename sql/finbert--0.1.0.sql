@@ -465,7 +465,7 @@ CREATE FUNCTION @extschema@.finbert_stats(
 	OUT worker_batches bigint, OUT worker_mean_batch_size double precision,
 	OUT tokens bigint, OUT busy_ms double precision,
 	OUT tokens_per_second double precision, OUT tokens_per_second_1m double precision,
-	OUT queue_depth integer, OUT slots_in_use integer,
+	OUT queue_depth integer, OUT running_requests integer, OUT slots_in_use integer,
 	OUT errors bigint, OUT model_loads bigint,
 	OUT cache_hits bigint, OUT cache_misses bigint,
 	OUT cache_writes bigint, OUT cache_evictions bigint,

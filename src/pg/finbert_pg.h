@@ -239,7 +239,8 @@ typedef struct FinbertQueueStatus
 	int			worker_pid;		/* 0 when not running */
 	const char *worker_state;
 	int			queued;			/* requests waiting for the worker */
-	int			running;		/* requests in the worker's batch */
+	int			running;		/* requests in the worker's batch (or
+								 * abandoned there) */
 	int			slots_in_use;	/* any state but free */
 } FinbertQueueStatus;
 extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);

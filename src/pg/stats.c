@@ -217,8 +217,8 @@ finbert_stats(PG_FUNCTION_ARGS)
 	FinbertQueueStatus qs;
 	FinbertCacheStatus cs;
 	TupleDesc	tupdesc;
-	Datum		values[27];
-	bool		nulls[27] = {0};
+	Datum		values[28];
+	bool		nulls[28] = {0};
 	uint64		requests,
 				texts,
 				tokens,
@@ -271,11 +271,13 @@ finbert_stats(PG_FUNCTION_ARGS)
 	values[i++] = Float8GetDatum(TokensLastMinute(st));
 	if (shared)
 	{
-		values[i++] = Int32GetDatum(qs.queued + qs.running);
+		values[i++] = Int32GetDatum(qs.queued);
+		values[i++] = Int32GetDatum(qs.running);
 		values[i++] = Int32GetDatum(qs.slots_in_use);
 	}
 	else
 	{
+		nulls[i++] = true;
 		nulls[i++] = true;
 		nulls[i++] = true;
 	}
