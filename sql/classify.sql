@@ -78,11 +78,15 @@ RESET finbert.max_length;
 -- mixed Chinese / English / digits / full-width characters
 SELECT finbert_sentiment('宁德时代CATL与Tesla签署协议，ＲＯＥ提升至２０％') IS NOT NULL AS ok;
 
--- the BLAS thread count does not change results
+-- the thread count changes nothing beyond float rounding (the GEMM
+-- partition differs, so the last bits may; README "Determinism")
 SET finbert.threads = 2;
 SELECT finbert_scores(body, 'cls') FROM news WHERE id = 3 \gset t2_
 RESET finbert.threads;
-SELECT finbert_scores(body, 'cls') = :'t2_finbert_scores'::jsonb AS same_with_2_threads FROM news WHERE id = 3;
+SELECT bool_and(abs((s.scores ->> k)::float8 - (:'t2_finbert_scores'::jsonb ->> k)::float8) < 1e-6)
+       AS same_with_2_threads
+  FROM (SELECT finbert_scores(body, 'cls') AS scores FROM news WHERE id = 3) s,
+       jsonb_object_keys(s.scores) AS k;
 
 -- NULL in, NULL out (STRICT)
 SELECT finbert_sentiment(NULL) IS NULL AS a, finbert_sentiment('x', NULL) IS NULL AS b,
