@@ -97,12 +97,16 @@ def clean_company_name(n):
     return n
 
 
+# listed-company short names that are mostly used as ordinary words or as media/place names in the texts
+GENERIC_NAMES = {"机器人", "农产品", "太平洋", "老百姓", "太阳能", "中关村", "新华网", "人民网", "金融街"}
+
+
 def industry_companies():
     m = {r["tushare_industry"]: r["citic_level1"] for r in csv.DictReader(open(MAP_CSV, encoding="utf-8"))}
     comp = {}
     for r in common.stock_rows():
         n = clean_company_name(r["name"])
-        if len(n) < 3 or not re.search(r"[\u4e00-\u9fff]", n):
+        if len(n) < 3 or not re.search(r"[\u4e00-\u9fff]", n) or n in GENERIC_NAMES:
             continue
         comp.setdefault(n, (r["code"], m[r["industry"]], r["industry"]))
     return comp, m
@@ -155,7 +159,8 @@ def industry():
     ntr_c = len({e["company"] for e in train})
     nva_c = len({e["company"] for e in val})
     notes = (f"Weak labels: a text gets the CITIC level-1 industry of the listed company it names (gazetteer: "
-             f"{len(comp)} cleaned short names of length >= 3 from a-share-stock-list; texts naming companies of "
+             f"{len(comp)} cleaned short names of length >= 3 from a-share-stock-list, minus the generic-word names "
+             f"{' '.join(sorted(GENERIC_NAMES))}; texts naming companies of "
              f"different industries ({n_multi}) are skipped). Companies are split 80/20 by salted hash of the stock "
              f"code; validation = texts naming only held-out companies ({len(val)} texts, {nva_c} companies); "
              f"training = texts naming only training companies ({len(train)} texts, {ntr_c} companies) + "
