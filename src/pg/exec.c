@@ -53,6 +53,34 @@ const fb_run_ctl *FinbertRunCtl = &BackendRunCtl;
 /* Set in the worker: an interrupted engine call is not repeated there. */
 bool		FinbertInWorker = false;
 
+/* Set in the worker: engine calls split over its lanes. */
+FinbertParallelFn FinbertParallelCall = NULL;
+
+static fb_status
+ClassifyCall(fb_session *s, const fb_text *texts, size_t n,
+			 const fb_task_options *opts, float *out, fb_error *err)
+{
+	return fb_classify(s, texts, n, opts, NULL, out, err);
+}
+
+static fb_status
+EmbedCall(fb_session *s, const fb_text *texts, size_t n,
+		  const fb_task_options *opts, float *out, fb_error *err)
+{
+	return fb_embed(s, texts, n, opts, out, err);
+}
+
+/* An engine call, split over the worker's lanes when there are any. */
+static fb_status
+EngineCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
+		   size_t n, const fb_task_options *opts, float *out,
+		   size_t row_floats, fb_error *err)
+{
+	if (FinbertParallelCall)
+		return FinbertParallelCall(call, s, texts, n, opts, out, row_floats, err);
+	return call(s, texts, n, opts, out, err);
+}
+
 void
 FinbertEngineError(const fb_error *err, const char *context)
 {
@@ -292,8 +320,8 @@ RunClassify(const FinbertRequest *req, fb_model *model, fb_session *session,
 
 		do
 		{
-			status = fb_classify(session, req->texts + i, n, opts, NULL,
-								 res->probs + (size_t) i * nl, &err);
+			status = EngineCall(ClassifyCall, session, req->texts + i, n, opts,
+								res->probs + (size_t) i * nl, nl, &err);
 		} while (RetryAfterInterrupt(status, &retries));
 		if (status != FB_OK)
 			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
@@ -406,8 +434,8 @@ RunEmbed(const FinbertRequest *req, fb_model *model, fb_session *session,
 
 		do
 		{
-			status = fb_embed(session, req->texts + i, n, opts,
-							  res->embeddings + (size_t) i * dim, &err);
+			status = EngineCall(EmbedCall, session, req->texts + i, n, opts,
+								res->embeddings + (size_t) i * dim, dim, &err);
 		} while (RetryAfterInterrupt(status, &retries));
 		if (status != FB_OK)
 			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));

@@ -291,8 +291,8 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("finbert.worker_threads",
-							"Engine threads of the finbert worker's forward passes (0: one per CPU).",
-							NULL,
+							"Engine calls the finbert worker runs at once, one thread each (0: one per CPU).",
+							"A batch is split into this many parts of about equal size.",
 							&finbert_worker_threads,
 							0,
 							0, 256,

@@ -198,6 +198,21 @@ extern void FinbertRun(const FinbertRequest *req, fb_model *model,
 
 /* Engine interrupt callback of this process (backend or worker). */
 extern const fb_run_ctl *FinbertRunCtl;
+
+/*
+ * One engine call over texts[0 .. n) writing rows of floats to out
+ * (fb_classify probabilities or fb_embed vectors).  The worker installs
+ * FinbertParallelCall, which splits such a call over its engine lanes
+ * (worker.c); NULL in backends.
+ */
+typedef fb_status (*FinbertEngineCall) (fb_session *s, const fb_text *texts,
+										size_t n, const fb_task_options *opts,
+										float *out, fb_error *err);
+typedef fb_status (*FinbertParallelFn) (FinbertEngineCall call, fb_session *s,
+										const fb_text *texts, size_t n,
+										const fb_task_options *opts, float *out,
+										size_t row_floats, fb_error *err);
+extern FinbertParallelFn FinbertParallelCall;
 /* True in the background worker (an interrupted engine call fails there). */
 extern bool FinbertInWorker;
 

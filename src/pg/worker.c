@@ -42,6 +42,8 @@
  */
 #include "postgres.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "miscadmin.h"
@@ -64,6 +66,8 @@
 #define RECENT_CLIENT_MS			100
 /* A model unused this long is closed. */
 #define MODEL_IDLE_SECONDS			600
+/* finbert.worker_threads is at most this (its GUC maximum). */
+#define MAX_LANES					256
 /* Sleep bound while results wait to be read, and when idle. */
 #define RESULT_POLL_MS				1000
 #define IDLE_POLL_MS				60000
@@ -73,9 +77,27 @@ typedef struct WorkerModel
 	char		name[FINBERT_NAME_MAX + 1]; /* hash key */
 	FinbertModelRef ref;
 	fb_model   *model;
-	fb_session *session;
+	int			nlanes;
+	fb_session **lanes;			/* lanes[0] runs in this thread */
 	TimestampTz last_used;
 } WorkerModel;
+
+/* One part of an engine call split over lanes. */
+typedef struct Lane
+{
+	FinbertEngineCall call;
+	fb_session *session;
+	const fb_text *texts;
+	size_t		start;
+	size_t		end;
+	const fb_task_options *opts;
+	float	   *out;
+	size_t		row_floats;
+	pthread_t	thread;
+	bool		started;
+	fb_status	status;
+	fb_error	err;
+} Lane;
 
 /* One request taken into the current batch. */
 typedef struct Job
@@ -112,9 +134,15 @@ static int	NRecent = 0;
 static dsm_segment **ResultSegs = NULL; /* per slot: our published result */
 static uint64 *ResultIds = NULL;
 
-/* Jobs of the engine run in progress, for the interrupt callback. */
+/* Jobs of the engine run in progress, for the interrupt callbacks. */
 static Job **RunJobs = NULL;
 static int	NRunJobs = 0;
+
+/* The model of the run in progress, for FinbertParallelCall. */
+static WorkerModel *CurrentModel = NULL;
+
+/* Set by this thread when lane 0 stops: the other lanes stop too. */
+static volatile sig_atomic_t LaneStop = 0;
 
 static void
 SetState(FinbertWorkerState s)
@@ -123,30 +151,45 @@ SetState(FinbertWorkerState s)
 }
 
 /*
- * Engine interrupt callback (this thread, between layers and batches):
- * stop on SIGTERM, on postmaster death, or when every requester of the
- * running requests has gone.  Slot states are read without the lock: a
- * RUNNING slot only ever turns ABANDONED under us, so a stale read merely
- * delays the stop.
+ * Has every requester of the running requests gone?  Slot states are read
+ * without the lock: a RUNNING slot only ever turns ABANDONED under us, so
+ * a stale read merely delays the stop.  Safe in lane threads (plain reads).
  */
-static int
-WorkerInterrupt(void *arg)
+static bool
+AllAbandoned(void)
 {
-	if (ShutdownRequestPending || !PostmasterIsAlive())
-		return 1;
 	if (NRunJobs == 0)
-		return 0;
+		return false;
 	for (int i = 0; i < NRunJobs; i++)
 	{
 		volatile FinbertSlot *slot = &FinbertQueueShared->slots[RunJobs[i]->slot];
 
 		if (!(slot->request_id == RunJobs[i]->id && slot->state == SLOT_ABANDONED))
-			return 0;
+			return false;
 	}
-	return 1;
+	return true;
+}
+
+/*
+ * Engine interrupt callback of this thread (between layers and batches):
+ * stop on SIGTERM, on postmaster death, or when every requester of the
+ * running requests has gone.
+ */
+static int
+WorkerInterrupt(void *arg)
+{
+	return ShutdownRequestPending || !PostmasterIsAlive() || AllAbandoned();
+}
+
+/* The same for lane threads: flags only (PostmasterIsAlive may elog). */
+static int
+LaneInterrupt(void *arg)
+{
+	return ShutdownRequestPending || LaneStop || AllAbandoned();
 }
 
 static const fb_run_ctl WorkerRunCtl = {WorkerInterrupt, NULL};
+static const fb_run_ctl LaneRunCtl = {LaneInterrupt, NULL};
 
 static int
 WorkerThreads(void)
@@ -155,19 +198,37 @@ WorkerThreads(void)
 
 	if (n <= 0)
 		n = sysconf(_SC_NPROCESSORS_ONLN);
-	return (int) Min(Max(n, 1), 256);
+	return (int) Min(Max(n, 1), MAX_LANES);
 }
 
 /* ------------------------------------------------------------------------
  * Models
  * ------------------------------------------------------------------------ */
+/* Gives wm n lanes (at least 1; fewer if sessions cannot be created). */
+static void
+SetLanes(WorkerModel *wm, int n)
+{
+	n = Max(n, 1);
+	while (wm->nlanes > n)
+		fb_session_free(wm->lanes[--wm->nlanes]);
+	while (wm->nlanes < n)
+	{
+		fb_session *s = fb_session_new(wm->model);
+
+		if (s == NULL)
+			break;
+		fb_session_set_ctl(s, &LaneRunCtl);
+		wm->lanes[wm->nlanes++] = s;
+	}
+}
+
 static void
 CloseModel(WorkerModel *wm)
 {
-	if (wm->session)
-		fb_session_free(wm->session);
-	if (wm->model)
-		fb_model_free(wm->model);
+	SetLanes(wm, 1);
+	fb_session_free(wm->lanes[0]);
+	pfree(wm->lanes);
+	fb_model_free(wm->model);
 	hash_search(WorkerModels, wm->name, HASH_REMOVE, NULL);
 }
 
@@ -180,6 +241,7 @@ OpenModel(const FinbertModelRef *ref)
 	fb_session *session;
 	bool		found;
 
+
 	if (wm && FinbertModelRefEquals(&wm->ref, ref))
 	{
 		wm->last_used = GetCurrentTimestamp();
@@ -191,12 +253,14 @@ OpenModel(const FinbertModelRef *ref)
 	SetState(WORKER_LOADING);
 	FinbertOpenEngineModel(ref->name, ref->path, finbert_max_batch_tokens,
 						   &model, &session);
-	(void) fb_session_set_threads(session, WorkerThreads());
 	fb_session_set_ctl(session, &WorkerRunCtl);
 	wm = hash_search(WorkerModels, ref->name, HASH_ENTER, &found);
 	wm->ref = *ref;
 	wm->model = model;
-	wm->session = session;
+	wm->lanes = MemoryContextAllocZero(WorkerContext, sizeof(fb_session *) * MAX_LANES);
+	wm->lanes[0] = session;
+	wm->nlanes = 1;
+	SetLanes(wm, WorkerThreads());
 	wm->last_used = GetCurrentTimestamp();
 	SetState(WORKER_RUNNING);
 	return wm;
@@ -226,7 +290,107 @@ ApplyThreads(void)
 
 	hash_seq_init(&seq, WorkerModels);
 	while ((wm = hash_seq_search(&seq)) != NULL)
-		(void) fb_session_set_threads(wm->session, WorkerThreads());
+		SetLanes(wm, WorkerThreads());
+}
+
+/* ------------------------------------------------------------------------
+ * Lanes
+ * ------------------------------------------------------------------------ */
+static void *
+LaneMain(void *arg)
+{
+	Lane	   *l = arg;
+
+	l->status = l->call(l->session, l->texts + l->start, l->end - l->start,
+						l->opts, l->out + l->start * l->row_floats, &l->err);
+	return NULL;
+}
+
+/*
+ * FinbertParallelCall of the worker: the call split over the lanes of the
+ * current model into contiguous parts of about equal bytes.  The status is
+ * the first real error of any part, else FB_ERR_INTERRUPTED if a part was
+ * interrupted.
+ */
+static fb_status
+WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
+				   size_t n, const fb_task_options *opts, float *out,
+				   size_t row_floats, fb_error *err)
+{
+	WorkerModel *wm = CurrentModel;
+	Lane	   *lanes;
+	int			nl;
+	int			l = 0;
+	size_t		total = 0,
+				cum = 0;
+	sigset_t	all,
+				old;
+	fb_status	status = FB_OK;
+
+	if (wm == NULL || s != wm->lanes[0] || wm->nlanes <= 1 || n <= 1)
+		return call(s, texts, n, opts, out, err);
+	nl = (int) Min((size_t) wm->nlanes, n);
+	lanes = palloc0(sizeof(Lane) * nl);
+	for (size_t i = 0; i < n; i++)
+		total += texts[i].len + 1;
+	for (size_t i = 0; i < n && l < nl - 1; i++)
+	{
+		cum += texts[i].len + 1;
+		/* cut at the l-th share, or when the rest is one text per lane */
+		if (cum * (size_t) nl >= total * (size_t) (l + 1) ||
+			n - (i + 1) == (size_t) (nl - 1 - l))
+		{
+			lanes[l].end = i + 1;
+			lanes[++l].start = i + 1;
+		}
+	}
+	lanes[l].end = n;
+	nl = l + 1;
+	for (l = 0; l < nl; l++)
+	{
+		lanes[l].call = call;
+		lanes[l].session = wm->lanes[l];
+		lanes[l].texts = texts;
+		lanes[l].opts = opts;
+		lanes[l].out = out;
+		lanes[l].row_floats = row_floats;
+	}
+
+	/* lane threads get no signals: PostgreSQL's handlers run in this thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (l = 1; l < nl; l++)
+		lanes[l].started = pthread_create(&lanes[l].thread, NULL, LaneMain, &lanes[l]) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	LaneMain(&lanes[0]);
+	if (lanes[0].status != FB_OK)
+		LaneStop = 1;
+	for (l = 1; l < nl; l++)
+	{
+		if (lanes[l].started)
+			pthread_join(lanes[l].thread, NULL);
+		else if (!LaneStop)
+			LaneMain(&lanes[l]);	/* no thread: run it here */
+		else
+			lanes[l].status = FB_ERR_INTERRUPTED;
+	}
+	LaneStop = 0;
+
+	for (l = 0; l < nl; l++)
+	{
+		if (lanes[l].status == FB_OK)
+			continue;
+		if (status == FB_OK ||
+			(status == FB_ERR_INTERRUPTED && lanes[l].status != FB_ERR_INTERRUPTED))
+		{
+			status = lanes[l].status;
+			if (err)
+				*err = lanes[l].err;
+		}
+	}
+	pfree(lanes);
+	return status;
 }
 
 /* ------------------------------------------------------------------------
@@ -390,7 +554,7 @@ RunAlone(Job *job, WorkerModel *wm)
 	NRunJobs = 1;
 	PG_TRY();
 	{
-		FinbertRun(&req, wm->model, wm->session, &res, &tokens, &batches, NULL);
+		FinbertRun(&req, wm->model, wm->lanes[0], &res, &tokens, &batches, NULL);
 	}
 	PG_CATCH();
 	{
@@ -462,7 +626,7 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	NRunJobs = njobs;
 	PG_TRY();
 	{
-		FinbertRun(&req, wm->model, wm->session, &res, &tokens, &batches,
+		FinbertRun(&req, wm->model, wm->lanes[0], &res, &tokens, &batches,
 				   text_tokens);
 	}
 	PG_CATCH();
@@ -544,9 +708,13 @@ RunGroup(Job **jobs, int njobs)
 		return;
 	}
 
+	CurrentModel = wm;
 	if (njobs > 1 && (task == FINBERT_TASK_CLASSIFY || task == FINBERT_TASK_EMBED) &&
 		RunMerged(jobs, njobs, wm))
+	{
+		CurrentModel = NULL;
 		return;
+	}
 	for (int j = 0; j < njobs; j++)
 	{
 		if (ShutdownRequestPending)
@@ -556,6 +724,7 @@ RunGroup(Job **jobs, int njobs)
 		else
 			RunAlone(jobs[j], wm);
 	}
+	CurrentModel = NULL;
 }
 
 static bool
@@ -860,6 +1029,7 @@ finbert_worker_main(Datum arg)
 
 	FinbertInWorker = true;
 	FinbertRunCtl = &WorkerRunCtl;
+	FinbertParallelCall = WorkerParallelCall;
 
 	WorkerContext = AllocSetContextCreate(TopMemoryContext, "finbert worker",
 										  ALLOCSET_DEFAULT_SIZES);
@@ -887,7 +1057,7 @@ finbert_worker_main(Datum arg)
 	SetState(WORKER_IDLE);
 	ereport(LOG,
 			(errmsg("finbert worker started"),
-			 errdetail("%d request slots, max_batch_tokens %d, batch_wait_ms %d, %d engine threads.",
+			 errdetail("%d request slots, max_batch_tokens %d, batch_wait_ms %d, %d engine lanes.",
 					   q->nslots, finbert_max_batch_tokens, finbert_batch_wait_ms,
 					   WorkerThreads())));
 
