@@ -150,6 +150,9 @@ ok( defined poll_until(
 my $victim = start_psql($node,
 	[ 'SET finbert.execution = worker', "SELECT count(*) FROM finbert_entities($long)" ],
 	name => 'victim');
+# queued first, so its group runs first in the next batch
+ok(defined poll_until($node, "SELECT queue_depth = 1 FROM finbert_stats", 30),
+	'the victim is queued');
 my @others = map {
 	start_psql($node,
 		[ 'SET finbert.execution = worker', "SELECT finbert_sentiment('央行宣布降准$_')" ],
