@@ -195,18 +195,14 @@ typedef struct fwd_job
 	pthread_mutex_t mu;
 } fwd_job;
 
-/* Rows [r0, r1): embeddings (+ projection) and layer 0's QKV. */
+/* Rows [r0, r1) of word + position + token-type (0) embeddings, then
+ * LayerNorm, into emb ([T, E]; the projection to H, if any, follows). */
 static void
-rows_embed(fwd_job *j, size_t r0, size_t r1)
+embed_rows(fb_session *s, size_t r0, size_t r1, float *emb)
 {
-	fb_session *s = j->s;
 	const fb_model *m = s->model;
 	const fb_config *c = &m->cfg;
-	const fb_cpu_kernels *k = fb_cpu_kernels_get();
-	int			E = c->embedding_size,
-				H = c->hidden;
-	int			n = (int) (r1 - r0);
-	float	   *emb = m->emb_proj_w != NULL ? s->tmp : s->x;
+	int			E = c->embedding_size;
 
 	for (size_t r = r0; r < r1; r++)
 	{
@@ -218,7 +214,21 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
 		for (int i = 0; i < E; i++)
 			o[i] = w[i] + pe[i] + te[i];
 	}
-	k->layernorm(emb + r0 * E, m->emb_ln_g, m->emb_ln_b, n, E, c->layer_norm_eps);
+	fb_cpu_kernels_get()->layernorm(emb + r0 * E, m->emb_ln_g, m->emb_ln_b,
+									(int) (r1 - r0), E, c->layer_norm_eps);
+}
+
+/* Rows [r0, r1): embeddings (+ projection) and layer 0's QKV. */
+static void
+rows_embed(fwd_job *j, size_t r0, size_t r1)
+{
+	fb_session *s = j->s;
+	const fb_model *m = s->model;
+	int			E = m->cfg.embedding_size,
+				H = m->cfg.hidden;
+	int			n = (int) (r1 - r0);
+
+	embed_rows(s, r0, r1, m->emb_proj_w != NULL ? s->tmp : s->x);
 	if (m->emb_proj_w != NULL)
 	{
 		fb_cpu_fill_bias(s->x + r0 * H, m->emb_proj_b, n, H);
@@ -229,40 +239,66 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
 }
 
 /*
+ * How a layer's linear maps run: serially on the calling thread's rows
+ * (wide batches, rows already split between threads) or with the output
+ * columns split between the pool's threads (narrow batches).  act applies
+ * the model's activation to the result.
+ */
+typedef void (*linear_fn) (fb_session *s, const float *x, const float *w,
+						   float *y, int T, int N, int K, int act);
+
+static void
+apply_act(const fb_config *c, float *y, size_t n)
+{
+	const fb_cpu_kernels *k = fb_cpu_kernels_get();
+
+	if (c->act == FB_ACT_GELU_ERF)
+		k->gelu_erf(y, n);
+	else if (c->act == FB_ACT_GELU_TANH)
+		k->gelu_tanh(y, n);
+	else
+		fb_cpu_relu(y, n);
+}
+
+static void
+serial_linear(fb_session *s, const float *x, const float *w, float *y, int T,
+			  int N, int K, int act)
+{
+	fb_cpu_linear(x, w, y, T, N, K, 1.0f);
+	if (act)
+		apply_act(&s->model->cfg, y, (size_t) T * N);
+}
+
+/*
  * n rows of layer j->layer after attention: output projection, residual,
  * LayerNorm, feed-forward, residual, LayerNorm, then (when next_qkv is not
  * NULL) the next layer's QKV projection.  x, ctx, tmp, inter point at the
  * first of the n rows.
  */
 static void
-rows_layer(fwd_job *j, float *x, const float *ctx, float *tmp, float *inter,
-		   int n, float *next_qkv)
+rows_layer(fwd_job *j, linear_fn linear, float *x, const float *ctx, float *tmp,
+		   float *inter, int n, float *next_qkv)
 {
-	const fb_model *m = j->s->model;
+	fb_session *s = j->s;
+	const fb_model *m = s->model;
 	const fb_config *c = &m->cfg;
 	const fb_cpu_kernels *k = fb_cpu_kernels_get();
 	const fb_layer *L = &m->layers[j->layer];
 	int			H = c->hidden,
 				I = c->intermediate;
 
-	/* tmp = LN(x + ctx W_o^T + b_o) */
+	/* tmp = LN(x + ctx W_o + b_o) */
 	fb_cpu_residual_bias(tmp, x, L->attn_out_b, n, H);
-	fb_cpu_linear(ctx, L->attn_out_w, tmp, n, H, H, 1.0f);
+	linear(s, ctx, L->attn_out_w, tmp, n, H, H, 0);
 	k->layernorm(tmp, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
 
-	/* inter = act(tmp W_i^T + b_i) */
+	/* inter = act(tmp W_i + b_i) */
 	fb_cpu_fill_bias(inter, L->inter_b, n, I);
-	fb_cpu_linear(tmp, L->inter_w, inter, n, I, H, 1.0f);
-	if (c->act == FB_ACT_GELU_ERF)
-		k->gelu_erf(inter, (size_t) n * I);
-	else if (c->act == FB_ACT_GELU_TANH)
-		k->gelu_tanh(inter, (size_t) n * I);
-	else
-		fb_cpu_relu(inter, (size_t) n * I);
+	linear(s, tmp, L->inter_w, inter, n, I, H, 1);
 
-	/* x = LN(tmp + inter W_out^T + b_out) */
+	/* x = LN(tmp + inter W_out + b_out) */
 	fb_cpu_residual_bias(x, tmp, L->out_b, n, H);
-	fb_cpu_linear(inter, L->out_w, x, n, H, I, 1.0f);
+	linear(s, inter, L->out_w, x, n, H, I, 0);
 	k->layernorm(x, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
 
 	if (next_qkv != NULL)
@@ -270,7 +306,7 @@ rows_layer(fwd_job *j, float *x, const float *ctx, float *tmp, float *inter,
 		const fb_layer *next = &m->layers[j->layer + 1];
 
 		fb_cpu_fill_bias(next_qkv, next->qkv_b, n, 3 * H);
-		fb_cpu_linear(x, next->qkv_w, next_qkv, n, 3 * H, H, 1.0f);
+		linear(s, x, next->qkv_w, next_qkv, n, 3 * H, H, 0);
 	}
 	else
 	{
@@ -316,14 +352,14 @@ phase_rows(void *arg, int tid, int nt)
 		/* compact rows: one per sequence */
 		fb_split_range((size_t) j->b->n_seq, tid, nt, 1, &r0, &r1);
 		if (r0 < r1)
-			rows_layer(j, j->cx + r0 * H, j->cctx + r0 * H, j->ctmp + r0 * H,
-					   s->inter + r0 * I, (int) (r1 - r0), NULL);
+			rows_layer(j, serial_linear, j->cx + r0 * H, j->cctx + r0 * H,
+					   j->ctmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0), NULL);
 		return;
 	}
 	fb_split_range(j->T, tid, nt, 4, &r0, &r1);
 	if (r0 < r1)
-		rows_layer(j, s->x + r0 * H, s->ctx + r0 * H, s->tmp + r0 * H,
-				   s->inter + r0 * I, (int) (r1 - r0),
+		rows_layer(j, serial_linear, s->x + r0 * H, s->ctx + r0 * H,
+				   s->tmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0),
 				   last ? NULL : s->qkv + r0 * 3 * H);
 }
 
@@ -375,21 +411,20 @@ phase_attention(void *arg, int tid, int nt)
  * --------------------------------------------------------------------- */
 typedef struct lin_job
 {
+	fb_session *s;
 	const float *x;				/* [T, K] */
-	const float *w;				/* [N, K] */
+	const float *w;				/* [K, N] */
 	float	   *y;				/* [T, N], pre-filled with the bias */
 	int			T,
 				N,
 				K;
 	int			act;			/* apply the model's activation */
-	const fb_config *cfg;
 } lin_job;
 
 static void
 phase_linear_cols(void *arg, int tid, int nt)
 {
 	lin_job    *j = arg;
-	const fb_cpu_kernels *k = fb_cpu_kernels_get();
 	size_t		n0,
 				n1;
 
@@ -398,71 +433,18 @@ phase_linear_cols(void *arg, int tid, int nt)
 		return;
 	fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
 	if (j->act)
-	{
 		for (int t = 0; t < j->T; t++)
-		{
-			float	   *r = j->y + (size_t) t * j->N + n0;
-
-			if (j->cfg->act == FB_ACT_GELU_ERF)
-				k->gelu_erf(r, n1 - n0);
-			else if (j->cfg->act == FB_ACT_GELU_TANH)
-				k->gelu_tanh(r, n1 - n0);
-			else
-				fb_cpu_relu(r, n1 - n0);
-		}
-	}
+			apply_act(&j->s->model->cfg, j->y + (size_t) t * j->N + n0, n1 - n0);
 }
 
-/* y[T, N] += x[T, K] W^T, output columns split between the threads. */
+/* y[T, N] += x[T, K] W, output columns split between the threads. */
 static void
 par_linear(fb_session *s, const float *x, const float *w, float *y, int T,
 		   int N, int K, int act)
 {
-	lin_job		j = {x, w, y, T, N, K, act, &s->model->cfg};
+	lin_job		j = {s, x, w, y, T, N, K, act};
 
 	fb_pool_run(s->pool, phase_linear_cols, &j);
-}
-
-/* One layer after attention on n rows, columns in parallel. */
-static void
-narrow_layer(fwd_job *j, float *x, const float *ctx, float *tmp, float *inter,
-			 int n, float *next_qkv)
-{
-	fb_session *s = j->s;
-	const fb_model *m = s->model;
-	const fb_config *c = &m->cfg;
-	const fb_cpu_kernels *k = fb_cpu_kernels_get();
-	const fb_layer *L = &m->layers[j->layer];
-	int			H = c->hidden,
-				I = c->intermediate;
-
-	fb_cpu_residual_bias(tmp, x, L->attn_out_b, n, H);
-	par_linear(s, ctx, L->attn_out_w, tmp, n, H, H, 0);
-	k->layernorm(tmp, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
-
-	fb_cpu_fill_bias(inter, L->inter_b, n, I);
-	par_linear(s, tmp, L->inter_w, inter, n, I, H, 1);
-
-	fb_cpu_residual_bias(x, tmp, L->out_b, n, H);
-	par_linear(s, inter, L->out_w, x, n, H, I, 0);
-	k->layernorm(x, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
-
-	if (next_qkv != NULL)
-	{
-		const fb_layer *next = &m->layers[j->layer + 1];
-
-		fb_cpu_fill_bias(next_qkv, next->qkv_b, n, 3 * H);
-		par_linear(s, x, next->qkv_w, next_qkv, n, 3 * H, H, 0);
-	}
-	else
-	{
-		for (size_t i = 0; i < (size_t) n * H; i++)
-			if (!isfinite(x[i]))
-			{
-				j->nonfinite = 1;
-				break;
-			}
-	}
 }
 
 /* Embeddings of all rows on the caller, projections column-parallel. */
@@ -471,44 +453,15 @@ narrow_embed(fwd_job *j)
 {
 	fb_session *s = j->s;
 	const fb_model *m = s->model;
-	const fb_config *c = &m->cfg;
-	int			H = c->hidden,
-				E = c->embedding_size,
+	int			H = m->cfg.hidden,
+				E = m->cfg.embedding_size,
 				T = (int) j->T;
 
+	embed_rows(s, 0, j->T, m->emb_proj_w != NULL ? s->tmp : s->x);
 	if (m->emb_proj_w != NULL)
 	{
-		/* rows_embed without its projections: do them here in parallel */
-		float	   *emb = s->tmp;
-		const fb_cpu_kernels *k = fb_cpu_kernels_get();
-
-		for (int r = 0; r < T; r++)
-		{
-			const float *w = m->word_emb + (size_t) *s->row_ids[r] * E;
-			const float *pe = m->pos_emb + (size_t) s->row_pos[r] * E;
-			float	   *o = emb + (size_t) r * E;
-
-			for (int i = 0; i < E; i++)
-				o[i] = w[i] + pe[i] + m->type_emb[i];
-		}
-		k->layernorm(emb, m->emb_ln_g, m->emb_ln_b, T, E, c->layer_norm_eps);
 		fb_cpu_fill_bias(s->x, m->emb_proj_b, T, H);
-		par_linear(s, emb, m->emb_proj_w, s->x, T, H, E, 0);
-	}
-	else
-	{
-		const fb_cpu_kernels *k = fb_cpu_kernels_get();
-
-		for (int r = 0; r < T; r++)
-		{
-			const float *w = m->word_emb + (size_t) *s->row_ids[r] * H;
-			const float *pe = m->pos_emb + (size_t) s->row_pos[r] * H;
-			float	   *o = s->x + (size_t) r * H;
-
-			for (int i = 0; i < H; i++)
-				o[i] = w[i] + pe[i] + m->type_emb[i];
-		}
-		k->layernorm(s->x, m->emb_ln_g, m->emb_ln_b, T, H, c->layer_norm_eps);
+		par_linear(s, s->tmp, m->emb_proj_w, s->x, T, H, E, 0);
 	}
 	fb_cpu_fill_bias(s->qkv, m->layers[0].qkv_b, T, 3 * H);
 	par_linear(s, s->x, m->layers[0].qkv_w, s->qkv, T, 3 * H, H, 0);
@@ -646,10 +599,11 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 		if (!narrow)
 			fb_pool_run(s->pool, phase_rows, &job);
 		else if (cls_only && l + 1 == c->n_layers)
-			narrow_layer(&job, job.cx, job.cctx, job.ctmp, s->inter, b->n_seq, NULL);
+			rows_layer(&job, par_linear, job.cx, job.cctx, job.ctmp, s->inter,
+					   b->n_seq, NULL);
 		else
-			narrow_layer(&job, s->x, s->ctx, s->tmp, s->inter, (int) T,
-						 l + 1 < c->n_layers ? s->qkv : NULL);
+			rows_layer(&job, par_linear, s->x, s->ctx, s->tmp, s->inter, (int) T,
+					   l + 1 < c->n_layers ? s->qkv : NULL);
 	}
 	if (job.nonfinite)
 	{
