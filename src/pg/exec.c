@@ -55,6 +55,7 @@ bool		FinbertInWorker = false;
 
 /* Set in the worker: engine calls split over its lanes. */
 FinbertParallelFn FinbertParallelCall = NULL;
+FinbertParallelEntitiesFn FinbertParallelEntities = NULL;
 
 static fb_status
 ClassifyCall(fb_session *s, const fb_text *texts, size_t n,
@@ -336,6 +337,9 @@ RunEntities(const FinbertRequest *req, fb_model *model, fb_session *session,
 			int64 *tokens, int64 *batches, int32 *text_tokens)
 {
 	const fb_model_info *info = fb_model_get_info(model);
+	fb_entity_list *plists = NULL;
+	fb_status  *pstatus = NULL;
+	fb_error   *perr = NULL;
 
 	if (info->head != FB_HEAD_TOKEN)
 		WrongHead(req->model, info, "token classifier",
@@ -345,60 +349,96 @@ RunEntities(const FinbertRequest *req, fb_model *model, fb_session *session,
 	res->nentities = palloc0(sizeof(int) * Max(req->ntexts, 1));
 	res->entities = palloc0(sizeof(FinbertEntity *) * Max(req->ntexts, 1));
 
-	for (int i = 0; i < req->ntexts; i++)
+	/*
+	 * In the worker, the texts run over its lanes first; then, in text order
+	 * as inline, each is counted and its entities copied out.  A text whose
+	 * lane failed (or stopped) runs again here, which raises the very error
+	 * inline execution raises for it.
+	 */
+	if (FinbertParallelEntities && req->ntexts > 1)
 	{
-		fb_entity_list list;
-		fb_error	err;
-		fb_status	status;
-		int			retries = 0;
+		plists = palloc0(sizeof(fb_entity_list) * req->ntexts);
+		pstatus = palloc(sizeof(fb_status) * req->ntexts);
+		perr = palloc(sizeof(fb_error) * req->ntexts);
+		for (int i = 0; i < req->ntexts; i++)
+			fb_entity_list_init(&plists[i]);
+		FinbertParallelEntities(session, req->texts, req->ntexts, opts,
+								plists, pstatus, perr);
+	}
 
-		AddTokens(tokens, text_tokens, i,
-				  CountTokens(fb_model_tokenizer(model), &req->texts[i],
-							  0, req->model));
-		fb_entity_list_init(&list);
-		do
+	PG_TRY();
+	{
+		for (int i = 0; i < req->ntexts; i++)
 		{
-			status = fb_entities(session, &req->texts[i], opts, &list, &err);
+			fb_entity_list list;
+			fb_error	err;
+			fb_status	status = FB_ERR_INTERRUPTED;
+			int			retries = 0;
+
+			AddTokens(tokens, text_tokens, i,
+					  CountTokens(fb_model_tokenizer(model), &req->texts[i],
+								  0, req->model));
+			fb_entity_list_init(&list);
+			if (plists && pstatus[i] == FB_OK)
+			{
+				list = plists[i];
+				fb_entity_list_init(&plists[i]);
+				status = FB_OK;
+			}
+			else
+			{
+				do
+				{
+					status = fb_entities(session, &req->texts[i], opts, &list, &err);
+					if (status != FB_OK)
+					{
+						fb_entity_list_free(&list);
+						fb_entity_list_init(&list);
+					}
+				} while (RetryAfterInterrupt(status, &retries));
+			}
 			if (status != FB_OK)
+				FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
+
+			/* copy out; the engine's list is freed even if palloc fails */
+			PG_TRY();
+			{
+				FinbertEntity *ents = palloc(sizeof(FinbertEntity) * Max(list.n, 1));
+
+				for (size_t k = 0; k < list.n; k++)
+				{
+					const fb_entity *e = &list.items[k];
+
+					ents[k].text = pstrdup(e->text ? e->text : "");
+					ents[k].label = NULL;
+					for (int l = 0; l < res->nlabels; l++)
+						if (e->label && strcmp(res->labels[l], e->label) == 0)
+							ents[k].label = res->labels[l];
+					if (ents[k].label == NULL)
+						ents[k].label = pstrdup(e->label ? e->label : "");
+					ents[k].start = e->start;
+					ents[k].end = e->end;
+					ents[k].score = e->score;
+				}
+				res->entities[i] = ents;
+				res->nentities[i] = (int) list.n;
+			}
+			PG_FINALLY();
 			{
 				fb_entity_list_free(&list);
-				fb_entity_list_init(&list);
 			}
-		} while (RetryAfterInterrupt(status, &retries));
-		if (status != FB_OK)
-			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
-
-		/* copy out; the engine's list is freed even if palloc fails */
-		PG_TRY();
-		{
-			FinbertEntity *ents = palloc(sizeof(FinbertEntity) * Max(list.n, 1));
-
-			for (size_t k = 0; k < list.n; k++)
-			{
-				const fb_entity *e = &list.items[k];
-
-				ents[k].text = pstrdup(e->text ? e->text : "");
-				ents[k].label = NULL;
-				for (int l = 0; l < res->nlabels; l++)
-					if (e->label && strcmp(res->labels[l], e->label) == 0)
-						ents[k].label = res->labels[l];
-				if (ents[k].label == NULL)
-					ents[k].label = pstrdup(e->label ? e->label : "");
-				ents[k].start = e->start;
-				ents[k].end = e->end;
-				ents[k].score = e->score;
-			}
-			res->entities[i] = ents;
-			res->nentities[i] = (int) list.n;
+			PG_END_TRY();
+			(*batches)++;
+			CHECK_FOR_INTERRUPTS();
 		}
-		PG_FINALLY();
-		{
-			fb_entity_list_free(&list);
-		}
-		PG_END_TRY();
-		(*batches)++;
-		CHECK_FOR_INTERRUPTS();
 	}
+	PG_FINALLY();
+	{
+		if (plists)
+			for (int i = 0; i < req->ntexts; i++)
+				fb_entity_list_free(&plists[i]);
+	}
+	PG_END_TRY();
 }
 
 static void

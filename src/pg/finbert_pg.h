@@ -213,6 +213,17 @@ typedef fb_status (*FinbertParallelFn) (FinbertEngineCall call, fb_session *s,
 										const fb_task_options *opts, float *out,
 										size_t row_floats, fb_error *err);
 extern FinbertParallelFn FinbertParallelCall;
+
+/*
+ * Entities of texts[0 .. n) into lists[i] with status[i] (FB_OK, the
+ * error of the text with err[i], or FB_ERR_INTERRUPTED when it was not
+ * computed), over the worker's lanes; NULL in backends.
+ */
+typedef void (*FinbertParallelEntitiesFn) (fb_session *s, const fb_text *texts,
+										   size_t n, const fb_task_options *opts,
+										   fb_entity_list *lists,
+										   fb_status *status, fb_error *err);
+extern FinbertParallelEntitiesFn FinbertParallelEntities;
 /* True in the background worker (an interrupted engine call fails there). */
 extern bool FinbertInWorker;
 

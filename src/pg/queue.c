@@ -310,6 +310,7 @@ QueueRequest(uint64 id, dsm_segment *seg, Size size, int32 est_tokens)
 		Latch	   *worker_latch = NULL;
 		int			worker_pid;
 		int			found = -1;
+		TimestampTz now = GetCurrentTimestamp();
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		for (int i = 0; i < q->nslots; i++)
@@ -325,7 +326,7 @@ QueueRequest(uint64 id, dsm_segment *seg, Size size, int32 est_tokens)
 			slot->request_handle = dsm_segment_handle(seg);
 			slot->request_size = size;
 			slot->est_tokens = est_tokens;
-			slot->enqueued_at = GetCurrentTimestamp();
+			slot->enqueued_at = now;
 			slot->worker_pid = 0;
 			slot->result_handle = 0;
 			slot->result_size = 0;

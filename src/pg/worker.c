@@ -20,9 +20,9 @@
  *      first, up to max_batch_tokens (at least one), into RUNNING;
  *   2. attach each request segment and check it (wire.c);
  *   3. group the requests by (task, model files, max_length, pooling); a
- *      classification or embedding group runs as one merged request, its
- *      texts sorted by length, through the same FinbertRun as inline
- *      execution (exec.c).  If the merged run fails, each request of the
+ *      classification, embedding or entity group runs as one merged
+ *      request, its texts sorted by length, through the same FinbertRun as
+ *      inline execution (exec.c).  If the merged run fails, each request of the
  *      group runs alone, so a bad input fails only its own request;
  *   4. answer each request: a result segment (DONE) or the error's
  *      SQLSTATE, message, detail and hint (FAILED), then set the
@@ -85,7 +85,10 @@ typedef struct WorkerModel
 /* One part of an engine call split over lanes. */
 typedef struct Lane
 {
-	FinbertEngineCall call;
+	FinbertEngineCall call;		/* NULL: entities of each text */
+	fb_entity_list *lists;		/* entities: per text */
+	fb_status  *statuses;
+	fb_error   *errs;
 	fb_session *session;
 	const fb_text *texts;
 	size_t		start;
@@ -301,35 +304,46 @@ LaneMain(void *arg)
 {
 	Lane	   *l = arg;
 
-	l->status = l->call(l->session, l->texts + l->start, l->end - l->start,
-						l->opts, l->out + l->start * l->row_floats, &l->err);
+	if (l->call)
+	{
+		l->status = l->call(l->session, l->texts + l->start, l->end - l->start,
+							l->opts, l->out + l->start * l->row_floats, &l->err);
+		return NULL;
+	}
+	/* entities: text by text, stopping at the first failure */
+	l->status = FB_OK;
+	for (size_t i = l->start; i < l->end && l->status == FB_OK; i++)
+	{
+		l->statuses[i] = fb_entities(l->session, &l->texts[i], l->opts,
+									 &l->lists[i], &l->errs[i]);
+		if (l->statuses[i] != FB_OK)
+		{
+			fb_entity_list_free(&l->lists[i]);
+			fb_entity_list_init(&l->lists[i]);
+			l->status = l->statuses[i];
+		}
+	}
 	return NULL;
 }
 
 /*
- * FinbertParallelCall of the worker: the call split over the lanes of the
- * current model into contiguous parts of about equal bytes.  The status is
- * the first real error of any part, else FB_ERR_INTERRUPTED if a part was
- * interrupted.
+ * Splits texts[0 .. n) over the lanes of the current model into contiguous
+ * parts of about equal bytes and runs them: lane 0 in this thread, the
+ * others in threads with every signal blocked.  Returns the lanes used
+ * (palloc'd, *nlanes of them), each with its status.
  */
-static fb_status
-WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
-				   size_t n, const fb_task_options *opts, float *out,
-				   size_t row_floats, fb_error *err)
+static Lane *
+RunLanes(const Lane *proto, const fb_text *texts, size_t n, int *nlanes)
 {
 	WorkerModel *wm = CurrentModel;
 	Lane	   *lanes;
-	int			nl;
+	int			nl = (int) Min((size_t) wm->nlanes, n);
 	int			l = 0;
 	size_t		total = 0,
 				cum = 0;
 	sigset_t	all,
 				old;
-	fb_status	status = FB_OK;
 
-	if (wm == NULL || s != wm->lanes[0] || wm->nlanes <= 1 || n <= 1)
-		return call(s, texts, n, opts, out, err);
-	nl = (int) Min((size_t) wm->nlanes, n);
 	lanes = palloc0(sizeof(Lane) * nl);
 	for (size_t i = 0; i < n; i++)
 		total += texts[i].len + 1;
@@ -348,12 +362,14 @@ WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
 	nl = l + 1;
 	for (l = 0; l < nl; l++)
 	{
-		lanes[l].call = call;
+		size_t		start = lanes[l].start,
+					end = lanes[l].end;
+
+		lanes[l] = *proto;
+		lanes[l].start = start;
+		lanes[l].end = end;
 		lanes[l].session = wm->lanes[l];
 		lanes[l].texts = texts;
-		lanes[l].opts = opts;
-		lanes[l].out = out;
-		lanes[l].row_floats = row_floats;
 	}
 
 	/* lane threads get no signals: PostgreSQL's handlers run in this thread */
@@ -376,8 +392,40 @@ WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
 			lanes[l].status = FB_ERR_INTERRUPTED;
 	}
 	LaneStop = 0;
+	*nlanes = nl;
+	return lanes;
+}
 
-	for (l = 0; l < nl; l++)
+static bool
+UseLanes(fb_session *s, size_t n)
+{
+	return CurrentModel != NULL && s == CurrentModel->lanes[0] &&
+		CurrentModel->nlanes > 1 && n > 1;
+}
+
+/*
+ * FinbertParallelCall of the worker.  The status is the first real error
+ * of any part, else FB_ERR_INTERRUPTED if a part was interrupted.
+ */
+static fb_status
+WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
+				   size_t n, const fb_task_options *opts, float *out,
+				   size_t row_floats, fb_error *err)
+{
+	Lane		proto;
+	Lane	   *lanes;
+	int			nl;
+	fb_status	status = FB_OK;
+
+	if (!UseLanes(s, n))
+		return call(s, texts, n, opts, out, err);
+	memset(&proto, 0, sizeof(proto));
+	proto.call = call;
+	proto.opts = opts;
+	proto.out = out;
+	proto.row_floats = row_floats;
+	lanes = RunLanes(&proto, texts, n, &nl);
+	for (int l = 0; l < nl; l++)
 	{
 		if (lanes[l].status == FB_OK)
 			continue;
@@ -391,6 +439,27 @@ WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
 	}
 	pfree(lanes);
 	return status;
+}
+
+/* FinbertParallelEntities of the worker. */
+static void
+WorkerParallelEntities(fb_session *s, const fb_text *texts, size_t n,
+					   const fb_task_options *opts, fb_entity_list *lists,
+					   fb_status *statuses, fb_error *errs)
+{
+	Lane		proto;
+	int			nl;
+
+	for (size_t i = 0; i < n; i++)
+		statuses[i] = FB_ERR_INTERRUPTED;	/* not computed */
+	if (!UseLanes(s, n))
+		return;					/* the caller computes them one by one */
+	memset(&proto, 0, sizeof(proto));
+	proto.lists = lists;
+	proto.statuses = statuses;
+	proto.errs = errs;
+	proto.opts = opts;
+	pfree(RunLanes(&proto, texts, n, &nl));
 }
 
 /* ------------------------------------------------------------------------
@@ -709,8 +778,7 @@ RunGroup(Job **jobs, int njobs)
 	}
 
 	CurrentModel = wm;
-	if (njobs > 1 && (task == FINBERT_TASK_CLASSIFY || task == FINBERT_TASK_EMBED) &&
-		RunMerged(jobs, njobs, wm))
+	if (njobs > 1 && task != FINBERT_TASK_TOKENIZE && RunMerged(jobs, njobs, wm))
 	{
 		CurrentModel = NULL;
 		return;
@@ -1030,6 +1098,7 @@ finbert_worker_main(Datum arg)
 	FinbertInWorker = true;
 	FinbertRunCtl = &WorkerRunCtl;
 	FinbertParallelCall = WorkerParallelCall;
+	FinbertParallelEntities = WorkerParallelEntities;
 
 	WorkerContext = AllocSetContextCreate(TopMemoryContext, "finbert worker",
 										  ALLOCSET_DEFAULT_SIZES);

@@ -53,13 +53,15 @@ sub lit { my $t = shift; $t =~ s/'/''/g; return "'$t'" }
 
 # ---------------------------------------------------------------------
 # 8 concurrent sessions, worker mode, against inline results
+# (classification, embeddings, entities: merged batches over lanes)
 # ---------------------------------------------------------------------
 my %ref;
 for my $t (@texts)
 {
 	$ref{$t} = $node->safe_psql('postgres',
 		"SET finbert.execution = inline; SET finbert.cache = off;"
-		  . " SELECT finbert_sentiment(" . lit($t) . ") || '=' || finbert_embed(" . lit($t) . ")::text");
+		  . " SELECT finbert_sentiment(" . lit($t) . ") || '=' || finbert_embed(" . lit($t) . ")::text"
+		  . " || '=' || finbert_companies(" . lit($t) . ")::text");
 }
 $node->safe_psql('postgres', 'SELECT finbert_stats_reset()');
 
@@ -72,7 +74,7 @@ for my $i (0 .. $#texts)
 		$node,
 		[
 			'SET finbert.execution = worker', 'SET finbert.cache = off',
-			"SELECT string_agg(finbert_sentiment(t) || '=' || finbert_embed(t)::text, '|')"
+			"SELECT string_agg(finbert_sentiment(t) || '=' || finbert_embed(t)::text || '=' || finbert_companies(t)::text, '|')"
 			  . " FROM (SELECT ${t}::text AS t FROM generate_series(1, $rounds)) s"
 		],
 		name => "load$i");
@@ -89,24 +91,24 @@ for my $i (0 .. $#texts)
 	}
 	my @rows = split /\|/, $r->{out};
 	$failed++ unless @rows == $rounds;
-	my ($ref_label, $ref_vec) = split /=/, $ref{ $texts[$i] }, 2;
+	my ($ref_label, $ref_vec, $ref_ents) = split /=/, $ref{ $texts[$i] }, 3;
 	for my $row (@rows)
 	{
-		my ($label, $vec) = split /=/, $row, 2;
-		$bad_label++ if $label ne $ref_label;
+		my ($label, $vec, $ents) = split /=/, $row, 3;
+		$bad_label++ if $label ne $ref_label || $ents ne $ref_ents;
 		my $d = max_diff($vec, $ref_vec);
 		$worst = $d if $d > $worst;
 	}
 }
 is($failed, 0, '8 concurrent sessions in worker mode all succeed');
-is($bad_label, 0, 'labels equal inline execution');
+is($bad_label, 0, 'labels and companies equal inline execution');
 cmp_ok($worst, '<', 1e-5, 'embeddings equal inline execution within 1e-5');
 my $st = stats($node);
 diag(sprintf("8 sessions x %d rounds: %d worker requests in %d batches, mean batch size %.2f, max |embedding diff| %.2g",
 		$rounds, $st->{worker_requests}, $st->{worker_batches},
 		$st->{worker_mean_batch_size}, $worst));
-is($st->{worker_requests}, 8 * $rounds * 2, 'every request went to the worker');
-cmp_ok($st->{worker_mean_batch_size}, '>', 1.5, 'the worker batched requests of several sessions');
+is($st->{worker_requests}, 8 * $rounds * 3, 'every request went to the worker');
+cmp_ok($st->{worker_mean_batch_size}, '>', 1.2, 'the worker batched requests of several sessions');
 is($st->{slots_in_use}, 0, 'no slot in use afterwards');
 
 # ---------------------------------------------------------------------
