@@ -6,8 +6,12 @@
  * kept by pg_dump).  finbert_load_model validates a model directory, hashes
  * its weight file and upserts the row; finbert_unload_model deletes it.
  *
- * Each backend opens a model the first time it uses it and keeps it in a
- * hash table in TopMemoryContext keyed by name.  The weights are mmap-ed by
+ * Each backend resolves a model name against the catalog once per statement
+ * (FinbertResolveModel: the canonical directory, checksum and weight-file
+ * identity that also go to the background worker and key the embedding
+ * cache) and, when it runs the model inline, opens it the first time it
+ * uses it (FinbertGetModel) and keeps it in a hash table in
+ * TopMemoryContext keyed by name.  The weights are mmap-ed by
  * the engine, so every backend shares one copy through the page cache.  A
  * cached model is checked against its catalog row once per statement: a
  * deleted row drops it; a row with another checksum or path, or a weight

@@ -572,7 +572,7 @@ AnswerJob(Job *job, const FinbertResult *res, const int *rows, int64 tokens)
 
 	if (keep)
 	{
-		/* kept mapped until the requester has attached (ReleaseResults) */
+		/* kept mapped until the requester has attached (see Collect) */
 		ResultSegs[job->slot] = seg;
 		ResultIds[job->slot] = job->id;
 	}
@@ -665,7 +665,11 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	bool		ok = true;
 
 	for (int j = 0; j < njobs; j++)
+	{
+		if (jobs[j]->req.ntexts > (int) (MaxAllocSize / sizeof(MergedText)) - total)
+			return false;		/* too big to merge: one by one */
 		total += jobs[j]->req.ntexts;
+	}
 	m = palloc(sizeof(MergedText) * Max(total, 1));
 	for (int j = 0; j < njobs; j++)
 		for (int i = 0; i < jobs[j]->req.ntexts; i++)
