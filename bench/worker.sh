@@ -12,6 +12,8 @@
 #   CLIENTS="1 2 4 8 16"  SECONDS_PER_RUN=10  PORT=54331
 #   DATA=../shared/data/choice-news-headlines/CH.csv   (20,582 headlines)
 #   MEMORY_REQUESTS=100000
+#   NICE=-10         run the cluster at this niceness (root only), so other
+#                    jobs on a shared machine take less of its CPU
 #
 # Needs finbert installed (make install) and pgbench.  As root, the scratch
 # cluster runs as the postgres user.
@@ -40,8 +42,10 @@ psql_() { as_pg "$bin/psql" -X -q -At -h "$work" -p "$port" -d postgres "$@"; }
 # ---------------------------------------------------------------- cluster
 as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true
 rm -rf "$work"
-mkdir -p "$work/models"
-cp -R "$model" "$work/models/bench"
+mkdir -p "$work/models/bench"
+for f in config.json vocab.txt tokenizer_config.json tokenizer.json special_tokens_map.json model.safetensors; do
+	[ -f "$model/$f" ] && cp "$model/$f" "$work/models/bench/"
+done
 # headlines, one per line (the CSV's second field; none contains a comma)
 awk -F, 'NR > 1 && $2 != "" { print $2 }' "$data" >"$work/news.txt"
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work"
@@ -54,7 +58,11 @@ shared_preload_libraries = 'finbert'
 finbert.model_dir = '$work/models'
 max_connections = 40
 EOF
-as_pg "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
+if [ -n "${NICE:-}" ]; then
+	nice -n "$NICE" runuser -u postgres -- "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
+else
+	as_pg "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
+fi
 trap 'as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true' EXIT
 
 psql_ <<EOF
@@ -65,7 +73,7 @@ CREATE TABLE news (id serial PRIMARY KEY, body text NOT NULL);
 EOF
 n=$(psql_ -c "SELECT count(*) FROM news")
 echo "model $model: $(psql_ -c "SELECT format('%s, %s layers, hidden %s', architecture, layers, hidden_size) FROM finbert_models")"
-echo "$n headlines, mean $(psql_ -c "SELECT round(avg(length(body)), 1) FROM news") characters; $(nproc) CPUs"
+echo "$n headlines, mean $(psql_ -c "SELECT round(avg(length(body)), 1) FROM news") characters; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)${NICE:+; cluster at nice $NICE}"
 
 cat >"$work/sentiment.sql" <<'EOF'
 \set id random(1, :n)
