@@ -215,7 +215,7 @@ EOF
 	local last="$first"
 	while kill -0 "$bench" 2>/dev/null; do
 		local now=""
-		for p in $b1; do now="$now $(rss "$p" 2>/dev/null)"; done
+		for p in $b1; do now="$now $(rss "$p" 2>/dev/null || true)"; done
 		# keep the last sample taken while every backend was alive
 		[ "$(echo $now | wc -w)" = "$(echo $b1 | wc -w)" ] && last="$now"
 		sleep 1
