@@ -12,6 +12,7 @@
 #   CLIENTS="1 2 4 8 16"  SECONDS_PER_RUN=10  PORT=54331
 #   DATA=../shared/data/choice-news-headlines/CH.csv   (20,582 headlines)
 #   MEMORY_REQUESTS=100000
+#   CONF="finbert.batch_wait_ms = 0"   extra postgresql.conf lines
 #   NICE=-10         run the cluster at this niceness (root only), so other
 #                    jobs on a shared machine take less of its CPU
 #
@@ -57,6 +58,7 @@ listen_addresses = ''
 shared_preload_libraries = 'finbert'
 finbert.model_dir = '$work/models'
 max_connections = 40
+${CONF:-}
 EOF
 if [ -n "${NICE:-}" ]; then
 	nice -n "$NICE" runuser -u postgres -- "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null

@@ -42,7 +42,7 @@ int			finbert_threads = 1;
 int			finbert_execution = FINBERT_EXEC_AUTO;
 int			finbert_worker_slots = 64;
 int			finbert_max_batch_tokens = 8192;
-int			finbert_batch_wait_ms = 2;
+int			finbert_batch_wait_ms = 10;
 int			finbert_worker_timeout = 10000;
 int			finbert_worker_threads = 0;
 char	   *finbert_database = NULL;
@@ -271,10 +271,10 @@ _PG_init(void)
 
 	DefineCustomIntVariable("finbert.batch_wait_ms",
 							"How long the finbert worker holds requests for more to join the batch.",
-							"Only while other sessions that sent requests recently have none queued; "
-							"0 runs every request at once.",
+							"Only while sessions that sent requests in the last 100 ms have none queued "
+							"(a lone session never waits); 0 runs every request at once.",
 							&finbert_batch_wait_ms,
-							2,
+							10,
 							0, 10000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,

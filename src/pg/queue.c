@@ -64,6 +64,14 @@
 #include "finbert_pg.h"
 #include "finbert_queue.h"
 
+/*
+ * finbert.execution = auto uses the worker while at least this many
+ * backends are inside finbert calls: on the CPU, batching across sessions
+ * pays off from about 4 concurrent clients (bench/worker.sh on 2 cores:
+ * 0.7x inline throughput with 2 clients, 1.0x with 4, 1.4x with 8).
+ */
+#define AUTO_MIN_CONCURRENT		4
+
 FinbertQueue *FinbertQueueShared = NULL;
 
 /* This backend's slot while it has a request in the queue. */
@@ -221,12 +229,11 @@ FinbertUseWorker(void)
 			/*
 			 * The worker pays off on a GPU (none yet: the device is always
 			 * the CPU) or when requests of several backends can share a
-			 * batch: use it while another backend is inside a finbert call.
-			 * Unlocked reads: this is a heuristic.
+			 * batch.  Unlocked reads: this is a heuristic.
 			 */
 			if (q == NULL || *((volatile int *) &q->worker_pid) == 0)
 				return false;
-			return pg_atomic_read_u32(&q->in_execute) > 1;
+			return pg_atomic_read_u32(&q->in_execute) >= AUTO_MIN_CONCURRENT;
 	}
 }
 

@@ -15,9 +15,11 @@
  *   1. collect: under the queue lock, look at the QUEUED slots.  Hold them
  *      (state "collecting") while they total less than
  *      finbert.max_batch_tokens, the oldest has waited less than
- *      finbert.batch_wait_ms and other sessions seen in the last
- *      RECENT_CLIENT_MS are not queued yet; otherwise take them, oldest
- *      first, up to max_batch_tokens (at least one), into RUNNING;
+ *      finbert.batch_wait_ms and sessions seen in the last
+ *      RECENT_CLIENT_MS are not all queued yet (so a lone session never
+ *      waits, and a batch goes as soon as every active session is in it);
+ *      otherwise take them, oldest first, up to max_batch_tokens (at least
+ *      one), into RUNNING;
  *   2. attach each request segment and check it (wire.c);
  *   3. group the requests by (task, model files, max_length, pooling); a
  *      classification, embedding or entity group runs as one merged
