@@ -121,8 +121,9 @@ FinbertQueueShmemStartup(void)
 }
 
 /*
- * Gives up this backend's slot (see the life cycle above).  Called on
- * every error path out of FinbertWorkerExecute and at process exit.
+ * Gives this backend's slot back (see the life cycle above): after reading
+ * the answer, on every error path out of FinbertWorkerExecute, and at
+ * process exit.
  */
 static void
 AbandonSlot(void)
@@ -157,13 +158,6 @@ AbandonSlot(void)
 	MySlot = -1;
 	if (freed)
 		ConditionVariableBroadcast(&q->slot_freed);
-}
-
-/* Frees a slot whose result or error this backend has read. */
-static void
-ReleaseSlot(void)
-{
-	AbandonSlot();
 }
 
 static void
@@ -421,7 +415,7 @@ RaiseWorkerError(void)
 	msg[FINBERT_ERRMSG_LEN - 1] = '\0';
 	detail[FINBERT_ERRDETAIL_LEN - 1] = '\0';
 	hint[FINBERT_ERRHINT_LEN - 1] = '\0';
-	ReleaseSlot();
+	AbandonSlot();
 
 	ereport(ERROR,
 			(errcode(code ? code : ERRCODE_INTERNAL_ERROR),
@@ -451,7 +445,7 @@ ReadAnswer(const FinbertRequest *req, FinbertResult *res, int64 *tokens)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("finbert worker exited before its result was read")));
 	/* attached: the worker may now drop its mapping */
-	ReleaseSlot();
+	AbandonSlot();
 	if (size > dsm_segment_map_length(seg))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
