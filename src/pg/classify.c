@@ -128,14 +128,12 @@ ClassifyArray(FunctionCallInfo fcinfo, const char *guc_value,
 	bool	   *nulls;
 	Datum	   *values;
 	int			n,
-				nvalid = 0,
+				nvalid,
 				j = 0;
 	int			dims[1],
 				lbs[1] = {1};
 
-	texts = FinbertTextArray(arr, &n, &nulls);
-	for (int i = 0; i < n; i++)
-		nvalid += nulls[i] ? 0 : 1;
+	texts = FinbertTextArray(arr, &n, &nulls, &nvalid);
 	req.task = FINBERT_TASK_CLASSIFY;
 	req.model = ModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
 	if (n == 0)

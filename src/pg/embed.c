@@ -16,10 +16,8 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/tuplestore.h"
 
 #include "finbert_pg.h"
 
@@ -58,8 +56,9 @@ BuildRequest(FunctionCallInfo fcinfo, FinbertRequest *req)
 		req->pooling = ParsePooling(text_to_cstring(PG_GETARG_TEXT_PP(2)));
 }
 
+/* The embedding of result row row (a FinbertRowArrayFn). */
 static ArrayType *
-EmbeddingArray(const FinbertResult *res, int row)
+EmbeddingArray(const FinbertResult *res, int row, const void *arg)
 {
 	Datum	   *values = palloc(sizeof(Datum) * res->dim);
 	const float4 *v = res->embeddings + (size_t) row * res->dim;
@@ -88,44 +87,25 @@ finbert_embed(PG_FUNCTION_ARGS)
 	req.ntexts = 1;
 	req.texts = &t;
 	FinbertExecute(&req, &res);
-	PG_RETURN_ARRAYTYPE_P(EmbeddingArray(&res, 0));
+	PG_RETURN_ARRAYTYPE_P(EmbeddingArray(&res, 0, NULL));
 }
 
 Datum
 finbert_embed_array(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	FinbertRequest req;
 	FinbertResult res;
 	fb_text    *texts;
 	bool	   *nulls;
 	int			n,
-				nvalid = 0,
-				j = 0;
+				nvalid;
 
-	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls);
-	for (int i = 0; i < n; i++)
-		nvalid += nulls[i] ? 0 : 1;
+	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls, &nvalid);
 	BuildRequest(fcinfo, &req);
 	req.ntexts = nvalid;
 	req.texts = texts;
 	if (nvalid > 0)
 		FinbertExecute(&req, &res);
-	InitMaterializedSRF(fcinfo, 0);
-	for (int i = 0; i < n; i++)
-	{
-		Datum		values[2];
-		bool		vnulls[2] = {false, false};
-
-		values[0] = Int32GetDatum(i + 1);
-		if (nulls[i])
-		{
-			values[1] = (Datum) 0;
-			vnulls[1] = true;
-		}
-		else
-			values[1] = PointerGetDatum(EmbeddingArray(&res, j++));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, vnulls);
-	}
+	FinbertReturnOrdArrays(fcinfo, &res, nulls, n, EmbeddingArray, NULL);
 	PG_RETURN_VOID();
 }

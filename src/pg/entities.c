@@ -105,12 +105,10 @@ finbert_entities_array(PG_FUNCTION_ARGS)
 	fb_text    *texts;
 	bool	   *nulls;
 	int			n,
-				nvalid = 0,
+				nvalid,
 				j = 0;
 
-	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls);
-	for (int i = 0; i < n; i++)
-		nvalid += nulls[i] ? 0 : 1;
+	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls, &nvalid);
 	RunEntities(fcinfo, texts, nvalid, &res);
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < n; i++)
@@ -123,12 +121,13 @@ finbert_entities_array(PG_FUNCTION_ARGS)
 }
 
 /*
- * Distinct entity texts of one type in one text, in order of first
- * appearance.
+ * Distinct entity texts of one type (type_arg, a C string) in one result
+ * row, in order of first appearance (a FinbertRowArrayFn).
  */
 static ArrayType *
-NamesOfType(const FinbertResult *res, int row, const char *type)
+NamesOfType(const FinbertResult *res, int row, const void *type_arg)
 {
+	const char *type = type_arg;
 	Datum	   *values = palloc(sizeof(Datum) * Max(res->nentities[row], 1));
 	int			n = 0;
 
@@ -164,34 +163,15 @@ NamesScalar(FunctionCallInfo fcinfo, const char *type)
 static Datum
 NamesArray(FunctionCallInfo fcinfo, const char *type)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	FinbertResult res;
 	fb_text    *texts;
 	bool	   *nulls;
 	int			n,
-				nvalid = 0,
-				j = 0;
+				nvalid;
 
-	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls);
-	for (int i = 0; i < n; i++)
-		nvalid += nulls[i] ? 0 : 1;
+	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls, &nvalid);
 	RunEntities(fcinfo, texts, nvalid, &res);
-	InitMaterializedSRF(fcinfo, 0);
-	for (int i = 0; i < n; i++)
-	{
-		Datum		values[2];
-		bool		vnulls[2] = {false, false};
-
-		values[0] = Int32GetDatum(i + 1);
-		if (nulls[i])
-		{
-			values[1] = (Datum) 0;
-			vnulls[1] = true;
-		}
-		else
-			values[1] = PointerGetDatum(NamesOfType(&res, j++, type));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, vnulls);
-	}
+	FinbertReturnOrdArrays(fcinfo, &res, nulls, n, NamesOfType, type);
 	PG_RETURN_VOID();
 }
 

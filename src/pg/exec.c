@@ -194,11 +194,12 @@ FinbertTextArg(text *t, fb_text *out)
 
 /*
  * The non-null elements of a one-dimensional text[] as fb_text; *n gets the
- * number of elements (nulls included) and *nulls their null flags.  The
- * returned array holds the non-null texts only, in order.
+ * number of elements (nulls included), *nulls their null flags and *nvalid
+ * the number of non-null ones.  The returned array holds the non-null texts
+ * only, in order.
  */
 fb_text *
-FinbertTextArray(ArrayType *arr, int *n, bool **nulls)
+FinbertTextArray(ArrayType *arr, int *n, bool **nulls, int *nvalid)
 {
 	Datum	   *elems;
 	fb_text    *texts;
@@ -226,6 +227,7 @@ FinbertTextArray(ArrayType *arr, int *n, bool **nulls)
 		j++;
 	}
 	*n = count;
+	*nvalid = j;
 	return texts;
 }
 
@@ -290,22 +292,18 @@ AddTokens(int64 *tokens, int32 *text_tokens, int i, int64 n)
 		text_tokens[i] = (int32) Min(n, PG_INT32_MAX);
 }
 
+/*
+ * Classification and embeddings alike: counts the tokens of every text
+ * first (statistics, and the texts are validated before any forward pass),
+ * then runs the texts req->batch_size (finbert.batch_size) at a time
+ * through call, which writes row_floats floats per text to out.
+ */
 static void
-RunClassify(const FinbertRequest *req, fb_model *model, fb_session *session,
-			const fb_task_options *opts, FinbertResult *res,
-			int64 *tokens, int64 *batches, int32 *text_tokens)
+RunBatches(const FinbertRequest *req, fb_model *model, fb_session *session,
+		   const fb_task_options *opts, FinbertEngineCall call, float *out,
+		   int row_floats, int64 *tokens, int64 *batches, int32 *text_tokens)
 {
-	const fb_model_info *info = fb_model_get_info(model);
-	int			nl = info->n_labels;
 	int			batch = Max(req->batch_size, 1);
-
-	if (info->head != FB_HEAD_SEQUENCE)
-		WrongHead(req->model, info, "sequence classifier",
-				  "Use a model with a sequence classification head (task sentiment, industry, type or classify).");
-	res->nlabels = nl;
-	res->labels = CopyLabels(info);
-	res->multi_label = info->multi_label != 0;
-	res->probs = palloc0(sizeof(float4) * Max((size_t) req->ntexts * nl, 1));
 
 	for (int i = 0; i < req->ntexts; i++)
 		AddTokens(tokens, text_tokens, i,
@@ -321,14 +319,33 @@ RunClassify(const FinbertRequest *req, fb_model *model, fb_session *session,
 
 		do
 		{
-			status = EngineCall(ClassifyCall, session, req->texts + i, n, opts,
-								res->probs + (size_t) i * nl, nl, &err);
+			status = EngineCall(call, session, req->texts + i, n, opts,
+								out + (size_t) i * row_floats, row_floats, &err);
 		} while (RetryAfterInterrupt(status, &retries));
 		if (status != FB_OK)
 			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
 		(*batches)++;
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+static void
+RunClassify(const FinbertRequest *req, fb_model *model, fb_session *session,
+			const fb_task_options *opts, FinbertResult *res,
+			int64 *tokens, int64 *batches, int32 *text_tokens)
+{
+	const fb_model_info *info = fb_model_get_info(model);
+	int			nl = info->n_labels;
+
+	if (info->head != FB_HEAD_SEQUENCE)
+		WrongHead(req->model, info, "sequence classifier",
+				  "Use a model with a sequence classification head (task sentiment, industry, type or classify).");
+	res->nlabels = nl;
+	res->labels = CopyLabels(info);
+	res->multi_label = info->multi_label != 0;
+	res->probs = palloc0(sizeof(float4) * Max((size_t) req->ntexts * nl, 1));
+	RunBatches(req, model, session, opts, ClassifyCall, res->probs, nl,
+			   tokens, batches, text_tokens);
 }
 
 static void
@@ -448,7 +465,6 @@ RunEmbed(const FinbertRequest *req, fb_model *model, fb_session *session,
 {
 	const fb_model_info *info = fb_model_get_info(model);
 	int			dim = info->hidden;
-	int			batch = Max(req->batch_size, 1);
 
 	if (req->pooling == FB_POOL_POOLER && !info->has_pooler)
 		ereport(ERROR,
@@ -459,29 +475,8 @@ RunEmbed(const FinbertRequest *req, fb_model *model, fb_session *session,
 	opts->normalize = 1;		/* <-> then orders like cosine similarity */
 	res->dim = dim;
 	res->embeddings = palloc0(sizeof(float4) * Max((size_t) req->ntexts * dim, 1));
-
-	for (int i = 0; i < req->ntexts; i++)
-		AddTokens(tokens, text_tokens, i,
-				  CountTokens(fb_model_tokenizer(model), &req->texts[i],
-							  opts->max_length, req->model));
-
-	for (int i = 0; i < req->ntexts; i += batch)
-	{
-		int			n = Min(batch, req->ntexts - i);
-		int			retries = 0;
-		fb_error	err;
-		fb_status	status;
-
-		do
-		{
-			status = EngineCall(EmbedCall, session, req->texts + i, n, opts,
-								res->embeddings + (size_t) i * dim, dim, &err);
-		} while (RetryAfterInterrupt(status, &retries));
-		if (status != FB_OK)
-			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
-		(*batches)++;
-		CHECK_FOR_INTERRUPTS();
-	}
+	RunBatches(req, model, session, opts, EmbedCall, res->embeddings, dim,
+			   tokens, batches, text_tokens);
 }
 
 static void

@@ -237,7 +237,20 @@ extern const char *FinbertModelName(const char *explicit_name,
 									const char *guc_name,
 									const char **guc_out);
 extern void FinbertTextArg(text *t, fb_text *out);
-extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls);
+extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls,
+								 int *nvalid);
+
+/*
+ * Set-returning array forms (result.c): one (ord, value) row per element
+ * of the argument, value built by row_array from the element's result row.
+ */
+typedef ArrayType *(*FinbertRowArrayFn) (const FinbertResult *res, int row,
+										 const void *arg);
+extern void FinbertReturnOrdArrays(FunctionCallInfo fcinfo,
+								   const FinbertResult *res,
+								   const bool *nulls, int n,
+								   FinbertRowArrayFn row_array,
+								   const void *arg);
 
 /* Engine status to ereport(ERROR); never returns. */
 extern void FinbertEngineError(const fb_error *err, const char *model) pg_attribute_noreturn();

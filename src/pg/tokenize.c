@@ -13,10 +13,8 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/tuplestore.h"
 
 #include "finbert_pg.h"
 
@@ -41,8 +39,9 @@ RunTokenize(FunctionCallInfo fcinfo, const fb_text *texts, int ntexts,
 		FinbertExecute(&req, res);
 }
 
+/* The tokens of result row row (a FinbertRowArrayFn). */
 static ArrayType *
-TokenArray(const FinbertResult *res, int row)
+TokenArray(const FinbertResult *res, int row, const void *arg)
 {
 	int			n = res->ntokens[row];
 	Datum	   *values;
@@ -63,39 +62,20 @@ finbert_tokenize(PG_FUNCTION_ARGS)
 
 	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
 	RunTokenize(fcinfo, &t, 1, &res);
-	PG_RETURN_ARRAYTYPE_P(TokenArray(&res, 0));
+	PG_RETURN_ARRAYTYPE_P(TokenArray(&res, 0, NULL));
 }
 
 Datum
 finbert_tokenize_array(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	FinbertResult res;
 	fb_text    *texts;
 	bool	   *nulls;
 	int			n,
-				nvalid = 0,
-				j = 0;
+				nvalid;
 
-	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls);
-	for (int i = 0; i < n; i++)
-		nvalid += nulls[i] ? 0 : 1;
+	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls, &nvalid);
 	RunTokenize(fcinfo, texts, nvalid, &res);
-	InitMaterializedSRF(fcinfo, 0);
-	for (int i = 0; i < n; i++)
-	{
-		Datum		values[2];
-		bool		vnulls[2] = {false, false};
-
-		values[0] = Int32GetDatum(i + 1);
-		if (nulls[i])
-		{
-			values[1] = (Datum) 0;
-			vnulls[1] = true;
-		}
-		else
-			values[1] = PointerGetDatum(TokenArray(&res, j++));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, vnulls);
-	}
+	FinbertReturnOrdArrays(fcinfo, &res, nulls, n, TokenArray, NULL);
 	PG_RETURN_VOID();
 }
