@@ -57,10 +57,11 @@ main(int argc, char **argv)
 	int			done = 0;
 	const fb_model_info *info;
 	const char *task = "forward";
+	fb_model_options mo = fb_model_default_options();
 
 	if (argc < 2)
 	{
-		fprintf(stderr, "usage: bench_engine MODEL_DIR [--batch B] [--length L] [--iters N] [--threads T] [--seconds S]\n");
+		fprintf(stderr, "usage: bench_engine MODEL_DIR [--batch B] [--length L] [--iters N] [--threads T] [--seconds S] [--precision fp32|int8]\n");
 		return 2;
 	}
 	dir = argv[1];
@@ -76,8 +77,14 @@ main(int argc, char **argv)
 			threads = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--seconds") == 0)
 			min_seconds = atof(argv[i + 1]);
+		else if (strcmp(argv[i], "--precision") == 0 &&
+				 fb_precision_from_name(argv[i + 1], &mo.precision) != 0)
+		{
+			fprintf(stderr, "bench_engine: unknown precision %s\n", argv[i + 1]);
+			return 2;
+		}
 	}
-	if (fb_model_open(dir, NULL, &m, &err) != FB_OK)
+	if (fb_model_open(dir, &mo, &m, &err) != FB_OK)
 	{
 		fprintf(stderr, "bench_engine: %s\n", err.msg);
 		return 2;
@@ -133,10 +140,10 @@ main(int argc, char **argv)
 		}
 	}
 	qsort(lat, done, sizeof(double), cmp_double);
-	printf("{\"engine\":\"finbert\",\"task\":\"%s\",\"precision\":\"fp32\",\"batch\":%d,\"length\":%d,\"iters\":%d,"
+	printf("{\"engine\":\"finbert\",\"task\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"length\":%d,\"iters\":%d,"
 		   "\"tokens_per_s\":%.1f,\"seqs_per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
 		   "\"threads\":%d,\"kernel\":\"%s\",\"blas_core\":\"%s\"}\n",
-		   task, batch, length, done, (double) batch * length * done / total,
+		   task, fb_precision_name(info->precision), batch, length, done, (double) batch * length * done / total,
 		   (double) batch * done / total, lat[done / 2] * 1e3,
 		   lat[(int) (done * 0.99) < done ? (int) (done * 0.99) : done - 1] * 1e3,
 		   threads, fb_cpu_kernel_name(), openblas_get_corename());

@@ -578,6 +578,102 @@ check_errors(void)
 	}
 }
 
+/*
+ * int8 linear layers: close to transformers' fp32 logits (quantisation
+ * error, not bit noise), same predicted label on nearly every text, and
+ * independent of batching and thread count (per-row quantisation and
+ * exact integer sums do not depend on the partition; the remaining fp32
+ * GEMMs may differ in the last bits).
+ */
+static void
+check_int8(const char *name, double rel_tol)
+{
+	char		dir[256];
+	fb_model   *m = NULL;
+	fb_error	err = {0};
+	fb_model_options o = fb_model_default_options();
+	json_object *outs = json_object_object_get(json_object_object_get(json_object_object_get(golden, "models"), name), "outputs");
+	fb_session *s1,
+			   *s3;
+	float	   *alone,
+			   *batch,
+			   *probs;
+	fb_text    *all;
+	int			NL,
+				agree = 0;
+	double		worst = 0.0,
+				range = 0.0;
+
+	o.precision = FB_PRECISION_INT8;
+	snprintf(dir, sizeof(dir), FIXTURES "%s", name);
+	CHECK(fb_model_open(dir, &o, &m, &err) == FB_OK, "open %s int8: %s", name, err.msg);
+	if (m == NULL)
+		return;
+	CHECK(fb_model_get_info(m)->precision == FB_PRECISION_INT8, "%s: info says int8", name);
+	NL = fb_model_get_info(m)->n_labels;
+	s1 = fb_session_new(m);
+	s3 = fb_session_new(m);
+	fb_session_set_threads(s3, 3);
+	alone = calloc((size_t) n_texts * NL, sizeof(float));
+	batch = calloc((size_t) n_texts * NL, sizeof(float));
+	probs = calloc((size_t) n_texts * NL, sizeof(float));
+	all = calloc((size_t) n_texts, sizeof(fb_text));
+	for (int i = 0; i < n_texts; i++)
+	{
+		fb_text		t = text_at(i);
+
+		all[i] = t;
+		CHECK_STATUS(fb_classify(s1, &t, 1, NULL, alone + (size_t) i * NL, probs, &err), err);
+	}
+	CHECK_STATUS(fb_classify(s3, all, (size_t) n_texts, NULL, batch, probs, &err), err);
+	{
+		double		d = 0.0,
+					r = 0.0;
+
+		/* bit-level differences of the fp32 parts (ELECTRA's embedding
+		 * projection) can flip a rounding of the activation quantiser, so
+		 * allow a tenth of the quantisation tolerance */
+		for (int i = 0; i < n_texts * NL; i++)
+		{
+			d = fabs(alone[i] - batch[i]) > d ? fabs(alone[i] - batch[i]) : d;
+			r = fabs(alone[i]) > r ? fabs(alone[i]) : r;
+		}
+		CHECK(d <= 0.1 * rel_tol * r, "%s int8: one at a time on 1 thread vs packed batch on 3 threads: %g", name, d);
+	}
+	for (int i = 0; i < n_texts; i++)
+	{
+		json_object *g = json_object_array_get_idx(outs, i);
+		int			best_g = 0,
+					best_q = 0;
+
+		for (int j = 0; j < NL; j++)
+		{
+			double		gv = json_object_get_double(json_object_array_get_idx(g, j));
+			double		d = fabs(alone[(size_t) i * NL + j] - gv);
+
+			worst = d > worst ? d : worst;
+			range = fabs(gv) > range ? fabs(gv) : range;
+			if (gv > json_object_get_double(json_object_array_get_idx(g, best_g)))
+				best_g = j;
+			if (alone[(size_t) i * NL + j] > alone[(size_t) i * NL + best_q])
+				best_q = j;
+		}
+		agree += best_g == best_q;
+	}
+	printf("%s int8: max |logit diff| vs fp32 transformers %.3e (max |logit| %.3f), same label %d/%d\n",
+		   name, worst, range, agree, n_texts);
+	CHECK(worst > 0.0, "%s int8: really quantised", name);
+	CHECK(worst <= rel_tol * range, "%s int8: logits within %.0f%% of the largest logit: %g", name, rel_tol * 100, worst);
+	CHECK(agree >= n_texts - 1, "%s int8: same label on %d of %d texts", name, agree, n_texts);
+	free(all);
+	free(alone);
+	free(batch);
+	free(probs);
+	fb_session_free(s1);
+	fb_session_free(s3);
+	fb_model_free(m);
+}
+
 int
 main(void)
 {
@@ -609,6 +705,11 @@ main(void)
 		check_token("ner_crf");	/* Viterbi over CRF transitions */
 		check_encoder();
 	}
+	check_int8("cls", 0.1);
+	check_int8("cls_f16", 0.1);
+	check_int8("multilabel", 0.1);
+	check_int8("electra_cls", 0.1);
+	check_int8("albert_cls", 0.1);
 	test_threads = 2;
 	check_threads();
 	check_long_text();

@@ -9,6 +9,7 @@
 #include "fb_kernels.h"
 #include "fb_ops.h"
 #include "fb_pool.h"
+#include "fb_q8.h"
 #include "fb_test.h"
 
 static float
@@ -116,6 +117,116 @@ check_set(const fb_cpu_kernels *k)
 	}
 }
 
+/*
+ * int8 linear layers: each set's row quantisation and micro-kernel must
+ * equal the reference bit for bit (exact int32 sums, one fma per chunk);
+ * the reference must equal the same arithmetic done independently in
+ * double, and stay within quantisation error of the fp32 GEMM.
+ */
+static void
+check_q8(const fb_cpu_kernels *k)
+{
+	static const int shapes[][3] = {
+		{1, 1, 1}, {5, 7, 13}, {13, 33, 17}, {6, 16, 16}, {64, 256, 80},
+		{7, 1100, 31}, {29, 768, 48}
+	};
+	unsigned	st = 777;
+
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
+	{
+		int			T = shapes[si][0],
+					K = shapes[si][1],
+					N = shapes[si][2];
+		float	   *x = malloc(sizeof(float) * T * K),
+				   *w = malloc(sizeof(float) * K * N),
+				   *yk = malloc(sizeof(float) * T * N),
+				   *yr = malloc(sizeof(float) * T * N),
+				   *yf = calloc((size_t) T * N, sizeof(float)),
+				   *sk = malloc(sizeof(float) * T),
+				   *sr = malloc(sizeof(float) * T);
+		fb_qmat    *q;
+		int16_t    *qk,
+				   *qr;
+		double		worst_dq = 0,
+					worst_f = 0,
+					fabsmax = 0;
+
+		for (int i = 0; i < T * K; i++)
+			x[i] = frand(&st, (i / K) % 3 == 2 ? 40.0f : 1.0f);
+		for (int i = 0; i < K * N; i++)
+			w[i] = frand(&st, 0.1f);
+		if (T > 3)
+			for (int i = 0; i < K; i++)
+				x[3 * K + i] = 0.0f;	/* a zero row */
+		q = fb_qmat_new(w, K, N);
+		CHECK(q != NULL && q->Kp % 2 == 0 && q->n_panels * FB_Q8_NR >= N, "qmat %dx%d", K, N);
+		qk = calloc((size_t) T * q->Kp, sizeof(int16_t));
+		qr = calloc((size_t) T * q->Kp, sizeof(int16_t));
+		k->q8_quantize(x, T, K, q->Kp, qk, sk);
+		fb_q8_quantize_ref(x, T, K, q->Kp, qr, sr);
+		CHECK(memcmp(qk, qr, sizeof(int16_t) * T * q->Kp) == 0 && memcmp(sk, sr, sizeof(float) * T) == 0,
+			  "%s q8_quantize == reference (T=%d K=%d)", k->name, T, K);
+		if (T > 3)
+			CHECK(sr[3] == 0.0f, "zero row has scale 0");
+		for (int i = 0; i < T * N; i++)
+			yk[i] = yr[i] = frand(&st, 1.0f);	/* the GEMM accumulates */
+		memcpy(yf, yr, sizeof(float) * T * N);
+		fb_q8_gemm_cols(k->q8_panel, qk, sk, T, q, yk, 0, N);
+		fb_q8_gemm_cols(fb_q8_panel_ref, qr, sr, T, q, yr, 0, N);
+		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s q8 GEMM == reference (%d x %d x %d)", k->name, T, K, N);
+		for (int t = 0; t < T; t++)
+			for (int n = 0; n < N; n++)
+			{
+				double		dq = 0,
+							f = 0;
+				const int16_t *qrow = qr + (size_t) t * q->Kp;
+
+				for (int kk = 0; kk < K; kk++)
+				{
+					/* unpack the weight from its panel */
+					int			p = n / FB_Q8_NR,
+								c = n % FB_Q8_NR;
+					int16_t		wq = q->w[(size_t) p * q->Kp * FB_Q8_NR + (size_t) (kk / 2) * 2 * FB_Q8_NR + 2 * c + (kk & 1)];
+
+					dq += (double) qrow[kk] * wq;
+					f += (double) x[(size_t) t * K + kk] * w[(size_t) kk * N + n];
+				}
+				dq = dq * sr[t] * q->scale[n] + yf[(size_t) t * N + n];
+				f += yf[(size_t) t * N + n];
+				worst_dq = fmax(worst_dq, fabs(dq - yr[(size_t) t * N + n]) / (1e-6 + 1e-5 * fabs(dq)));
+				worst_f = fmax(worst_f, fabs(f - yr[(size_t) t * N + n]));
+				fabsmax = fmax(fabsmax, fabs(f));
+			}
+		CHECK(worst_dq <= 1.0, "q8 reference == dequantised sum in double (%d x %d x %d): %g", T, K, N, worst_dq);
+		CHECK(worst_f <= 0.02 * fabsmax, "q8 GEMM within 2%% of fp32 (%d x %d x %d): %g of %g", T, K, N, worst_f, fabsmax);
+		/* a column range leaves the other columns alone */
+		if (N > FB_Q8_NR)
+		{
+			memcpy(yk, yf, sizeof(float) * T * N);
+			fb_q8_gemm_cols(k->q8_panel, qk, sk, T, q, yk, FB_Q8_NR, N);
+			for (int t = 0; t < T; t++)
+			{
+				CHECK(memcmp(yk + (size_t) t * N, yf + (size_t) t * N, sizeof(float) * FB_Q8_NR) == 0,
+					  "columns before n0 untouched");
+				CHECK(memcmp(yk + (size_t) t * N + FB_Q8_NR, yr + (size_t) t * N + FB_Q8_NR,
+							 sizeof(float) * (N - FB_Q8_NR)) == 0, "column range == full GEMM");
+			}
+		}
+		/* a non-finite input row makes exactly that row's outputs NaN */
+		if (T > 1)
+		{
+			x[K + K / 2] = INFINITY;
+			k->q8_quantize(x, T, K, q->Kp, qk, sk);
+			memcpy(yk, yf, sizeof(float) * T * N);
+			fb_q8_gemm_cols(k->q8_panel, qk, sk, T, q, yk, 0, N);
+			CHECK(isnan(sk[1]) && isnan(yk[N]) && isnan(yk[2 * N - 1]) && isfinite(yk[0]),
+				  "%s inf in row 1 -> NaN outputs in row 1 only", k->name);
+		}
+		fb_qmat_free(q);
+		free(x); free(w); free(yk); free(yr); free(yf); free(sk); free(sr); free(qk); free(qr);
+	}
+}
+
 static int	pool_hits[8];
 
 static void
@@ -139,6 +250,7 @@ main(void)
 			continue;
 		}
 		check_set(sets[i]);
+		check_q8(sets[i]);
 	}
 	/* the pool runs every thread once per job, many times over */
 	{

@@ -7,6 +7,7 @@
  *   finbert-cli embed    MODEL_DIR [--pooling cls|mean|pooler|none] [--normalize]
  *                                  [--max-length N]
  *   common: [--batch N] lines per engine call (classify, embed)
+ *           [--precision fp32|int8] arithmetic of the linear layers
  *           [--threads N] threads of the forward pass (default: all CPUs)
  *
  * Reads UTF-8 lines on stdin and writes one JSON object per line on stdout,
@@ -31,6 +32,7 @@ typedef struct cli_opts
 	fb_task_options task;
 	int			batch;
 	int			threads;
+	fb_model_options model;
 } cli_opts;
 
 static void
@@ -43,7 +45,8 @@ usage(void)
 			"  --pooling P        embed: cls | mean | pooler | none (default cls)\n"
 			"  --normalize        embed: L2-normalise\n"
 			"  --batch N          lines per engine call (default 32)\n"
-			"  --threads N        threads of the forward pass (default: all CPUs)\n");
+			"  --threads N        threads of the forward pass (default: all CPUs)\n"
+			"  --precision P      fp32 (default) | int8 linear layers\n");
 }
 
 static void
@@ -109,6 +112,7 @@ parse_args(int argc, char **argv, cli_opts *o)
 	o->cmd = argv[1];
 	o->dir = argv[2];
 	o->task = fb_task_default_options();
+	o->model = fb_model_default_options();
 	o->batch = 32;
 	o->threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
 	if (o->threads < 1)
@@ -132,6 +136,8 @@ parse_args(int argc, char **argv, cli_opts *o)
 		else if (strcmp(a, "--batch") == 0 && parse_int(v, 1, 1 << 16, &o->batch) == 0)
 			i++;
 		else if (strcmp(a, "--threads") == 0 && parse_int(v, 1, 256, &o->threads) == 0)
+			i++;
+		else if (strcmp(a, "--precision") == 0 && fb_precision_from_name(v, &o->model.precision) == 0)
 			i++;
 		else if (strcmp(a, "--pooling") == 0)
 		{
@@ -358,7 +364,7 @@ cmd_model(const cli_opts *o)
 	int			rc = 0;
 	bool		batched;
 
-	if (fb_model_open(o->dir, NULL, &m, &err) != FB_OK)
+	if (fb_model_open(o->dir, &o->model, &m, &err) != FB_OK)
 	{
 		fprintf(stderr, "finbert-cli: %s\n", err.msg);
 		return 2;

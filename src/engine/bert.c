@@ -82,9 +82,13 @@ session_release_buffers(fb_session *s)
 	fb_free_aligned(s->tmp);
 	fb_free_aligned(s->inter);
 	fb_free_aligned(s->scores);
+	fb_free_aligned(s->qx);
+	fb_free_aligned(s->qscale);
 	free(s->row_pos);
 	free(s->row_ids);
 	s->x = s->qkv = s->ctx = s->tmp = s->inter = s->scores = NULL;
+	s->qx = NULL;
+	s->qscale = NULL;
 	s->row_pos = NULL;
 	s->row_ids = NULL;
 	s->cap_tokens = 0;
@@ -146,6 +150,10 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 		fb_free_aligned(s->ctx);
 		fb_free_aligned(s->tmp);
 		fb_free_aligned(s->inter);
+		fb_free_aligned(s->qx);
+		fb_free_aligned(s->qscale);
+		s->qx = NULL;
+		s->qscale = NULL;
 		free(s->row_pos);
 		free(s->row_ids);
 		s->x = alloc_floats(n_tokens, wide, &ok);
@@ -153,6 +161,14 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 		s->ctx = alloc_floats(n_tokens, (size_t) c->hidden, &ok);
 		s->tmp = alloc_floats(n_tokens, wide, &ok);
 		s->inter = alloc_floats(n_tokens, (size_t) c->intermediate, &ok);
+		if (s->model->precision == FB_PRECISION_INT8)
+		{
+			/* int16 rows as wide as the widest GEMM input, padded to even */
+			size_t		kp = (size_t) (c->intermediate > c->hidden ? c->intermediate : c->hidden) + 1;
+
+			s->qx = alloc_floats(n_tokens, kp / 2, &ok);
+			s->qscale = alloc_floats(n_tokens, 1, &ok);
+		}
 		s->row_pos = malloc(sizeof(int32_t) * n_tokens);
 		s->row_ids = malloc(sizeof(int32_t *) * n_tokens);
 		if (s->row_pos == NULL || s->row_ids == NULL)
@@ -218,6 +234,10 @@ embed_rows(fb_session *s, size_t r0, size_t r1, float *emb)
 									(int) (r1 - r0), E, c->layer_norm_eps);
 }
 
+static void serial_linear(fb_session *s, size_t r0, const float *x,
+						  const float *w, const fb_qmat *q, float *y, int T,
+						  int N, int K, int act);
+
 /* Rows [r0, r1): embeddings (+ projection) and layer 0's QKV. */
 static void
 rows_embed(fwd_job *j, size_t r0, size_t r1)
@@ -235,7 +255,8 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
 		fb_cpu_linear(s->tmp + r0 * E, m->emb_proj_w, s->x + r0 * H, n, H, E, 1.0f);
 	}
 	fb_cpu_fill_bias(s->qkv + r0 * 3 * H, m->layers[0].qkv_b, n, 3 * H);
-	fb_cpu_linear(s->x + r0 * H, m->layers[0].qkv_w, s->qkv + r0 * 3 * H, n, 3 * H, H, 1.0f);
+	serial_linear(s, r0, s->x + r0 * H, m->layers[0].qkv_w, m->layers[0].qkv_q,
+				  s->qkv + r0 * 3 * H, n, 3 * H, H, 0);
 }
 
 /*
@@ -244,8 +265,21 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
  * columns split between the pool's threads (narrow batches).  act applies
  * the model's activation to the result.
  */
-typedef void (*linear_fn) (fb_session *s, const float *x, const float *w,
-						   float *y, int T, int N, int K, int act);
+typedef void (*linear_fn) (fb_session *s, size_t r0, const float *x,
+						   const float *w, const fb_qmat *q, float *y, int T,
+						   int N, int K, int act);
+
+/* Quantised copy of rows [r0, r0 + T) of a GEMM input (int8 mode). */
+static int16_t *
+quantize_rows(fb_session *s, size_t r0, const float *x, const fb_qmat *q, int T)
+{
+	const fb_config *c = &s->model->cfg;
+	size_t		ld = (size_t) (c->intermediate > c->hidden ? c->intermediate : c->hidden) + 1;
+	int16_t    *qx = s->qx + r0 * (ld & ~(size_t) 1);
+
+	fb_cpu_kernels_get()->q8_quantize(x, T, q->K, q->Kp, qx, s->qscale + r0);
+	return qx;
+}
 
 static void
 apply_act(const fb_config *c, float *y, size_t n)
@@ -260,11 +294,16 @@ apply_act(const fb_config *c, float *y, size_t n)
 		fb_cpu_relu(y, n);
 }
 
+/* Rows [r0, r0 + T) of y += x W (+ act) on the calling thread; q is the
+ * int8 copy of W in int8 mode, else NULL. */
 static void
-serial_linear(fb_session *s, const float *x, const float *w, float *y, int T,
-			  int N, int K, int act)
+serial_linear(fb_session *s, size_t r0, const float *x, const float *w,
+			  const fb_qmat *q, float *y, int T, int N, int K, int act)
 {
-	fb_cpu_linear(x, w, y, T, N, K, 1.0f);
+	if (q != NULL)
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, quantize_rows(s, r0, x, q, T), s->qscale + r0, T, q, y, 0, N);
+	else
+		fb_cpu_linear(x, w, y, T, N, K, 1.0f);
 	if (act)
 		apply_act(&s->model->cfg, y, (size_t) T * N);
 }
@@ -276,8 +315,8 @@ serial_linear(fb_session *s, const float *x, const float *w, float *y, int T,
  * first of the n rows.
  */
 static void
-rows_layer(fwd_job *j, linear_fn linear, float *x, const float *ctx, float *tmp,
-		   float *inter, int n, float *next_qkv)
+rows_layer(fwd_job *j, linear_fn linear, size_t r0, float *x, const float *ctx,
+		   float *tmp, float *inter, int n, float *next_qkv)
 {
 	fb_session *s = j->s;
 	const fb_model *m = s->model;
@@ -289,16 +328,16 @@ rows_layer(fwd_job *j, linear_fn linear, float *x, const float *ctx, float *tmp,
 
 	/* tmp = LN(x + ctx W_o + b_o) */
 	fb_cpu_residual_bias(tmp, x, L->attn_out_b, n, H);
-	linear(s, ctx, L->attn_out_w, tmp, n, H, H, 0);
+	linear(s, r0, ctx, L->attn_out_w, L->attn_out_q, tmp, n, H, H, 0);
 	k->layernorm(tmp, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
 
 	/* inter = act(tmp W_i + b_i) */
 	fb_cpu_fill_bias(inter, L->inter_b, n, I);
-	linear(s, tmp, L->inter_w, inter, n, I, H, 1);
+	linear(s, r0, tmp, L->inter_w, L->inter_q, inter, n, I, H, 1);
 
 	/* x = LN(tmp + inter W_out + b_out) */
 	fb_cpu_residual_bias(x, tmp, L->out_b, n, H);
-	linear(s, inter, L->out_w, x, n, H, I, 0);
+	linear(s, r0, inter, L->out_w, L->out_q, x, n, H, I, 0);
 	k->layernorm(x, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
 
 	if (next_qkv != NULL)
@@ -306,7 +345,7 @@ rows_layer(fwd_job *j, linear_fn linear, float *x, const float *ctx, float *tmp,
 		const fb_layer *next = &m->layers[j->layer + 1];
 
 		fb_cpu_fill_bias(next_qkv, next->qkv_b, n, 3 * H);
-		linear(s, x, next->qkv_w, next_qkv, n, 3 * H, H, 0);
+		linear(s, r0, x, next->qkv_w, next->qkv_q, next_qkv, n, 3 * H, H, 0);
 	}
 	else
 	{
@@ -352,13 +391,13 @@ phase_rows(void *arg, int tid, int nt)
 		/* compact rows: one per sequence */
 		fb_split_range((size_t) j->b->n_seq, tid, nt, 1, &r0, &r1);
 		if (r0 < r1)
-			rows_layer(j, serial_linear, j->cx + r0 * H, j->cctx + r0 * H,
+			rows_layer(j, serial_linear, r0, j->cx + r0 * H, j->cctx + r0 * H,
 					   j->ctmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0), NULL);
 		return;
 	}
 	fb_split_range(j->T, tid, nt, 4, &r0, &r1);
 	if (r0 < r1)
-		rows_layer(j, serial_linear, s->x + r0 * H, s->ctx + r0 * H,
+		rows_layer(j, serial_linear, r0, s->x + r0 * H, s->ctx + r0 * H,
 				   s->tmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0),
 				   last ? NULL : s->qkv + r0 * 3 * H);
 }
@@ -414,6 +453,8 @@ typedef struct lin_job
 	fb_session *s;
 	const float *x;				/* [T, K] */
 	const float *w;				/* [K, N] */
+	const fb_qmat *q;			/* int8 mode: W quantised, x in qx */
+	const int16_t *qx;
 	float	   *y;				/* [T, N], pre-filled with the bias */
 	int			T,
 				N,
@@ -431,18 +472,25 @@ phase_linear_cols(void *arg, int tid, int nt)
 	fb_split_range((size_t) j->N, tid, nt, 16, &n0, &n1);
 	if (n0 >= n1)
 		return;
-	fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
+	if (j->q != NULL)
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, j->qx, j->s->qscale, j->T, j->q, j->y, (int) n0, (int) n1);
+	else
+		fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
 	if (j->act)
 		for (int t = 0; t < j->T; t++)
 			apply_act(&j->s->model->cfg, j->y + (size_t) t * j->N + n0, n1 - n0);
 }
 
-/* y[T, N] += x[T, K] W, output columns split between the threads. */
+/* y[T, N] += x[T, K] W, output columns split between the threads (the
+ * int8 input is quantised once, on the caller). */
 static void
-par_linear(fb_session *s, const float *x, const float *w, float *y, int T,
-		   int N, int K, int act)
+par_linear(fb_session *s, size_t r0, const float *x, const float *w,
+		   const fb_qmat *q, float *y, int T, int N, int K, int act)
 {
-	lin_job		j = {s, x, w, y, T, N, K, act};
+	lin_job		j = {s, x, w, q, NULL, y, T, N, K, act};
+
+	if (q != NULL)
+		j.qx = quantize_rows(s, 0, x, q, T);
 
 	fb_pool_run(s->pool, phase_linear_cols, &j);
 }
@@ -461,10 +509,10 @@ narrow_embed(fwd_job *j)
 	if (m->emb_proj_w != NULL)
 	{
 		fb_cpu_fill_bias(s->x, m->emb_proj_b, T, H);
-		par_linear(s, s->tmp, m->emb_proj_w, s->x, T, H, E, 0);
+		par_linear(s, 0, s->tmp, m->emb_proj_w, NULL, s->x, T, H, E, 0);
 	}
 	fb_cpu_fill_bias(s->qkv, m->layers[0].qkv_b, T, 3 * H);
-	par_linear(s, s->x, m->layers[0].qkv_w, s->qkv, T, 3 * H, H, 0);
+	par_linear(s, 0, s->x, m->layers[0].qkv_w, m->layers[0].qkv_q, s->qkv, T, 3 * H, H, 0);
 }
 
 /* Rows per thread under which a batch takes the narrow path. */
@@ -599,10 +647,10 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 		if (!narrow)
 			fb_pool_run(s->pool, phase_rows, &job);
 		else if (cls_only && l + 1 == c->n_layers)
-			rows_layer(&job, par_linear, job.cx, job.cctx, job.ctmp, s->inter,
+			rows_layer(&job, par_linear, 0, job.cx, job.cctx, job.ctmp, s->inter,
 					   b->n_seq, NULL);
 		else
-			rows_layer(&job, par_linear, s->x, s->ctx, s->tmp, s->inter, (int) T,
+			rows_layer(&job, par_linear, 0, s->x, s->ctx, s->tmp, s->inter, (int) T,
 					   l + 1 < c->n_layers ? s->qkv : NULL);
 	}
 	if (job.nonfinite)

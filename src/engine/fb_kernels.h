@@ -10,6 +10,7 @@
 #define FB_KERNELS_H
 
 #include "fb_internal.h"
+#include "fb_q8.h"
 
 typedef struct fb_cpu_kernels
 {
@@ -18,6 +19,8 @@ typedef struct fb_cpu_kernels
 	void		(*gelu_erf) (float *x, size_t n);
 	void		(*gelu_tanh) (float *x, size_t n);
 	void		(*softmax) (float *x, int rows, int n);
+	fb_q8_quantize_fn q8_quantize;	/* int8 linear layers (fb_q8.h) */
+	fb_q8_panel_fn q8_panel;
 } fb_cpu_kernels;
 
 const fb_cpu_kernels *fb_cpu_kernels_get(void);

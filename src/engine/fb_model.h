@@ -11,6 +11,7 @@
 
 #include "fb_config.h"
 #include "fb_internal.h"
+#include "fb_q8.h"
 
 typedef struct fb_layer
 {
@@ -26,6 +27,11 @@ typedef struct fb_layer
 	float	   *out_b;
 	float	   *out_ln_g;
 	float	   *out_ln_b;
+	/* int8 copies of the four weight matrices, NULL in fp32 mode */
+	fb_qmat    *qkv_q,
+			   *attn_out_q,
+			   *inter_q,
+			   *out_q;
 } fb_layer;
 
 struct fb_model
@@ -48,6 +54,9 @@ struct fb_model
 	float	   *emb_proj_b;
 
 	fb_layer   *layers;			/* n_layers (ALBERT: all point to one) */
+	fb_precision precision;
+	fb_qmat   **qmats;			/* every int8 matrix, for freeing */
+	int			n_qmats;
 
 	float	   *pool_w;			/* [H, H] or NULL */
 	float	   *pool_b;
@@ -80,6 +89,8 @@ struct fb_session
 	float	   *tmp;			/* [T, H] */
 	float	   *inter;			/* [T, I] */
 	float	   *scores;			/* n_threads x [Lmax, Lmax] */
+	int16_t    *qx;				/* int8 mode: [T, max(Hp, Ip)] quantised rows */
+	float	   *qscale;			/* [T] their scales */
 	int32_t    *row_pos;		/* [T] position of each packed row */
 	const int32_t **row_ids;	/* [T] pointer to each row's token id */
 	float	   *out;			/* task outputs of one batch (grow-only) */

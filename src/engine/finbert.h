@@ -159,6 +159,18 @@ typedef enum fb_act
 	FB_ACT_RELU
 } fb_act;
 
+/*
+ * Arithmetic of the encoder's linear layers.  INT8: weights quantised per
+ * output channel at load, activations per row before each GEMM, exact
+ * int32 sums (fb_q8.h); embeddings, attention, LayerNorm and the heads stay
+ * fp32.  Faster; results differ from fp32 by quantisation error.
+ */
+typedef enum fb_precision
+{
+	FB_PRECISION_FP32 = 0,
+	FB_PRECISION_INT8
+} fb_precision;
+
 typedef struct fb_model_info
 {
 	fb_arch		arch;
@@ -181,12 +193,18 @@ typedef struct fb_model_info
 	size_t		resident_bytes; /* fp32 copies made by the engine */
 	const char *weight_file;	/* file name inside the directory */
 	const char *weight_dtype;	/* "F32", "F16", "BF16" */
+	fb_precision precision;		/* of the linear layers */
 } fb_model_info;
 
 typedef struct fb_model_options
 {
 	int			max_batch_tokens;	/* upper bound for one forward pass */
+	fb_precision precision;
 } fb_model_options;
+
+/* "fp32" / "int8" -> *out; nonzero when the name is unknown. */
+int			fb_precision_from_name(const char *name, fb_precision *out);
+const char *fb_precision_name(fb_precision p);
 
 fb_model_options fb_model_default_options(void);
 

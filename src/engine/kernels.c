@@ -9,11 +9,13 @@
 #include "fb_ops.h"
 
 static const fb_cpu_kernels generic_kernels = {
-	"generic", fb_cpu_layernorm, fb_cpu_gelu_erf, fb_cpu_gelu_tanh, fb_cpu_softmax
+	"generic", fb_cpu_layernorm, fb_cpu_gelu_erf, fb_cpu_gelu_tanh, fb_cpu_softmax,
+	fb_q8_quantize_ref, fb_q8_panel_ref
 };
 
 static const fb_cpu_kernels avx2_kernels = {
-	"avx2", fb_avx2_layernorm, fb_avx2_gelu_erf, fb_avx2_gelu_tanh, fb_avx2_softmax
+	"avx2", fb_avx2_layernorm, fb_avx2_gelu_erf, fb_avx2_gelu_tanh, fb_avx2_softmax,
+	fb_avx2_q8_quantize, fb_avx2_q8_panel
 };
 
 static const fb_cpu_kernels *chosen;

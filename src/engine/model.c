@@ -550,6 +550,62 @@ fill_info(fb_model *m)
 	in->resident_bytes = m->n_params * sizeof(float);
 	in->weight_file = m->weight_file;
 	in->weight_dtype = m->dtype_name;
+	in->precision = m->precision;
+	for (int i = 0; i < m->n_qmats; i++)
+		in->resident_bytes += fb_qmat_bytes(m->qmats[i]);
+}
+
+int
+fb_precision_from_name(const char *name, fb_precision *out)
+{
+	if (strcmp(name, "fp32") == 0)
+		*out = FB_PRECISION_FP32;
+	else if (strcmp(name, "int8") == 0)
+		*out = FB_PRECISION_INT8;
+	else
+		return -1;
+	return 0;
+}
+
+const char *
+fb_precision_name(fb_precision p)
+{
+	return p == FB_PRECISION_INT8 ? "int8" : "fp32";
+}
+
+/* int8 copies of every layer's weight matrices (layers sharing weights,
+ * as in ALBERT, share them too). */
+static fb_status
+quantize_layers(fb_model *m, fb_error *err)
+{
+	const fb_config *c = &m->cfg;
+	int			H = c->hidden,
+				I = c->intermediate;
+
+	m->qmats = calloc((size_t) c->n_layers * 4, sizeof(fb_qmat *));
+	if (m->qmats == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	for (int l = 0; l < c->n_layers; l++)
+	{
+		fb_layer   *L = &m->layers[l];
+
+		if (l > 0 && L->qkv_w == m->layers[0].qkv_w)
+		{
+			L->qkv_q = m->layers[0].qkv_q;
+			L->attn_out_q = m->layers[0].attn_out_q;
+			L->inter_q = m->layers[0].inter_q;
+			L->out_q = m->layers[0].out_q;
+			continue;
+		}
+		L->qkv_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->qkv_w, H, 3 * H);
+		L->attn_out_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->attn_out_w, H, H);
+		L->inter_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->inter_w, H, I);
+		L->out_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->out_w, I, H);
+		if (!L->qkv_q || !L->attn_out_q || !L->inter_q || !L->out_q)
+			return fb_fail(err, FB_ERR_NOMEM, "out of memory quantising layer %d", l);
+	}
+	m->precision = FB_PRECISION_INT8;
+	return FB_OK;
 }
 
 fb_status
@@ -606,6 +662,8 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 	st = load_weights(m, dir, err);
 	if (st != FB_OK)
 		goto fail;
+	if (opts->precision == FB_PRECISION_INT8 && (st = quantize_layers(m, err)) != FB_OK)
+		goto fail;
 	fill_info(m);
 	*out = m;
 	return FB_OK;
@@ -623,6 +681,9 @@ fb_model_free(fb_model *m)
 	fb_tokenizer_free(m->tok);
 	fb_config_free(&m->cfg);
 	fb_free_aligned(m->params);
+	for (int i = 0; i < m->n_qmats; i++)
+		fb_qmat_free(m->qmats[i]);
+	free(m->qmats);
 	free(m->layers);
 	free(m->dir);
 	free(m);
