@@ -2,8 +2,9 @@
 """finbert vs ONNX Runtime vs PyTorch, same machine, same run.
 
 For each model geometry and (batch, length) case, runs build/bench_engine
-and bench/bench_ref.py with equal thread counts, then prints a table of
-tokens/s, p50/p99 and the ratios finbert/ORT and finbert/PyTorch.  Each
+(fp32 and int8) and bench/bench_ref.py with equal thread counts, then
+prints a table of tokens/s, p50/p99 and the ratios finbert/ORT and
+finbert/PyTorch at the same precision (fp32 vs fp32, int8 vs int8).  Each
 case runs in two environments: as given (e.g. OPENBLAS_CORETYPE=Haswell
 forcing AVX2 GEMM kernels) and with OPENBLAS_CORETYPE unset (OpenBLAS picks
 the kernel for this CPU); the OpenBLAS core in use is reported.
@@ -38,6 +39,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--engines", default="ort,ort-int8,torch,torch-int8")
+    ap.add_argument("--precisions", default="fp32,int8", help="finbert precisions to run")
     ap.add_argument("--json", default=None)
     ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench_engine"))
     args = ap.parse_args()
@@ -52,19 +54,29 @@ def main():
             d = os.path.join(HERE, "work", model)
             common = ["--batch", str(batch), "--length", str(length), "--threads", str(args.threads),
                       "--seconds", str(args.seconds)]
-            res = run_json([args.bench, d] + common, env)
+            res = []
+            for prec in args.precisions.split(","):
+                res += run_json([args.bench, d] + common + ["--precision", prec], env)
             res += run_json([sys.executable, os.path.join(HERE, "bench_ref.py"), d] + common
                             + ["--engines", args.engines], env)
             for r in res:
                 r.update(model=model, env=env_name)
             rows += res
-            fb = res[0]
-            line = [f"{env_name:15s} {model:9s} b={batch:<3d} L={length:<4d}",
-                    f"finbert {fb['tokens_per_s']:8.0f} tok/s p50 {fb['p50_ms']:8.1f} ms"
-                    f" [{fb['kernel']}/{fb['blas_core']}]"]
-            for r in res[1:]:
+            mine = {r["precision"]: r for r in res if r["engine"] == "finbert"}
+            line = [f"{env_name:15s} {model:9s} b={batch:<3d} L={length:<4d}"]
+            for prec, fb in mine.items():
+                line.append(f"finbert-{prec} {fb['tokens_per_s']:8.0f} tok/s p50 {fb['p50_ms']:8.1f} ms"
+                            f" [{fb['kernel']}/{fb['blas_core']}]")
+            for r in res:
+                if r["engine"] == "finbert":
+                    continue
+                fb = mine.get(r["precision"])
+                # throughput finbert/other (> 1: finbert faster), latency
+                # finbert/other (< 1: finbert faster)
+                ratio = (f"tok/s x{fb['tokens_per_s'] / r['tokens_per_s']:.2f}, "
+                         f"p50 latency x{fb['p50_ms'] / r['p50_ms']:.2f}") if fb else "-"
                 line.append(f"{r['engine']}-{r['precision']} {r['tokens_per_s']:8.0f} "
-                            f"(x{fb['tokens_per_s'] / r['tokens_per_s']:.2f}, p50 {r['p50_ms']:.1f})")
+                            f"(p50 {r['p50_ms']:.1f}; {ratio})")
             print(" | ".join(line), flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -8,6 +8,7 @@
  *                                  [--max-length N]
  *   common: [--batch N] lines per engine call (classify, embed)
  *           [--precision fp32|int8] arithmetic of the linear layers
+ *   entities: [--logits] adds "token_logits" (one row per token, no [CLS]/[SEP])
  *           [--threads N] threads of the forward pass (default: all CPUs)
  *
  * Reads UTF-8 lines on stdin and writes one JSON object per line on stdout,
@@ -33,6 +34,7 @@ typedef struct cli_opts
 	int			batch;
 	int			threads;
 	fb_model_options model;
+	int			logits;			/* entities: also print token logits */
 } cli_opts;
 
 static void
@@ -46,7 +48,8 @@ usage(void)
 			"  --normalize        embed: L2-normalise\n"
 			"  --batch N          lines per engine call (default 32)\n"
 			"  --threads N        threads of the forward pass (default: all CPUs)\n"
-			"  --precision P      fp32 (default) | int8 linear layers\n");
+			"  --precision P      fp32 (default) | int8 linear layers\n"
+			"  --logits           entities: also print the token logits\n");
 }
 
 static void
@@ -107,6 +110,7 @@ parse_int(const char *s, int lo, int hi, int *out)
 static int
 parse_args(int argc, char **argv, cli_opts *o)
 {
+	memset(o, 0, sizeof(*o));
 	if (argc < 3)
 		return -1;
 	o->cmd = argv[1];
@@ -124,6 +128,8 @@ parse_args(int argc, char **argv, cli_opts *o)
 
 		if (strcmp(a, "--normalize") == 0)
 			o->task.normalize = 1;
+		else if (strcmp(a, "--logits") == 0)
+			o->logits = 1;
 		else if (v == NULL)
 			return -1;
 		else if (strcmp(a, "--max-length") == 0 && parse_int(v, 3, 1 << 20, &o->task.max_length) == 0)
@@ -268,7 +274,8 @@ print_vector(const float *v, int n)
 }
 
 static void
-print_entities(const fb_entity_list *l)
+print_entities(const fb_entity_list *l, const float *logits, int n_tokens,
+			   int n_labels)
 {
 	fputs("{\"entities\":[", stdout);
 	for (size_t i = 0; i < l->n; i++)
@@ -285,7 +292,20 @@ print_entities(const fb_entity_list *l)
 		json_float(stdout, e->score);
 		fputc('}', stdout);
 	}
-	fputs("]}\n", stdout);
+	fputc(']', stdout);
+	if (logits != NULL)
+	{
+		/* --logits: the merged token logits the entities were decoded from */
+		fputs(",\"token_logits\":[", stdout);
+		for (int r = 0; r < n_tokens; r++)
+		{
+			if (r)
+				fputc(',', stdout);
+			print_vector(logits + (size_t) r * n_labels, n_labels);
+		}
+		fputc(']', stdout);
+	}
+	fputs("}\n", stdout);
 }
 
 /* Runs one line alone (after a batch failed) so only that line errs. */
@@ -334,12 +354,17 @@ run_one(fb_session *s, const fb_model_info *info, const cli_opts *o,
 	else
 	{
 		fb_entity_list l;
+		float	   *lg = NULL;
+		int			n = 0;
 
 		fb_entity_list_init(&l);
 		st = fb_entities(s, t, &o->task, &l, &err);
+		if (st == FB_OK && o->logits)
+			st = fb_token_logits(s, t, &o->task, &lg, &n, &err);
 		if (st == FB_OK)
-			print_entities(&l);
+			print_entities(&l, lg, n, info->n_labels);
 		fb_entity_list_free(&l);
+		free(lg);
 	}
 	if (st != FB_OK)
 	{
