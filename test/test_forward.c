@@ -638,7 +638,7 @@ check_int8(const char *name, double rel_tol)
 			d = fabs(alone[i] - batch[i]) > d ? fabs(alone[i] - batch[i]) : d;
 			r = fabs(alone[i]) > r ? fabs(alone[i]) : r;
 		}
-		CHECK(d <= 0.1 * rel_tol * r, "%s int8: one at a time on 1 thread vs packed batch on 3 threads: %g", name, d);
+		CHECK(d <= 0.25 * rel_tol * r, "%s int8: one at a time on 1 thread vs packed batch on 3 threads: %g", name, d);
 	}
 	for (int i = 0; i < n_texts; i++)
 	{

@@ -84,11 +84,13 @@ session_release_buffers(fb_session *s)
 	fb_free_aligned(s->scores);
 	fb_free_aligned(s->qx);
 	fb_free_aligned(s->qscale);
+	fb_free_aligned(s->qzero);
 	free(s->row_pos);
 	free(s->row_ids);
 	s->x = s->qkv = s->ctx = s->tmp = s->inter = s->scores = NULL;
 	s->qx = NULL;
 	s->qscale = NULL;
+	s->qzero = NULL;
 	s->row_pos = NULL;
 	s->row_ids = NULL;
 	s->cap_tokens = 0;
@@ -136,6 +138,15 @@ alloc_floats(size_t a, size_t b, bool *ok)
 	return p;
 }
 
+/* Bytes per quantised activation row: the widest GEMM input, padded. */
+static size_t
+q_ld(const fb_config *c)
+{
+	size_t		k = (size_t) (c->intermediate > c->hidden ? c->intermediate : c->hidden);
+
+	return (k + 3) & ~(size_t) 3;
+}
+
 fb_status
 fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err)
 {
@@ -152,8 +163,10 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 		fb_free_aligned(s->inter);
 		fb_free_aligned(s->qx);
 		fb_free_aligned(s->qscale);
+		fb_free_aligned(s->qzero);
 		s->qx = NULL;
 		s->qscale = NULL;
+		s->qzero = NULL;
 		free(s->row_pos);
 		free(s->row_ids);
 		s->x = alloc_floats(n_tokens, wide, &ok);
@@ -163,11 +176,11 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 		s->inter = alloc_floats(n_tokens, (size_t) c->intermediate, &ok);
 		if (s->model->precision == FB_PRECISION_INT8)
 		{
-			/* int16 rows as wide as the widest GEMM input, padded to even */
-			size_t		kp = (size_t) (c->intermediate > c->hidden ? c->intermediate : c->hidden) + 1;
-
-			s->qx = alloc_floats(n_tokens, kp / 2, &ok);
+			/* byte rows as wide as the widest GEMM input (q_ld / 4 floats
+			 * hold q_ld bytes) */
+			s->qx = alloc_floats(n_tokens, q_ld(c) / 4, &ok);
 			s->qscale = alloc_floats(n_tokens, 1, &ok);
+			s->qzero = alloc_floats(n_tokens, 1, &ok);
 		}
 		s->row_pos = malloc(sizeof(int32_t) * n_tokens);
 		s->row_ids = malloc(sizeof(int32_t *) * n_tokens);
@@ -269,16 +282,19 @@ typedef void (*linear_fn) (fb_session *s, size_t r0, const float *x,
 						   const float *w, const fb_qmat *q, float *y, int T,
 						   int N, int K, int act);
 
-/* Quantised copy of rows [r0, r0 + T) of a GEMM input (int8 mode). */
-static int16_t *
+/* Quantised copy of rows [r0, r0 + T) of a GEMM input (int8 mode); the
+ * rows' slice of the session's buffers belongs to the calling thread. */
+static fb_q8_rows
 quantize_rows(fb_session *s, size_t r0, const float *x, const fb_qmat *q, int T)
 {
-	const fb_config *c = &s->model->cfg;
-	size_t		ld = (size_t) (c->intermediate > c->hidden ? c->intermediate : c->hidden) + 1;
-	int16_t    *qx = s->qx + r0 * (ld & ~(size_t) 1);
+	fb_q8_rows	r;
 
-	fb_cpu_kernels_get()->q8_quantize(x, T, q->K, q->Kp, qx, s->qscale + r0);
-	return qx;
+	r.q = s->qx + r0 * q_ld(&s->model->cfg);
+	r.scale = s->qscale + r0;
+	r.zero = s->qzero + r0;
+	r.Kp = q->Kp;
+	fb_cpu_kernels_get()->q8_quantize(x, T, q->K, &r);
+	return r;
 }
 
 static void
@@ -301,7 +317,11 @@ serial_linear(fb_session *s, size_t r0, const float *x, const float *w,
 			  const fb_qmat *q, float *y, int T, int N, int K, int act)
 {
 	if (q != NULL)
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, quantize_rows(s, r0, x, q, T), s->qscale + r0, T, q, y, 0, N);
+	{
+		fb_q8_rows	r = quantize_rows(s, r0, x, q, T);
+
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, &r, T, q, y, 0, N);
+	}
 	else
 		fb_cpu_linear(x, w, y, T, N, K, 1.0f);
 	if (act)
@@ -454,7 +474,7 @@ typedef struct lin_job
 	const float *x;				/* [T, K] */
 	const float *w;				/* [K, N] */
 	const fb_qmat *q;			/* int8 mode: W quantised, x in qx */
-	const int16_t *qx;
+	fb_q8_rows	qx;
 	float	   *y;				/* [T, N], pre-filled with the bias */
 	int			T,
 				N,
@@ -473,7 +493,7 @@ phase_linear_cols(void *arg, int tid, int nt)
 	if (n0 >= n1)
 		return;
 	if (j->q != NULL)
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, j->qx, j->s->qscale, j->T, j->q, j->y, (int) n0, (int) n1);
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, &j->qx, j->T, j->q, j->y, (int) n0, (int) n1);
 	else
 		fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
 	if (j->act)
@@ -487,7 +507,7 @@ static void
 par_linear(fb_session *s, size_t r0, const float *x, const float *w,
 		   const fb_qmat *q, float *y, int T, int N, int K, int act)
 {
-	lin_job		j = {s, x, w, q, NULL, y, T, N, K, act};
+	lin_job		j = {s, x, w, q, {0}, y, T, N, K, act};
 
 	if (q != NULL)
 		j.qx = quantize_rows(s, 0, x, q, T);

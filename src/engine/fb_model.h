@@ -89,8 +89,9 @@ struct fb_session
 	float	   *tmp;			/* [T, H] */
 	float	   *inter;			/* [T, I] */
 	float	   *scores;			/* n_threads x [Lmax, Lmax] */
-	int16_t    *qx;				/* int8 mode: [T, max(Hp, Ip)] quantised rows */
+	uint8_t    *qx;				/* int8 mode: [T, q_ld] quantised rows */
 	float	   *qscale;			/* [T] their scales */
+	int32_t    *qzero;			/* [T] and zero points */
 	int32_t    *row_pos;		/* [T] position of each packed row */
 	const int32_t **row_ids;	/* [T] pointer to each row's token id */
 	float	   *out;			/* task outputs of one batch (grow-only) */

@@ -1,22 +1,24 @@
 /*
  * fb_q8.h — int8 linear layers (finbert precision "int8").
  *
- * Weights: symmetric per-output-channel int8 (scale = max|w| / 127),
- * quantised once at load.  Activations: symmetric per-row int8, quantised
- * dynamically before each GEMM.  Products are summed exactly in int32 and
- * dequantised into the fp32 output:  y[t, n] += sum * sx[t] * sw[n].
+ * Activations: asymmetric per-row uint8, quantised before each GEMM:
+ * x ~ (q - z) * sx with q in [0, 255], zero point z.  Weights: symmetric
+ * per-output-channel, 7-bit (w ~ qw * sw, qw in [-63, 63]), quantised once
+ * at load.  Products are summed exactly in int32 and dequantised into the
+ * fp32 output:
  *
- * Both operands are kept as int16 holding int8 values, so the AVX2
- * kernel can use vpmaddwd (16 exact products per instruction, no
- * saturation) instead of vpmaddubsw, whose int16 pair sums saturate
- * unless one operand is cut to 7 bits; both do the same number of
- * multiplications per cycle on AVX2-only CPUs.  With VNNI, vpdpbusd would
- * double that; no such CPU is available to test on here.
+ *     y[t, n] += (sum_k q[t, k] qw[k, n] - z[t] colsum[n]) * sx[t] * sw[n]
+ *
+ * Why 7-bit weights: AVX2 has no VNNI; its fastest int8 product,
+ * vpmaddubsw (uint8 x int8, adjacent pairs summed into int16), saturates
+ * unless 2 * 255 * |qw| <= 32767.  ONNX Runtime's AVX2 kernels make the
+ * same trade ("reduce_range").  With AVX-512 VNNI, vpdpbusd would take full
+ * 8-bit weights; no such CPU is available to test on here.
  *
  * Packed weight layout: panels of FB_Q8_NR output columns; inside a panel,
- * for every pair of input rows k = 2i, 2i+1, the 2 * FB_Q8_NR values
- * (w[2i][n], w[2i+1][n]) for n = 0..NR-1.  K is padded to even and N to a
- * multiple of NR with zero weights.
+ * for every group of 4 input channels k = 4i..4i+3, the 4 * NR bytes
+ * qw[4i..4i+3][n] for n = 0..NR-1 (4 bytes per column).  K is padded to a
+ * multiple of 4 and N to a multiple of NR with zero weights.
  */
 #ifndef FB_Q8_H
 #define FB_Q8_H
@@ -24,17 +26,21 @@
 #include "fb_internal.h"
 
 #define FB_Q8_NR 16				/* output columns per panel */
-#define FB_Q8_MR 6				/* rows per micro-kernel call */
-#define FB_Q8_KC 512			/* input channels per chunk (even) */
+#define FB_Q8_MR 4				/* rows per micro-kernel call */
+#define FB_Q8_KC 1024			/* input channels per chunk (multiple of 4) */
+#define FB_Q8_WMAX 63			/* largest |quantised weight| */
 
 typedef struct fb_qmat
 {
 	int			K,
 				N;				/* logical shape: y[T, N] += x[T, K] W[K, N] */
-	int			Kp;				/* K rounded up to even */
+	int			Kp;				/* K rounded up to a multiple of 4 */
 	int			n_panels;
-	int16_t    *w;				/* n_panels * Kp * NR values */
+	int8_t	   *w;				/* n_panels * Kp * NR values */
 	float	   *scale;			/* [n_panels * NR] per column, 0 past N */
+	int			n_chunks;		/* ceil(Kp / FB_Q8_KC) */
+	int32_t    *colsum;			/* [n_chunks, n_panels * NR]: sum of qw[k, n]
+								 * over the chunk's channels */
 } fb_qmat;
 
 /* Quantises and packs W[K, N] (row-major, fp32).  NULL when out of memory. */
@@ -42,44 +48,52 @@ fb_qmat    *fb_qmat_new(const float *w, int K, int N);
 void		fb_qmat_free(fb_qmat *q);
 size_t		fb_qmat_bytes(const fb_qmat *q);
 
+/* Quantised activation rows: T rows of Kp bytes, scale and zero point each. */
+typedef struct fb_q8_rows
+{
+	uint8_t    *q;				/* [T, Kp], padding = zero point */
+	float	   *scale;			/* [T]; 0 for an all-zero row, NaN if non-finite */
+	int32_t    *zero;			/* [T] */
+	int			Kp;
+} fb_q8_rows;
+
+/* Quantises x[t, 0..K) for t < T into rows r.q + t * r.Kp etc. */
+typedef void (*fb_q8_quantize_fn) (const float *x, int T, int K,
+								   const fb_q8_rows *r);
+
 /*
- * Row quantisation: q[t, 0..Kp) (int8 values in int16, zero padded) and
- * scale[t] for x[t, 0..K), t < T.  A row of zeros gets scale 0.
+ * Micro-kernel: rows t < mr (mr <= FB_Q8_MR) of q (leading dimension ldq)
+ * times kc (a multiple of 4) input channels of one weight panel (panel
+ * points at the chunk's first group); for the first ncols (<= NR)
+ * columns, y[t * ldy + c] += (sum - zero[t] * colsum[c]) * sx[t] * sw[c]
+ * with colsum the chunk's column sums.  The GEMM sums in chunks of
+ * FB_Q8_KC channels (a panel's chunk stays in L1), each chunk dequantised
+ * with one fused multiply-add per output (fmaf in the reference), so every
+ * implementation gives bit-identical results.
  */
-typedef void (*fb_q8_quantize_fn) (const float *x, int T, int K, int Kp,
-								   int16_t *q, float *scale);
+typedef void (*fb_q8_panel_fn) (const uint8_t *q, int ldq, int kc,
+								const float *sx, const int32_t *zero, int mr,
+								const int8_t *panel, const float *sw,
+								const int32_t *colsum, float *y, size_t ldy,
+								int ncols);
+
+void		fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r);
+void		fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
+							const int32_t *zero, int mr, const int8_t *panel,
+							const float *sw, const int32_t *colsum, float *y,
+							size_t ldy, int ncols);
+void		fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r);
+void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
+							 const int32_t *zero, int mr, const int8_t *panel,
+							 const float *sw, const int32_t *colsum, float *y,
+							 size_t ldy, int ncols);
 
 /*
- * Micro-kernel: rows r < mr (mr <= FB_Q8_MR) of q (leading dimension ldq)
- * times kc (even) input channels of one weight panel (panel points at the
- * chunk's first pair); y[r * ldy + c] += sum * sx[r] * sw[c] for the first
- * ncols (<= NR) columns.  The GEMM sums in chunks of FB_Q8_KC channels (so
- * a panel's chunk stays in L1), each chunk dequantised with one fused
- * multiply-add per output (fmaf in the reference): every implementation
- * gives bit-identical results.
- */
-typedef void (*fb_q8_panel_fn) (const int16_t *q, int ldq, int kc,
-								const float *sx, int mr, const int16_t *panel,
-								const float *sw, float *y, size_t ldy, int ncols);
-
-void		fb_q8_quantize_ref(const float *x, int T, int K, int Kp, int16_t *q,
-							   float *scale);
-void		fb_q8_panel_ref(const int16_t *q, int ldq, int kc, const float *sx,
-							int mr, const int16_t *panel, const float *sw,
-							float *y, size_t ldy, int ncols);
-void		fb_avx2_q8_quantize(const float *x, int T, int K, int Kp, int16_t *q,
-								float *scale);
-void		fb_avx2_q8_panel(const int16_t *q, int ldq, int kc, const float *sx,
-							 int mr, const int16_t *panel, const float *sw,
-							 float *y, size_t ldy, int ncols);
-
-/*
- * y[T, n0..n1) += x_q W[:, n0..n1) with x already quantised (q, sx from a
- * quantize_fn) using the micro-kernel panel_fn; n0 must be a multiple of
+ * y[T, n0..n1) += x W[:, n0..n1) for rows r already quantised (r.Kp ==
+ * w->Kp), with the micro-kernel panel_fn; n0 must be a multiple of
  * FB_Q8_NR.
  */
-void		fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const int16_t *q,
-							const float *sx, int T, const fb_qmat *w, float *y,
-							int n0, int n1);
+void		fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const fb_q8_rows *r, int T,
+							const fb_qmat *w, float *y, int n0, int n1);
 
 #endif

@@ -10,53 +10,68 @@
 
 #include "fb_q8.h"
 
+/* Index of weight (k, column c) inside a panel. */
+static inline size_t
+panel_index(int k, int c)
+{
+	return (size_t) (k / 4) * 4 * FB_Q8_NR + (size_t) c * 4 + (size_t) (k & 3);
+}
+
 fb_qmat *
 fb_qmat_new(const float *w, int K, int N)
 {
 	fb_qmat    *q = calloc(1, sizeof(fb_qmat));
-	size_t		n_w;
+	size_t		n_w,
+				n_cols;
 
 	if (q == NULL)
 		return NULL;
 	q->K = K;
 	q->N = N;
-	q->Kp = K + (K & 1);
+	q->Kp = (K + 3) & ~3;
 	q->n_panels = (N + FB_Q8_NR - 1) / FB_Q8_NR;
-	n_w = (size_t) q->n_panels * (size_t) q->Kp * FB_Q8_NR;
-	q->w = fb_alloc_aligned(n_w * sizeof(int16_t));
-	q->scale = fb_alloc_aligned(sizeof(float) * (size_t) q->n_panels * FB_Q8_NR);
-	if (q->w == NULL || q->scale == NULL)
+	q->n_chunks = (q->Kp + FB_Q8_KC - 1) / FB_Q8_KC;
+	n_cols = (size_t) q->n_panels * FB_Q8_NR;
+	n_w = n_cols * (size_t) q->Kp;
+	q->w = fb_alloc_aligned(n_w);
+	q->scale = fb_alloc_aligned(sizeof(float) * n_cols);
+	q->colsum = fb_alloc_aligned(sizeof(int32_t) * n_cols * (size_t) q->n_chunks);
+	if (q->w == NULL || q->scale == NULL || q->colsum == NULL)
 	{
 		fb_qmat_free(q);
 		return NULL;
 	}
-	memset(q->w, 0, n_w * sizeof(int16_t));
-	for (int p = 0; p < q->n_panels; p++)
+	memset(q->w, 0, n_w);
+	memset(q->colsum, 0, sizeof(int32_t) * n_cols * (size_t) q->n_chunks);
+	for (size_t n = 0; n < n_cols; n++)
 	{
-		int16_t    *panel = q->w + (size_t) p * q->Kp * FB_Q8_NR;
+		int8_t	   *panel = q->w + (n / FB_Q8_NR) * (size_t) q->Kp * FB_Q8_NR;
+		int			c = (int) (n % FB_Q8_NR);
+		float		amax = 0.0f,
+					inv;
+		bool		bad = false;
 
-		for (int c = 0; c < FB_Q8_NR; c++)
+		q->scale[n] = 0.0f;
+		if (n >= (size_t) N)
+			continue;
+		for (int k = 0; k < K; k++)
 		{
-			int			n = p * FB_Q8_NR + c;
-			float		amax = 0.0f,
-						inv;
+			amax = fmaxf(amax, fabsf(w[(size_t) k * N + n]));
+			bad |= !isfinite(w[(size_t) k * N + n]);
+		}
+		if (bad)
+			q->scale[n] = NAN;	/* as in fp32, the outputs become NaN */
+		if (bad || amax == 0.0f)
+			continue;
+		q->scale[n] = amax / (float) FB_Q8_WMAX;
+		inv = (float) FB_Q8_WMAX / amax;
+		for (int k = 0; k < K; k++)
+		{
+			long		v = lrintf(w[(size_t) k * N + n] * inv);
 
-			q->scale[n] = 0.0f;
-			if (n >= N)
-				continue;
-			for (int k = 0; k < K; k++)
-				amax = fmaxf(amax, fabsf(w[(size_t) k * N + n]));
-			if (amax == 0.0f)
-				continue;
-			q->scale[n] = amax / 127.0f;
-			inv = 127.0f / amax;
-			for (int k = 0; k < K; k++)
-			{
-				long		v = lrintf(w[(size_t) k * N + n] * inv);
-
-				v = v > 127 ? 127 : (v < -127 ? -127 : v);
-				panel[(size_t) (k / 2) * 2 * FB_Q8_NR + 2 * c + (k & 1)] = (int16_t) v;
-			}
+			v = v > FB_Q8_WMAX ? FB_Q8_WMAX : (v < -FB_Q8_WMAX ? -FB_Q8_WMAX : v);
+			panel[panel_index(k, c)] = (int8_t) v;
+			q->colsum[(size_t) (k / FB_Q8_KC) * n_cols + n] += (int32_t) v;
 		}
 	}
 	return q;
@@ -69,81 +84,97 @@ fb_qmat_free(fb_qmat *q)
 		return;
 	fb_free_aligned(q->w);
 	fb_free_aligned(q->scale);
+	fb_free_aligned(q->colsum);
 	free(q);
 }
 
 size_t
 fb_qmat_bytes(const fb_qmat *q)
 {
-	return (size_t) q->n_panels * FB_Q8_NR * ((size_t) q->Kp * sizeof(int16_t) + sizeof(float));
+	size_t		n_cols = (size_t) q->n_panels * FB_Q8_NR;
+
+	return n_cols * ((size_t) q->Kp + sizeof(float) + sizeof(int32_t) * (size_t) q->n_chunks);
 }
 
 void
-fb_q8_quantize_ref(const float *x, int T, int K, int Kp, int16_t *q, float *scale)
+fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r)
 {
 	for (int t = 0; t < T; t++)
 	{
 		const float *xr = x + (size_t) t * K;
-		int16_t    *qr = q + (size_t) t * Kp;
-		float		amax = 0.0f,
+		uint8_t    *qr = r->q + (size_t) t * r->Kp;
+		float		mn = 0.0f,
+					mx = 0.0f,
 					inv;
 		bool		bad = false;
+		long		z;
 
+		/* the range always holds 0, so zero padding is exact */
 		for (int k = 0; k < K; k++)
 		{
-			amax = fmaxf(amax, fabsf(xr[k]));
+			mn = fminf(mn, xr[k]);
+			mx = fmaxf(mx, xr[k]);
 			bad |= !isfinite(xr[k]);
 		}
-		memset(qr, 0, sizeof(int16_t) * (size_t) Kp);
-		if (bad || amax == 0.0f)
+		if (bad || mx - mn == 0.0f)
 		{
 			/* a zero row stays zero; a non-finite one makes its outputs NaN,
 			 * which the forward pass reports after the layer */
-			scale[t] = bad ? NAN : 0.0f;
+			memset(qr, 0, (size_t) r->Kp);
+			r->scale[t] = bad ? NAN : 0.0f;
+			r->zero[t] = 0;
 			continue;
 		}
-		scale[t] = amax / 127.0f;
-		inv = 127.0f / amax;
+		r->scale[t] = (mx - mn) / 255.0f;
+		inv = 255.0f / (mx - mn);
+		z = lrintf(-mn * inv);
+		z = z < 0 ? 0 : (z > 255 ? 255 : z);
+		r->zero[t] = (int32_t) z;
 		for (int k = 0; k < K; k++)
-			qr[k] = (int16_t) lrintf(xr[k] * inv);
+		{
+			long		v = lrintf(xr[k] * inv) + z;
+
+			qr[k] = (uint8_t) (v < 0 ? 0 : (v > 255 ? 255 : v));
+		}
+		for (int k = K; k < r->Kp; k++)
+			qr[k] = (uint8_t) z;
 	}
 }
 
 void
-fb_q8_panel_ref(const int16_t *q, int ldq, int kc, const float *sx, int mr,
-				const int16_t *panel, const float *sw, float *y, size_t ldy,
+fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
+				const int32_t *zero, int mr, const int8_t *panel,
+				const float *sw, const int32_t *colsum, float *y, size_t ldy,
 				int ncols)
 {
-	for (int r = 0; r < mr; r++)
+	for (int t = 0; t < mr; t++)
 	{
-		const int16_t *qr = q + (size_t) r * ldq;
+		const uint8_t *qt = q + (size_t) t * ldq;
 
 		for (int c = 0; c < ncols; c++)
 		{
 			int32_t		sum = 0;
 
-			for (int i = 0; i < kc / 2; i++)
-			{
-				const int16_t *wp = panel + (size_t) i * 2 * FB_Q8_NR + 2 * c;
-
-				sum += (int32_t) qr[2 * i] * wp[0] + (int32_t) qr[2 * i + 1] * wp[1];
-			}
-			y[(size_t) r * ldy + c] = fmaf((float) sum, sx[r] * sw[c], y[(size_t) r * ldy + c]);
+			for (int k = 0; k < kc; k++)
+				sum += (int32_t) qt[k] * panel[panel_index(k, c)];
+			sum -= zero[t] * colsum[c];
+			y[(size_t) t * ldy + c] = fmaf((float) sum, sx[t] * sw[c], y[(size_t) t * ldy + c]);
 		}
 	}
 }
 
 void
-fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const int16_t *q, const float *sx,
-				int T, const fb_qmat *w, float *y, int n0, int n1)
+fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const fb_q8_rows *r, int T,
+				const fb_qmat *w, float *y, int n0, int n1)
 {
 	int			Kp = w->Kp;
+	size_t		n_cols = (size_t) w->n_panels * FB_Q8_NR;
 
-	/* rows per block: the block's activations (~128 KB) stay in L2 while
+	/* rows per block: the block's activations (~96 KB) stay in L2 while
 	 * the weight panels stream past them, a chunk of FB_Q8_KC channels of
 	 * one panel (16 KB) staying in L1 for all the block's rows */
 	int			kc_max = Kp < FB_Q8_KC ? Kp : FB_Q8_KC;
-	int			mb = 131072 / (kc_max * (int) sizeof(int16_t));
+	int			mb = 98304 / kc_max;
 
 	mb = mb < FB_Q8_MR ? FB_Q8_MR : mb - mb % FB_Q8_MR;
 	for (int t0 = 0; t0 < T; t0 += mb)
@@ -153,10 +184,11 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const int16_t *q, const float *sx,
 		for (int k0 = 0; k0 < Kp; k0 += FB_Q8_KC)
 		{
 			int			kc = Kp - k0 < FB_Q8_KC ? Kp - k0 : FB_Q8_KC;
+			const int32_t *csum = w->colsum + (size_t) (k0 / FB_Q8_KC) * n_cols;
 
 			for (int c0 = n0; c0 < n1; c0 += FB_Q8_NR)
 			{
-				const int16_t *panel = w->w + (size_t) (c0 / FB_Q8_NR) * Kp * FB_Q8_NR
+				const int8_t *panel = w->w + (size_t) (c0 / FB_Q8_NR) * Kp * FB_Q8_NR
 					+ (size_t) k0 * FB_Q8_NR;
 				int			nc = n1 - c0 < FB_Q8_NR ? n1 - c0 : FB_Q8_NR;
 
@@ -164,8 +196,9 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const int16_t *q, const float *sx,
 				{
 					int			mr = t1 - t < FB_Q8_MR ? t1 - t : FB_Q8_MR;
 
-					panel_fn(q + (size_t) t * Kp + k0, Kp, kc, sx + t, mr, panel,
-							 w->scale + c0, y + (size_t) t * w->N + c0, (size_t) w->N, nc);
+					panel_fn(r->q + (size_t) t * r->Kp + k0, r->Kp, kc, r->scale + t,
+							 r->zero + t, mr, panel, w->scale + c0, csum + c0,
+							 y + (size_t) t * w->N + c0, (size_t) w->N, nc);
 				}
 			}
 		}

@@ -1,12 +1,13 @@
 /*
  * gemm_q8_avx2.c — AVX2 kernels of the int8 linear layers (fb_q8.h).
  *
- * The micro-kernel keeps a 6 x 16 block of int32 sums in twelve registers;
- * per pair of input channels it loads the panel's 32 weights (two
- * registers), broadcasts each row's pair of activations and accumulates
- * with vpmaddwd + vpaddd.  Integer sums are exact and the dequantisation
- * is the same fused multiply-add as the reference, so results match
- * fb_q8_panel_ref bit for bit.
+ * The micro-kernel keeps an MR x 16 block of int32 sums in registers; per
+ * group of 4 input channels it loads the panel's 64 weight bytes (two
+ * registers), broadcasts each row's 4 activation bytes and accumulates
+ * with vpmaddubsw (uint8 x int8 pairs -> int16, never saturating with
+ * 7-bit weights) + vpmaddwd by ones (-> int32) + vpaddd.  Integer sums are
+ * exact and the dequantisation is the same fused multiply-add as the
+ * reference, so results match fb_q8_panel_ref bit for bit.
  */
 #include <math.h>
 #include <string.h>
@@ -17,84 +18,112 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-AVX2 void
-fb_avx2_q8_quantize(const float *x, int T, int K, int Kp, int16_t *q, float *scale)
+/* 32 int32 (each in [-255, 510]) -> 32 bytes clamped to [0, 255], in order. */
+AVX2 static inline __m256i
+pack_u8(__m256i a, __m256i b, __m256i c, __m256i d)
 {
-	const __m256 sign = _mm256_set1_ps(-0.0f);
+	/* packs/packus work per 128-bit lane; the permutes restore the order */
+	__m256i		ab = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8);
+	__m256i		cd = _mm256_permute4x64_epi64(_mm256_packs_epi32(c, d), 0xd8);
+
+	return _mm256_permute4x64_epi64(_mm256_packus_epi16(ab, cd), 0xd8);
+}
+
+AVX2 void
+fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r)
+{
 	const __m256 inf = _mm256_set1_ps(INFINITY);
+	const __m256 sign = _mm256_set1_ps(-0.0f);
 
 	for (int t = 0; t < T; t++)
 	{
 		const float *xr = x + (size_t) t * K;
-		int16_t    *qr = q + (size_t) t * Kp;
-		__m256		vmax = _mm256_setzero_ps(),
+		uint8_t    *qr = r->q + (size_t) t * r->Kp;
+		__m256		vmin = _mm256_setzero_ps(),
+					vmax = _mm256_setzero_ps(),
 					vbad = _mm256_setzero_ps();
-		float		amax,
+		float		mn = 0.0f,
+					mx = 0.0f,
 					inv,
-					lanes[8];
-		bool		bad = false;
+					lo[8],
+					hi[8];
+		bool		bad;
+		long		z;
 		int			k = 0;
 
 		for (; k + 8 <= K; k += 8)
 		{
-			__m256		a = _mm256_andnot_ps(sign, _mm256_loadu_ps(xr + k));
+			__m256		v = _mm256_loadu_ps(xr + k);
 
-			vmax = _mm256_max_ps(vmax, a);
-			vbad = _mm256_or_ps(vbad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));
+			vmin = _mm256_min_ps(vmin, v);
+			vmax = _mm256_max_ps(vmax, v);
+			vbad = _mm256_or_ps(vbad, _mm256_cmp_ps(_mm256_andnot_ps(sign, v), inf, _CMP_NLT_UQ));
 		}
-		_mm256_storeu_ps(lanes, vmax);
-		amax = 0.0f;
+		_mm256_storeu_ps(lo, vmin);
+		_mm256_storeu_ps(hi, vmax);
 		for (int i = 0; i < 8; i++)
-			amax = fmaxf(amax, lanes[i]);
+		{
+			mn = fminf(mn, lo[i]);
+			mx = fmaxf(mx, hi[i]);
+		}
 		bad = _mm256_movemask_ps(vbad) != 0;
 		for (; k < K; k++)
 		{
-			amax = fmaxf(amax, fabsf(xr[k]));
+			mn = fminf(mn, xr[k]);
+			mx = fmaxf(mx, xr[k]);
 			bad |= !isfinite(xr[k]);
 		}
-		if (bad || amax == 0.0f)
+		if (bad || mx - mn == 0.0f)
 		{
-			memset(qr, 0, sizeof(int16_t) * (size_t) Kp);
-			scale[t] = bad ? NAN : 0.0f;
+			memset(qr, 0, (size_t) r->Kp);
+			r->scale[t] = bad ? NAN : 0.0f;
+			r->zero[t] = 0;
 			continue;
 		}
-		scale[t] = amax / 127.0f;
-		inv = 127.0f / amax;
+		r->scale[t] = (mx - mn) / 255.0f;
+		inv = 255.0f / (mx - mn);
+		z = lrintf(-mn * inv);
+		z = z < 0 ? 0 : (z > 255 ? 255 : z);
+		r->zero[t] = (int32_t) z;
 		{
 			const __m256 vinv = _mm256_set1_ps(inv);
+			const __m256i vz = _mm256_set1_epi32((int) z);
 
-			for (k = 0; k + 16 <= K; k += 16)
-			{
-				__m256i		a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + k), vinv));
-				__m256i		b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + k + 8), vinv));
-
-				/* packs interleaves 128-bit lanes; permute restores order */
-				_mm256_storeu_si256((__m256i *) (qr + k),
-									_mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8));
-			}
+#define Q(o) _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + k + (o)), vinv)), vz)
+			for (k = 0; k + 32 <= K; k += 32)
+				_mm256_storeu_si256((__m256i *) (qr + k), pack_u8(Q(0), Q(8), Q(16), Q(24)));
+#undef Q
 			for (; k < K; k++)
-				qr[k] = (int16_t) lrintf(xr[k] * inv);
-			for (; k < Kp; k++)
-				qr[k] = 0;
+			{
+				long		v = lrintf(xr[k] * inv) + z;
+
+				qr[k] = (uint8_t) (v < 0 ? 0 : (v > 255 ? 255 : v));
+			}
+			for (; k < r->Kp; k++)
+				qr[k] = (uint8_t) z;
 		}
 	}
 }
 
-/* Broadcasts the int16 pair q[2i], q[2i+1] to all eight 32-bit lanes. */
+/* Broadcasts the 4 activation bytes q[4i..4i+3] to all eight 32-bit lanes. */
 AVX2 static inline __m256i
-pair(const int16_t *q, int i)
+group(const uint8_t *q, int i)
 {
 	int32_t		v;
 
-	memcpy(&v, q + 2 * i, sizeof(v));
+	memcpy(&v, q + 4 * i, sizeof(v));
 	return _mm256_set1_epi32(v);
 }
 
 AVX2 static inline void
-store_row(__m256i lo, __m256i hi, float sx, const float *sw, float *y, int ncols)
+store_row(__m256i lo, __m256i hi, float sx, int32_t zero, const float *sw,
+		  const int32_t *colsum, float *y, int ncols)
 {
 	__m256		s = _mm256_set1_ps(sx);
+	__m256i		z = _mm256_set1_epi32(zero);
 
+	lo = _mm256_sub_epi32(lo, _mm256_mullo_epi32(z, _mm256_loadu_si256((const __m256i *) colsum)));
+	hi = _mm256_sub_epi32(hi, _mm256_mullo_epi32(z, _mm256_loadu_si256((const __m256i *) (colsum + 8))));
 	if (ncols == FB_Q8_NR)
 	{
 		_mm256_storeu_ps(y, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo),
@@ -115,79 +144,56 @@ store_row(__m256i lo, __m256i hi, float sx, const float *sw, float *y, int ncols
 	}
 }
 
-/* The micro-kernel for a constant number of rows MR (1..6). */
+#define Q8_ROW(R) \
+	if (rows > R) { \
+		__m256i a = group(q##R, i); \
+		c##R##l = _mm256_add_epi32(c##R##l, _mm256_madd_epi16(_mm256_maddubs_epi16(a, bl), ones)); \
+		c##R##h = _mm256_add_epi32(c##R##h, _mm256_madd_epi16(_mm256_maddubs_epi16(a, bh), ones)); \
+	}
+
+/* The micro-kernel for a constant number of rows MR (1..4). */
 #define Q8_KERNEL(MR) \
 AVX2 static void \
-q8_panel_##MR(const int16_t *q, int ldq, int kc, const float *sx, \
-			  const int16_t *panel, const float *sw, float *y, size_t ldy, int ncols) \
+q8_panel_##MR(const uint8_t *q, int ldq, int kc, const float *sx, \
+			  const int32_t *zero, const int8_t *panel, const float *sw, \
+			  const int32_t *colsum, float *y, size_t ldy, int ncols) \
 { \
+	const __m256i ones = _mm256_set1_epi16(1); \
+	const int	rows = MR; \
 	__m256i		c0l = _mm256_setzero_si256(), c0h = _mm256_setzero_si256(); \
 	__m256i		c1l = _mm256_setzero_si256(), c1h = _mm256_setzero_si256(); \
 	__m256i		c2l = _mm256_setzero_si256(), c2h = _mm256_setzero_si256(); \
 	__m256i		c3l = _mm256_setzero_si256(), c3h = _mm256_setzero_si256(); \
-	__m256i		c4l = _mm256_setzero_si256(), c4h = _mm256_setzero_si256(); \
-	__m256i		c5l = _mm256_setzero_si256(), c5h = _mm256_setzero_si256(); \
-	const int16_t *q0 = q, *q1 = q + ldq, *q2 = q + 2 * (size_t) ldq, *q3 = q + 3 * (size_t) ldq; \
-	const int16_t *q4 = q + 4 * (size_t) ldq, *q5 = q + 5 * (size_t) ldq; \
-	for (int i = 0; i < kc / 2; i++) \
+	const uint8_t *q0 = q, *q1 = q + ldq, *q2 = q + 2 * (size_t) ldq, *q3 = q + 3 * (size_t) ldq; \
+	for (int i = 0; i < kc / 4; i++) \
 	{ \
-		__m256i		bl = _mm256_load_si256((const __m256i *) (panel + (size_t) i * 2 * FB_Q8_NR)); \
-		__m256i		bh = _mm256_load_si256((const __m256i *) (panel + (size_t) i * 2 * FB_Q8_NR + 16)); \
-		__m256i		a; \
-		a = pair(q0, i); \
-		c0l = _mm256_add_epi32(c0l, _mm256_madd_epi16(a, bl)); \
-		c0h = _mm256_add_epi32(c0h, _mm256_madd_epi16(a, bh)); \
-		if (MR > 1) { \
-			a = pair(q1, i); \
-			c1l = _mm256_add_epi32(c1l, _mm256_madd_epi16(a, bl)); \
-			c1h = _mm256_add_epi32(c1h, _mm256_madd_epi16(a, bh)); \
-		} \
-		if (MR > 2) { \
-			a = pair(q2, i); \
-			c2l = _mm256_add_epi32(c2l, _mm256_madd_epi16(a, bl)); \
-			c2h = _mm256_add_epi32(c2h, _mm256_madd_epi16(a, bh)); \
-		} \
-		if (MR > 3) { \
-			a = pair(q3, i); \
-			c3l = _mm256_add_epi32(c3l, _mm256_madd_epi16(a, bl)); \
-			c3h = _mm256_add_epi32(c3h, _mm256_madd_epi16(a, bh)); \
-		} \
-		if (MR > 4) { \
-			a = pair(q4, i); \
-			c4l = _mm256_add_epi32(c4l, _mm256_madd_epi16(a, bl)); \
-			c4h = _mm256_add_epi32(c4h, _mm256_madd_epi16(a, bh)); \
-		} \
-		if (MR > 5) { \
-			a = pair(q5, i); \
-			c5l = _mm256_add_epi32(c5l, _mm256_madd_epi16(a, bl)); \
-			c5h = _mm256_add_epi32(c5h, _mm256_madd_epi16(a, bh)); \
-		} \
+		__m256i		bl = _mm256_load_si256((const __m256i *) (panel + (size_t) i * 4 * FB_Q8_NR)); \
+		__m256i		bh = _mm256_load_si256((const __m256i *) (panel + (size_t) i * 4 * FB_Q8_NR + 32)); \
+		Q8_ROW(0) Q8_ROW(1) Q8_ROW(2) Q8_ROW(3) \
 	} \
-	store_row(c0l, c0h, sx[0], sw, y, ncols); \
-	if (MR > 1) store_row(c1l, c1h, sx[1], sw, y + ldy, ncols); \
-	if (MR > 2) store_row(c2l, c2h, sx[2], sw, y + 2 * ldy, ncols); \
-	if (MR > 3) store_row(c3l, c3h, sx[3], sw, y + 3 * ldy, ncols); \
-	if (MR > 4) store_row(c4l, c4h, sx[4], sw, y + 4 * ldy, ncols); \
-	if (MR > 5) store_row(c5l, c5h, sx[5], sw, y + 5 * ldy, ncols); \
+	store_row(c0l, c0h, sx[0], zero[0], sw, colsum, y, ncols); \
+	if (MR > 1) store_row(c1l, c1h, sx[1], zero[1], sw, colsum, y + ldy, ncols); \
+	if (MR > 2) store_row(c2l, c2h, sx[2], zero[2], sw, colsum, y + 2 * ldy, ncols); \
+	if (MR > 3) store_row(c3l, c3h, sx[3], zero[3], sw, colsum, y + 3 * ldy, ncols); \
 }
 
 Q8_KERNEL(1)
 Q8_KERNEL(2)
 Q8_KERNEL(3)
 Q8_KERNEL(4)
-Q8_KERNEL(5)
-Q8_KERNEL(6)
 
 AVX2 void
-fb_avx2_q8_panel(const int16_t *q, int ldq, int kc, const float *sx, int mr,
-				 const int16_t *panel, const float *sw, float *y, size_t ldy,
+fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
+				 const int32_t *zero, int mr, const int8_t *panel,
+				 const float *sw, const int32_t *colsum, float *y, size_t ldy,
 				 int ncols)
 {
-	static void (*const by_rows[FB_Q8_MR + 1]) (const int16_t *, int, int, const float *,
-												  const int16_t *, const float *, float *,
+	static void (*const by_rows[FB_Q8_MR + 1]) (const uint8_t *, int, int, const float *,
+												  const int32_t *, const int8_t *,
+												  const float *, const int32_t *, float *,
 												  size_t, int) = {
-		q8_panel_1, q8_panel_1, q8_panel_2, q8_panel_3, q8_panel_4, q8_panel_5, q8_panel_6
+		q8_panel_1, q8_panel_1, q8_panel_2, q8_panel_3, q8_panel_4
 	};
 
-	by_rows[mr](q, ldq, kc, sx, panel, sw, y, ldy, ncols);
+	by_rows[mr](q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols);
 }
