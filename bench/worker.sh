@@ -1,10 +1,24 @@
 #!/bin/bash
-# bench/worker.sh — inline execution vs the finbert background worker, and
-# the embedding cache, with pgbench on real financial headlines.  A
-# benchmark, not a test: it prints a table and writes nothing outside
-# bench/work/.
+# bench/worker.sh — inline execution vs the finbert background worker, the
+# embedding cache, and the SQL path vs the bare engine, on real financial
+# headlines.  A benchmark, not a test: it prints tables and writes nothing
+# outside bench/work/.
 #
-#   bench/worker.sh [throughput|cache|memory|all]   (default all)
+#   bench/worker.sh [throughput|cache|memory|sql|all]   (default all)
+#
+#   throughput  pgbench, inline vs worker, CLIENTS sessions
+#   cache       embedding cache hit vs compute, one session
+#   memory      resident memory of the worker and backends over many requests
+#   sql         SELECT count(finbert_sentiment(body)) FROM news10k (one call
+#               per row) and finbert_sentiment(text[]) over the same 10,000
+#               headlines (the first 10,000 of the news file), inline, against
+#               build/finbert-cli classify --batch 1 and --batch N on the
+#               same lines (N = finbert.batch_size, same finbert.threads,
+#               same max length, output to /dev/null); best of RUNS wall
+#               times, the CLI's start-up and model load subtracted, SQL
+#               after one warm-up run per session that opens the model.
+#               Prints texts/s, tokens/s, SQL/engine ratios, the OpenBLAS
+#               core and the load average.  Needs make (finbert-cli).
 #
 # Environment:
 #   MODEL=DIR        model directory (default models/finbert-sentiment;
@@ -12,11 +26,14 @@
 #   CLIENTS="1 2 4 8 16"  SECONDS_PER_RUN=10  PORT=54331
 #   DATA=../shared/data/choice-news-headlines/CH.csv   (20,582 headlines)
 #   MEMORY_REQUESTS=100000
+#   SQL_TEXTS=10000  RUNS=3          sql: headlines, timed runs per path
 #   CONF="finbert.batch_wait_ms = 0"   extra postgresql.conf lines
-#   NICE=-10         run the cluster at this niceness (root only), so other
-#                    jobs on a shared machine take less of its CPU
+#   NICE=-10         run the cluster (and, in sql, finbert-cli) at this
+#                    niceness (root only), so other jobs on a shared machine
+#                    take less of its CPU
 #
-# Needs finbert installed (make install) and pgbench.  As root, the scratch
+# Needs finbert installed (make install), and pgbench for throughput and
+# memory.  As root, the scratch
 # cluster runs as the postgres user.
 set -eu
 
@@ -231,10 +248,107 @@ EOF
 	psql_ -c "SELECT format('  worker: %s requests, %s batches, mean batch size %s', worker_requests, worker_batches, round(worker_mean_batch_size::numeric, 2)) FROM finbert_stats"
 }
 
+# wall-clock seconds of a command, the best of $runs
+best_of() {
+	local best="" t0 t1
+	for _ in $(seq "$runs"); do
+		t0=$(date +%s.%N)
+		"$@"
+		t1=$(date +%s.%N)
+		best=$(awk -v a="$t0" -v b="$t1" -v best="$best" \
+			'BEGIN { d = b - a; if (best == "" || d < best) best = d; printf "%.3f", best }')
+	done
+	echo "$best"
+}
+
+# finbert-cli classify over LINES (a file) with BATCH lines per engine call,
+# the cluster's thread count and max length; niced like the cluster
+cli_classify() {
+	${NICE:+nice -n "$NICE"} "$cli" classify "$work/models/bench" --threads "$threads" \
+		--max-length "$maxlen" --batch "$2" <"$1" >/dev/null
+}
+
+# Times QUERY (a SELECT of one count) $runs times after one warm-up run, in
+# a new inline session; prints "warm-up|count", "TAG|seconds" per run and
+# "stats|texts|tokens" counted over all the runs
+sql_timed() {
+	local tag=$1 query=$2
+	{
+		echo "SET finbert.execution = inline;"
+		echo "SET finbert.sentiment_model = bench;"
+		echo "SELECT finbert_stats_reset() \\gset"
+		echo "SELECT 'warm-up', ($query);"
+		for _ in $(seq "$runs"); do
+			echo "SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset"
+			echo "SELECT ($query) AS n \\gset"
+			echo "SELECT '$tag', extract(epoch FROM clock_timestamp()) - :t0;"
+		done
+		echo "SELECT 'stats', texts, tokens FROM finbert_stats;"
+	} >"$work/sql_$tag.sql"
+	[ "$(id -u)" = 0 ] && chown postgres "$work/sql_$tag.sql"
+	psql_ -v ON_ERROR_STOP=1 -f "$work/sql_$tag.sql"
+}
+
+# sql: the SQL path vs the bare engine on the same headlines
+sql_path() {
+	local runs=${RUNS:-3}
+	local sql_texts=${SQL_TEXTS:-10000}
+	local cli=$root/build/finbert-cli
+	[ -x "$cli" ] || { echo "bench/worker.sh: no $cli (run make)" >&2; exit 1; }
+	[ "$n" -ge "$sql_texts" ] || { echo "bench/worker.sh: only $n headlines" >&2; exit 1; }
+	local threads batch maxlen
+	threads=$(psql_ -c "SHOW finbert.threads")
+	batch=$(psql_ -c "SHOW finbert.batch_size")
+	maxlen=$(psql_ -c "SELECT least(current_setting('finbert.max_length')::int, max_length) FROM finbert_models WHERE name = 'bench'")
+	# ids follow the lines of news.txt (serial, one \copy)
+	head -n "$sql_texts" "$work/news.txt" >"$work/news10k.txt"
+	psql_ -c "CREATE TABLE news10k AS SELECT id, body FROM news WHERE id <= $sql_texts"
+	local chars
+	chars=$(psql_ -c "SELECT round(avg(length(body)), 1) FROM news10k")
+	local core
+	core=$(OPENBLAS_VERBOSE=2 "$cli" tokenize "$work/models/bench" </dev/null 2>&1 | awk '/Core:/ { print $2 }')
+	echo
+	echo "SQL path vs engine: $sql_texts headlines (first $sql_texts of the news file), inline, finbert.threads $threads, finbert.batch_size $batch, max length $maxlen, OpenBLAS core ${core:-?}, best of $runs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+	local t_load t_b1 t_bn t_scalar t_array out_s out_a
+	t_load=$(best_of cli_classify /dev/null 1)
+	t_b1=$(best_of cli_classify "$work/news10k.txt" 1)
+	out_s=$(sql_timed scalar "SELECT count(finbert_sentiment(body)) FROM news10k")
+	out_a=$(sql_timed array "SELECT cardinality(finbert_sentiment(ARRAY(SELECT body FROM news10k ORDER BY id)))")
+	t_bn=$(best_of cli_classify "$work/news10k.txt" "$batch")
+	t_scalar=$(echo "$out_s" | awk -F'|' '$1 == "scalar" { if (b == "" || $2 < b) b = $2 } END { print b }')
+	t_array=$(echo "$out_a" | awk -F'|' '$1 == "array" { if (b == "" || $2 < b) b = $2 } END { print b }')
+	for c in "$(echo "$out_s" | awk -F'|' '$1 == "warm-up" { print $2 }')" \
+		"$(echo "$out_a" | awk -F'|' '$1 == "warm-up" { print $2 }')"; do
+		[ "$c" = "$sql_texts" ] || { echo "bench/worker.sh: SQL counted '$c' texts" >&2; exit 1; }
+	done
+	# tokens the engine sees per text ([CLS] and [SEP] included, clipped)
+	local tokens
+	tokens=$(echo "$out_s" | awk -F'|' -v n="$sql_texts" '$1 == "stats" { printf "%.0f", $3 / $2 * n }')
+	echo "mean $chars characters, $(awk -v t="$tokens" -v n="$sql_texts" 'BEGIN { printf "%.1f", t / n }') tokens per headline ([CLS]/[SEP] included); finbert-cli start-up and model load $t_load s, subtracted from its times"
+	printf "%-44s %9s %9s %10s %s\n" path seconds "texts/s" "tokens/s" "SQL/engine"
+	awk -v n="$sql_texts" -v tok="$tokens" -v load="$t_load" -v b="$batch" \
+		-v b1="$t_b1" -v bn="$t_bn" -v s="$t_scalar" -v a="$t_array" 'BEGIN {
+		e1 = b1 - load; en = bn - load
+		row("engine: finbert-cli classify --batch 1", e1, "")
+		row("SQL: count(finbert_sentiment(body))", s, sprintf("%.3f", e1 / s))
+		row("engine: finbert-cli classify --batch " b, en, "")
+		row("SQL: finbert_sentiment(text[])", a, sprintf("%.3f", en / a))
+		printf "SQL overhead: scalar %+.1f%%, array %+.1f%% of the engine time (acceptance: SQL throughput within 10%%: %s)\n",
+			(s / e1 - 1) * 100, (a / en - 1) * 100,
+			(e1 / s >= 0.9 && en / a >= 0.9) ? "yes" : "no"
+	}
+	function row(name, t, ratio) {
+		printf "%-44s %9.3f %9.1f %10.0f %s\n", name, t, n / t, tok / t, ratio
+	}'
+	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 case $what in
 	throughput) throughput ;;
 	cache) cache ;;
 	memory) memory ;;
-	all) throughput; cache; memory ;;
-	*) echo "usage: bench/worker.sh [throughput|cache|memory|all]" >&2; exit 2 ;;
+	sql) sql_path ;;
+	all) throughput; cache; memory; sql_path ;;
+	*) echo "usage: bench/worker.sh [throughput|cache|memory|sql|all]" >&2; exit 2 ;;
 esac
