@@ -514,7 +514,21 @@ stop_after(void *arg)
 	return ++*calls > 1;	/* let the first layer run, stop the second */
 }
 
-/* The interrupt callback stops a long run between layers or chunks. */
+static int
+count_polls(void *arg)
+{
+	++*(int *) arg;
+	return 0;
+}
+
+static int
+stop_at_fifth_poll(void *arg)
+{
+	return ++*(int *) arg >= 5;	/* inside the first attention phase */
+}
+
+/* The interrupt callback stops a long run between layers or chunks, and
+ * inside a layer's phases (per attention item, per block of rows). */
 static void
 check_interrupt(void)
 {
@@ -541,6 +555,25 @@ check_interrupt(void)
 	fb_session_set_ctl(s, NULL);
 	st = fb_classify(s, all, (size_t) n_texts, NULL, out, NULL, &err);
 	CHECK_STATUS(st, err);
+	{
+		int			polls = 0;
+		fb_run_ctl	count = {count_polls, &polls},
+					stop5 = {stop_at_fifth_poll, &polls};
+		float	   *again = calloc((size_t) n_texts * 3, sizeof(float));
+		int			n_layers = fb_model_get_info(m)->n_layers;
+
+		fb_session_set_ctl(s, &count);
+		CHECK_STATUS(fb_classify(s, all, (size_t) n_texts, NULL, again, NULL, &err), err);
+		CHECK(polls > 4 * n_layers, "polled inside the phases: %d polls for %d layers", polls, n_layers);
+		polls = 0;
+		fb_session_set_ctl(s, &stop5);
+		st = fb_classify(s, all, (size_t) n_texts, NULL, again, NULL, &err);
+		CHECK(st == FB_ERR_INTERRUPTED, "stopped inside a phase: %d %s", st, err.msg);
+		fb_session_set_ctl(s, NULL);
+		CHECK_STATUS(fb_classify(s, all, (size_t) n_texts, NULL, again, NULL, &err), err);
+		CHECK(memcmp(out, again, sizeof(float) * n_texts * 3) == 0, "results after a stop equal a clean run");
+		free(again);
+	}
 	free(all);
 	free(out);
 	fb_session_free(s);

@@ -221,8 +221,26 @@ typedef struct fwd_job
 			   *cctx,
 			   *ctmp;
 	int			nonfinite;		/* set by any thread that saw inf/nan */
+	int			stop;			/* the host asked to stop (atomic) */
 	pthread_mutex_t mu;
 } fwd_job;
+
+/* Rows a thread runs through a whole layer between two stop checks. */
+#define FB_ROWS_PER_CHECK 512
+
+/*
+ * Inside a phase: thread 0 (the host's own thread, the only one allowed to
+ * call the host's interrupt callback) polls it and raises j->stop; every
+ * thread stops taking work once it is set.  So a cancel lands within one
+ * attention item or FB_ROWS_PER_CHECK rows, however large the batch.
+ */
+static bool
+job_stopping(fwd_job *j, int tid)
+{
+	if (tid == 0 && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED) && session_interrupted(j->s))
+		__atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+	return __atomic_load_n(&j->stop, __ATOMIC_RELAXED) != 0;
+}
 
 /* Rows [r0, r1) of word + position + token-type (0) embeddings, then
  * LayerNorm, into emb ([T, E]; the projection to H, if any, follows). */
@@ -416,10 +434,14 @@ phase_rows(void *arg, int tid, int nt)
 		return;
 	}
 	fb_split_range(j->T, tid, nt, 4, &r0, &r1);
-	if (r0 < r1)
-		rows_layer(j, serial_linear, r0, s->x + r0 * H, s->ctx + r0 * H,
-				   s->tmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0),
-				   last ? NULL : s->qkv + r0 * 3 * H);
+	for (size_t a = r0; a < r1 && !job_stopping(j, tid); a += FB_ROWS_PER_CHECK)
+	{
+		size_t		n = r1 - a < FB_ROWS_PER_CHECK ? r1 - a : FB_ROWS_PER_CHECK;
+
+		rows_layer(j, serial_linear, a, s->x + a * H, s->ctx + a * H,
+				   s->tmp + a * H, s->inter + a * I, (int) n,
+				   last ? NULL : s->qkv + a * 3 * H);
+	}
 }
 
 /* One attention head of one sequence: rows [L, 3H] of qkv -> ctx, for
@@ -451,7 +473,7 @@ phase_attention(void *arg, int tid, int nt)
 	bool		cls = j->cls_only && j->layer + 1 == s->model->cfg.n_layers;
 
 	/* interleaved (sequence, head) items: neighbours have similar cost */
-	for (size_t it = (size_t) tid; it < items; it += (size_t) nt)
+	for (size_t it = (size_t) tid; it < items && !job_stopping(j, tid); it += (size_t) nt)
 	{
 		int			i = (int) (it / n_heads),
 					h = (int) (it % n_heads);
@@ -640,14 +662,14 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 		fb_pool_run(s->pool, phase_embed, &job);
 	for (int l = 0; l < c->n_layers; l++)
 	{
-		if (session_interrupted(s))
+		if (job.stop || session_interrupted(s))
 		{
 			st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
 			goto done;
 		}
 		job.layer = l;
 		fb_pool_run(s->pool, phase_attention, &job);
-		if (session_interrupted(s))
+		if (job.stop || session_interrupted(s))
 		{
 			st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
 			goto done;
@@ -672,6 +694,12 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 		else
 			rows_layer(&job, par_linear, 0, s->x, s->ctx, s->tmp, s->inter, (int) T,
 					   l + 1 < c->n_layers ? s->qkv : NULL);
+	}
+	if (job.stop)
+	{
+		/* stopped inside the last layer's rows: the output is incomplete */
+		st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
+		goto done;
 	}
 	if (job.nonfinite)
 	{
