@@ -117,6 +117,32 @@ SELECT cache_hits, cache_misses, cache_writes, cache_evictions FROM finbert_stat
 ALTER SYSTEM RESET finbert.cache_max_rows;
 SELECT pg_reload_conf();
 
+-- the precision is part of the key: the same name and weights registered
+-- again as int8 neither hit the fp32 rows nor replace them
+SELECT pg_temp.flushed();
+SELECT finbert_cache_clear() >= 0 AS cleared;
+SELECT finbert_stats_reset();
+SELECT finbert_embed('央行宣布降准') AS emb \gset fp32_
+SELECT pg_temp.flushed();
+SELECT finbert_load_model('encoder', 'encoder', NULL, 'int8');
+SELECT finbert_embed('央行宣布降准') AS emb \gset int8_
+SELECT cache_hits, cache_misses FROM finbert_stats;
+SELECT pg_temp.flushed();
+SELECT model, precision, pooling, max_length,
+       model_checksum = (SELECT sha256 FROM finbert.models WHERE name = 'encoder') AS checksum_ok,
+       embedding = :'fp32_emb'::real[] AS is_fp32, embedding = :'int8_emb'::real[] AS is_int8
+  FROM finbert.embedding_cache ORDER BY precision;
+-- int8 and fp32 embeddings of the text are close but not the same
+-- (measured on this fixture: cosine 0.9999, components within 0.007)
+SELECT max(abs(a - b)) > 1e-4 AS differ, sum(a * b) > 0.999 AS cosine_close
+  FROM unnest(:'fp32_emb'::real[], :'int8_emb'::real[]) u(a, b);
+-- each precision hits its own row
+SELECT finbert_embed('央行宣布降准') = :'int8_emb'::real[] AS int8_hit;
+SELECT finbert_load_model('encoder', 'encoder');
+SELECT finbert_embed('央行宣布降准') = :'fp32_emb'::real[] AS fp32_hit;
+SELECT cache_hits, cache_misses FROM finbert_stats;
+SELECT pg_temp.flushed();
+SELECT finbert_cache_clear() AS cleared;
 
 -- other databases do not use the cache (the writer serves finbert.database)
 CREATE DATABASE regress_finbert_other ENCODING 'UTF8' TEMPLATE template0;

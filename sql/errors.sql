@@ -108,6 +108,10 @@ SELECT finbert_load_model('x', 'ner', 'sentiment');
 \echo :LAST_ERROR_SQLSTATE
 SELECT finbert_load_model('x', 'encoder', 'ner');
 \echo :LAST_ERROR_SQLSTATE
+SELECT finbert_load_model('x', 'cls', NULL, 'int4');
+\echo :LAST_ERROR_SQLSTATE
+SELECT finbert_load_model('x', 'cls', "precision" => 'FP32');
+\echo :LAST_ERROR_SQLSTATE
 SELECT finbert_load_model('x', '');
 \echo :LAST_ERROR_SQLSTATE
 SELECT finbert_load_model('x', '.');

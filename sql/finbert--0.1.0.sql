@@ -54,6 +54,7 @@ CREATE TABLE finbert.models (
 	weight_dtype	text NOT NULL,
 	weight_bytes	bigint NOT NULL CHECK (weight_bytes >= 0),
 	sha256			text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+	precision		text NOT NULL DEFAULT 'fp32' CHECK (precision IN ('fp32', 'int8')),
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	created_by		name NOT NULL DEFAULT CURRENT_USER
 );
@@ -63,6 +64,8 @@ COMMENT ON COLUMN finbert.models.path IS
 'model directory relative to finbert.model_dir';
 COMMENT ON COLUMN finbert.models.sha256 IS
 'SHA-256 of the weight file when the model was registered';
+COMMENT ON COLUMN finbert.models.precision IS
+'arithmetic of the encoder''s linear layers: fp32, or int8 (weights quantised per output channel when the model is opened, activations per row; faster, results differ slightly from fp32); a change reopens the model everywhere';
 REVOKE ALL ON finbert.models FROM PUBLIC;
 GRANT SELECT ON finbert.models TO finbert_admin, finbert_user;
 GRANT INSERT, UPDATE, DELETE ON finbert.models TO finbert_admin;
@@ -77,6 +80,7 @@ SELECT pg_catalog.pg_extension_config_dump('finbert.models', '');
 CREATE TABLE finbert.embedding_cache (
 	model			text NOT NULL,
 	model_checksum	text NOT NULL,
+	precision		text NOT NULL CHECK (precision IN ('fp32', 'int8')),
 	pooling			text NOT NULL CHECK (pooling IN ('mean', 'cls', 'pooler')),
 	max_length		integer NOT NULL CHECK (max_length > 0),
 	text_hash		bytea NOT NULL CHECK (pg_catalog.length(text_hash) = 32),
@@ -84,13 +88,15 @@ CREATE TABLE finbert.embedding_cache (
 	embedding		real[] NOT NULL CHECK (pg_catalog.array_length(embedding, 1) = dim),
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	last_used		timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	PRIMARY KEY (model, model_checksum, pooling, max_length, text_hash)
+	PRIMARY KEY (model, model_checksum, precision, pooling, max_length, text_hash)
 );
 CREATE INDEX embedding_cache_last_used ON finbert.embedding_cache (last_used);
 COMMENT ON TABLE finbert.embedding_cache IS
-'Embeddings computed by finbert_embed, keyed by model, weight checksum, pooling, token limit and SHA-256 of the text; least recently used rows beyond finbert.cache_max_rows are evicted';
+'Embeddings computed by finbert_embed, keyed by model, weight checksum, precision, pooling, token limit and SHA-256 of the text; least recently used rows beyond finbert.cache_max_rows are evicted';
 COMMENT ON COLUMN finbert.embedding_cache.model_checksum IS
 'SHA-256 of the weight file (finbert.models.sha256) the embedding was computed with';
+COMMENT ON COLUMN finbert.embedding_cache.precision IS
+'precision of the model (finbert.models.precision) the embedding was computed with: fp32 and int8 embeddings are kept apart';
 COMMENT ON COLUMN finbert.embedding_cache.max_length IS
 'tokens the text was truncated to (finbert.max_length, capped by the model)';
 COMMENT ON COLUMN finbert.embedding_cache.text_hash IS
@@ -105,13 +111,16 @@ GRANT SELECT, DELETE ON finbert.embedding_cache TO finbert_admin;
 -- ---------------------------------------------------------------------------
 -- Model administration
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION @extschema@.finbert_load_model(name text, path text, task text DEFAULT NULL)
+-- "precision" is quoted: PRECISION is a keyword that cannot be a bare
+-- parameter name (in named notation too: "precision" => 'int8').
+CREATE FUNCTION @extschema@.finbert_load_model(name text, path text, task text DEFAULT NULL,
+	"precision" text DEFAULT 'fp32')
 RETURNS void
 AS 'MODULE_PATHNAME', 'finbert_load_model'
 LANGUAGE C VOLATILE PARALLEL UNSAFE COST 100000
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION @extschema@.finbert_load_model(text, text, text) IS
-'registers (or re-registers) the model directory path, relative to finbert.model_dir, under name; task defaults from the model head (admin only)';
+COMMENT ON FUNCTION @extschema@.finbert_load_model(text, text, text, text) IS
+'registers (or re-registers) the model directory path, relative to finbert.model_dir, under name; task defaults from the model head; precision fp32 (default) or int8 (admin only)';
 
 CREATE FUNCTION @extschema@.finbert_unload_model(name text)
 RETURNS void
@@ -122,13 +131,14 @@ COMMENT ON FUNCTION @extschema@.finbert_unload_model(text) IS
 'removes a model from the catalog (admin only)';
 
 CREATE FUNCTION @extschema@.finbert_loaded_models(
-	OUT name text, OUT resident_bytes bigint, OUT weight_dtype text, OUT uses bigint)
+	OUT name text, OUT resident_bytes bigint, OUT weight_dtype text, OUT "precision" text,
+	OUT uses bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'finbert_loaded_models'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.finbert_loaded_models() IS
-'models opened by the current backend, with their memory';
+'models opened by the current backend, with their memory and the precision they were opened with';
 
 CREATE FUNCTION @extschema@.finbert_cache_clear(model text DEFAULT NULL)
 RETURNS bigint
@@ -493,13 +503,13 @@ CREATE VIEW @extschema@.finbert_models AS
 	SELECT m.name, m.task, m.architecture, m.head, m.layers, m.hidden_size,
 		   m.heads, m.vocab_size, m.max_length, m.labels, m.multi_label,
 		   m.path, m.weight_file, m.weight_dtype, m.weight_bytes AS bytes,
-		   m.sha256, 'cpu'::text AS device,
+		   m.sha256, m.precision, 'cpu'::text AS device,
 		   (l.name IS NOT NULL) AS loaded_here, l.resident_bytes,
 		   m.created_at, m.created_by
 	  FROM finbert.models m
 	  LEFT JOIN @extschema@.finbert_loaded_models() l ON l.name = m.name;
 COMMENT ON VIEW @extschema@.finbert_models IS
-'registered models: task, architecture, sizes, labels, device, memory, loaded in this backend or not';
+'registered models: task, architecture, sizes, labels, precision, device, memory, loaded in this backend or not';
 
 CREATE VIEW @extschema@.finbert_stats AS
 	SELECT * FROM @extschema@.finbert_stats();
@@ -510,13 +520,13 @@ COMMENT ON VIEW @extschema@.finbert_stats IS
 -- Privileges
 -- ---------------------------------------------------------------------------
 REVOKE ALL ON FUNCTION
-	@extschema@.finbert_load_model(text, text, text),
+	@extschema@.finbert_load_model(text, text, text, text),
 	@extschema@.finbert_unload_model(text),
 	@extschema@.finbert_stats_reset(),
 	@extschema@.finbert_cache_clear(text)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-	@extschema@.finbert_load_model(text, text, text),
+	@extschema@.finbert_load_model(text, text, text, text),
 	@extschema@.finbert_unload_model(text),
 	@extschema@.finbert_stats_reset(),
 	@extschema@.finbert_cache_clear(text)

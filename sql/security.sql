@@ -51,12 +51,12 @@ SET finbert.model_dir = '/';
 RESET ROLE;
 
 -- even when EXECUTE is granted by mistake, the C code refuses non-admins
-GRANT EXECUTE ON FUNCTION finbert_load_model(text, text, text) TO regress_finbert_plain;
+GRANT EXECUTE ON FUNCTION finbert_load_model(text, text, text, text) TO regress_finbert_plain;
 SET ROLE regress_finbert_plain;
 SELECT finbert_load_model('evil', 'cls');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
-REVOKE EXECUTE ON FUNCTION finbert_load_model(text, text, text) FROM regress_finbert_plain;
+REVOKE EXECUTE ON FUNCTION finbert_load_model(text, text, text, text) FROM regress_finbert_plain;
 
 -- finbert_admin: can load, but only inside finbert.model_dir
 SET ROLE regress_finbert_admin;

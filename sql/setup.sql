@@ -49,8 +49,8 @@ SELECT finbert_load_model('encoder', 'encoder');
 SELECT finbert_load_model('cls', 'cls', 'sentiment');
 
 SELECT name, task, architecture, head, multi_label, layers, hidden_size, heads,
-       vocab_size, max_length, labels, path, weight_file, weight_dtype, device,
-       loaded_here
+       vocab_size, max_length, labels, path, weight_file, weight_dtype, precision,
+       device, loaded_here
   FROM finbert_models ORDER BY name;
 
 -- the catalog's checksum and size are those of the weight files
@@ -79,4 +79,4 @@ SET finbert.execution = inline;
 SELECT finbert_sentiment('央行宣布降准', 'cls') IS NOT NULL AS ok;
 SELECT name, loaded_here, resident_bytes IS NOT NULL AS has_memory
   FROM finbert_models ORDER BY name;
-SELECT name, weight_dtype, uses FROM finbert_loaded_models() ORDER BY name;
+SELECT name, weight_dtype, precision, uses FROM finbert_loaded_models() ORDER BY name;

@@ -2,10 +2,12 @@
  * cache.c — the embedding cache: table finbert.embedding_cache, looked up
  * by backends, written by the "finbert cache writer" background worker.
  *
- * Key: (model, model_checksum, pooling, max_length, text_hash), the
- * primary key of the table: the registered name, the SHA-256 of its weight
- * file, the pooling, the token limit the text was truncated to (embeddings
- * of long texts depend on it) and the SHA-256 of the exact text.
+ * Key: (model, model_checksum, precision, pooling, max_length, text_hash),
+ * the primary key of the table: the registered name, the SHA-256 of its
+ * weight file, the precision it was registered with (fp32 and int8
+ * embeddings of the same weights differ, and are never mixed), the
+ * pooling, the token limit the text was truncated to (embeddings of long
+ * texts depend on it) and the SHA-256 of the exact text.
  *
  * Reading (backends, any transaction, parallel workers included):
  * FinbertCacheLookup probes the primary key index directly (no SPI, no
@@ -92,7 +94,7 @@ PG_FUNCTION_INFO_V1(finbert_cache_clear);
 
 #define CACHE_SCHEMA		"finbert"
 #define CACHE_TABLE			"embedding_cache"
-#define CACHE_KEYS			5
+#define CACHE_KEYS			6
 
 typedef enum CacheEntryKind
 {
@@ -108,6 +110,7 @@ typedef struct CacheEntry
 	int32		max_length;
 	int32		dim;			/* ENTRY_INSERT: floats that follow */
 	char		pooling[8];
+	char		precision[8];
 	char		model[FINBERT_NAME_MAX + 1];
 	char		sha256[FINBERT_SHA256_HEX + 1];
 	uint8		hash[FINBERT_TEXT_HASH_LEN];
@@ -248,7 +251,7 @@ static bool
 OpenCacheTable(LOCKMODE lockmode, CacheTable *ct)
 {
 	static const char *const keys[CACHE_KEYS] = {
-		"model", "model_checksum", "pooling", "max_length", "text_hash"
+		"model", "model_checksum", "precision", "pooling", "max_length", "text_hash"
 	};
 	Oid			nsp = get_namespace_oid(CACHE_SCHEMA, true);
 	Oid			relid;
@@ -360,6 +363,7 @@ FinbertCacheLookup(const FinbertRequest *req, const FinbertModelRef *ref,
 	TimestampTz stale;
 	Datum		model,
 				checksum,
+				precision,
 				pooling;
 	int32		max_length = EffectiveMaxLength(req, ref);
 	int			dim = ref->hidden_size;
@@ -375,6 +379,7 @@ FinbertCacheLookup(const FinbertRequest *req, const FinbertModelRef *ref,
 									   Max(mul_size((Size) req->ntexts, dim), 1)));
 	model = CStringGetTextDatum(ref->name);
 	checksum = CStringGetTextDatum(ref->sha256);
+	precision = CStringGetTextDatum(fb_precision_name((fb_precision) ref->precision));
 	pooling = CStringGetTextDatum(PoolingName(req->pooling));
 	stale = GetCurrentTimestamp() - (TimestampTz) TOUCH_SECONDS * USECS_PER_SEC;
 
@@ -398,11 +403,13 @@ FinbertCacheLookup(const FinbertRequest *req, const FinbertModelRef *ref,
 		ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 							   coll[1], F_TEXTEQ, checksum);
 		ScanKeyEntryInitialize(&keys[2], 0, 3, BTEqualStrategyNumber, InvalidOid,
-							   coll[2], F_TEXTEQ, pooling);
+							   coll[2], F_TEXTEQ, precision);
 		ScanKeyEntryInitialize(&keys[3], 0, 4, BTEqualStrategyNumber, InvalidOid,
-							   coll[3], F_INT4EQ, Int32GetDatum(max_length));
+							   coll[3], F_TEXTEQ, pooling);
 		ScanKeyEntryInitialize(&keys[4], 0, 5, BTEqualStrategyNumber, InvalidOid,
-							   coll[4], F_BYTEAEQ, PointerGetDatum(h));
+							   coll[4], F_INT4EQ, Int32GetDatum(max_length));
+		ScanKeyEntryInitialize(&keys[5], 0, 6, BTEqualStrategyNumber, InvalidOid,
+							   coll[5], F_BYTEAEQ, PointerGetDatum(h));
 		index_rescan(scan, keys, CACHE_KEYS, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
@@ -462,6 +469,8 @@ FillEntry(CacheEntry *e, CacheEntryKind kind, const FinbertRequest *req,
 	e->max_length = EffectiveMaxLength(req, ref);
 	e->dim = dim;
 	strlcpy(e->pooling, PoolingName(req->pooling), sizeof(e->pooling));
+	strlcpy(e->precision, fb_precision_name((fb_precision) ref->precision),
+			sizeof(e->precision));
 	strlcpy(e->model, ref->name, sizeof(e->model));
 	strlcpy(e->sha256, ref->sha256, sizeof(e->sha256));
 	memcpy(e->hash, hash, FINBERT_TEXT_HASH_LEN);
@@ -668,16 +677,16 @@ Drain(Size *nbytes, uint32 *epoch, bool *recount)
 static void
 WriteEntries(Size nbytes, uint32 epoch, uint64 *written, uint64 *discarded)
 {
-	Oid			ins_types[7] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, BYTEAOID,
-	INT4OID, FLOAT4ARRAYOID};
-	Oid			touch_types[5] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, BYTEAOID};
+	Oid			ins_types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	BYTEAOID, INT4OID, FLOAT4ARRAYOID};
+	Oid			touch_types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, BYTEAOID};
 	SPIPlanPtr	ins = NULL,
 				touch = NULL;
 
 	for (Size pos = 0; pos < nbytes;)
 	{
 		CacheEntry	e;
-		Datum		values[7];
+		Datum		values[8];
 		bytea	   *h;
 		int			ret;
 
@@ -693,9 +702,10 @@ WriteEntries(Size nbytes, uint32 epoch, uint64 *written, uint64 *discarded)
 		memcpy(VARDATA(h), e.hash, FINBERT_TEXT_HASH_LEN);
 		values[0] = CStringGetTextDatum(e.model);
 		values[1] = CStringGetTextDatum(e.sha256);
-		values[2] = CStringGetTextDatum(e.pooling);
-		values[3] = Int32GetDatum(e.max_length);
-		values[4] = PointerGetDatum(h);
+		values[2] = CStringGetTextDatum(e.precision);
+		values[3] = CStringGetTextDatum(e.pooling);
+		values[4] = Int32GetDatum(e.max_length);
+		values[5] = PointerGetDatum(h);
 		if (e.kind == ENTRY_INSERT)
 		{
 			const float4 *v = (const float4 *) (Taken + pos - e.len + ENTRY_HEADER);
@@ -703,15 +713,16 @@ WriteEntries(Size nbytes, uint32 epoch, uint64 *written, uint64 *discarded)
 
 			for (int d = 0; d < e.dim; d++)
 				elems[d] = Float4GetDatum(v[d]);
-			values[5] = Int32GetDatum(e.dim);
-			values[6] = PointerGetDatum(construct_array(elems, e.dim, FLOAT4OID,
+			values[6] = Int32GetDatum(e.dim);
+			values[7] = PointerGetDatum(construct_array(elems, e.dim, FLOAT4OID,
 														sizeof(float4), true,
 														TYPALIGN_INT));
 			if (ins == NULL)
 				ins = SPI_prepare("INSERT INTO finbert.embedding_cache "
-								  "(model, model_checksum, pooling, max_length, text_hash, dim, embedding) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-								  7, ins_types);
+								  "(model, model_checksum, precision, pooling, max_length, "
+								  "text_hash, dim, embedding) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+								  8, ins_types);
 			if (ins == NULL)
 				elog(ERROR, "could not prepare the cache insert: %s",
 					 SPI_result_code_string(SPI_result));
@@ -726,9 +737,10 @@ WriteEntries(Size nbytes, uint32 epoch, uint64 *written, uint64 *discarded)
 		{
 			if (touch == NULL)
 				touch = SPI_prepare("UPDATE finbert.embedding_cache SET last_used = now() "
-									"WHERE model = $1 AND model_checksum = $2 AND pooling = $3 "
-									"AND max_length = $4 AND text_hash = $5 AND last_used < now()",
-									5, touch_types);
+									"WHERE model = $1 AND model_checksum = $2 AND precision = $3 "
+									"AND pooling = $4 AND max_length = $5 AND text_hash = $6 "
+									"AND last_used < now()",
+									6, touch_types);
 			if (touch == NULL)
 				elog(ERROR, "could not prepare the cache update: %s",
 					 SPI_result_code_string(SPI_result));

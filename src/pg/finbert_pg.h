@@ -36,6 +36,9 @@
 /* Tasks a registered model can serve (column finbert.models.task). */
 #define FINBERT_TASK_NAMES "sentiment, industry, type, classify, ner, embed"
 
+/* Precisions of a registered model (column finbert.models.precision). */
+#define FINBERT_PRECISION_NAMES "fp32, int8"
+
 typedef enum FinbertExecution
 {
 	FINBERT_EXEC_AUTO,
@@ -70,8 +73,9 @@ extern int	finbert_cache_queue_size;
  * ------------------------------------------------------------------------ */
 /*
  * A registered model as resolved from the catalog by a backend: everything
- * the background worker needs to open exactly the same files (it reads no
- * catalog), and the identity under which embeddings are cached.
+ * the background worker needs to open exactly the same files with the same
+ * arithmetic (it reads no catalog), and the identity under which embeddings
+ * are cached.
  */
 typedef struct FinbertModelRef
 {
@@ -83,6 +87,7 @@ typedef struct FinbertModelRef
 	int64		weight_mtime_nsec;
 	int32		max_position;	/* catalog max_length */
 	int32		hidden_size;	/* catalog hidden_size */
+	int32		precision;		/* fb_precision: catalog precision */
 } FinbertModelRef;
 
 typedef struct FinbertModel
@@ -107,15 +112,17 @@ extern FinbertModel *FinbertResolveModel(const char *name, const char *guc);
 extern FinbertModel *FinbertGetModel(const char *name, const char *guc);
 /* Drops name from this backend's cache (no error when absent). */
 extern void FinbertForgetModel(const char *name);
-/* Are two resolutions the same files under the same checksum? */
+/* Are two resolutions the same files under the same checksum and precision? */
 extern bool FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b);
 
 /*
- * Opens the engine model in a canonical directory and a session on it;
- * errors are raised with the same messages wherever a model is opened
- * (backend or worker).  max_batch_tokens 0 keeps the engine default.
+ * Opens the engine model in a canonical directory with the given precision
+ * of its linear layers and a session on it; errors are raised with the same
+ * messages wherever a model is opened (backend or worker).
+ * max_batch_tokens 0 keeps the engine default.
  */
 extern void FinbertOpenEngineModel(const char *name, const char *path,
+								   fb_precision precision,
 								   int max_batch_tokens, fb_model **model,
 								   fb_session **session);
 

@@ -3,18 +3,27 @@
  * opened models.
  *
  * The catalog is the table finbert.models (one row per registered model,
- * kept by pg_dump).  finbert_load_model validates a model directory, hashes
- * its weight file and upserts the row; finbert_unload_model deletes it.
+ * kept by pg_dump).  finbert_load_model validates a model directory (by
+ * opening it with the requested precision), hashes its weight file and
+ * upserts the row; finbert_unload_model deletes it.
+ *
+ * Precision: each row says how the model's linear layers compute, fp32 or
+ * int8 (weights quantised per output channel when the model is opened).
+ * The precision travels with the model reference (FinbertModelRef) to the
+ * background worker and into the embedding cache key, and is part of
+ * FinbertModelRefEquals: re-registering a model with another precision
+ * reopens it in every backend and in the worker at their next use, like a
+ * new checksum.
  *
  * Each backend resolves a model name against the catalog once per statement
- * (FinbertResolveModel: the canonical directory, checksum and weight-file
- * identity that also go to the background worker and key the embedding
- * cache) and, when it runs the model inline, opens it the first time it
- * uses it (FinbertGetModel) and keeps it in a hash table in
- * TopMemoryContext keyed by name.  The weights are mmap-ed by
- * the engine, so every backend shares one copy through the page cache.  A
- * cached model is checked against its catalog row once per statement: a
- * deleted row drops it; a row with another checksum or path, or a weight
+ * (FinbertResolveModel: the canonical directory, checksum, precision and
+ * weight-file identity that also go to the background worker and key the
+ * embedding cache) and, when it runs the model inline, opens it the first
+ * time it uses it (FinbertGetModel) and keeps it in a hash table in
+ * TopMemoryContext keyed by name.  The weights are mmap-ed by the engine,
+ * so every backend shares one copy through the page cache.  A cached model
+ * is checked against its catalog row once per statement: a deleted row
+ * drops it; a row with another checksum, path or precision, or a weight
  * file whose size or modification time changed, reopens it (and a weight
  * file whose size no longer matches the catalog is data_corrupted until the
  * model is registered again).
@@ -73,6 +82,7 @@ typedef struct CatalogRow
 	int64		weight_bytes;
 	int32		max_length;
 	int32		hidden_size;
+	fb_precision precision;
 } CatalogRow;
 
 const char *
@@ -374,7 +384,7 @@ LookupCatalog(const char *name, CatalogRow *row, char **registered)
 
 	SPI_connect();
 	ret = SPI_execute_with_args("SELECT path, sha256, weight_file, weight_bytes, "
-								"max_length, hidden_size "
+								"max_length, hidden_size, precision "
 								"FROM finbert.models WHERE name = $1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -401,6 +411,13 @@ LookupCatalog(const char *name, CatalogRow *row, char **registered)
 		row->hidden_size = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		if (isnull)
 			row->hidden_size = 0;
+		s = SPI_getvalue(tup, desc, 7);
+		if (s == NULL || fb_precision_from_name(s, &row->precision) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("finbert model \"%s\" has an invalid precision \"%s\" in finbert.models",
+							name, s ? s : "NULL"),
+					 errhint("Register the model again with finbert_load_model.")));
 		found = true;
 	}
 	else
@@ -492,7 +509,8 @@ FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b)
 		strcmp(a->sha256, b->sha256) == 0 &&
 		a->weight_size == b->weight_size &&
 		a->weight_mtime_sec == b->weight_mtime_sec &&
-		a->weight_mtime_nsec == b->weight_mtime_nsec;
+		a->weight_mtime_nsec == b->weight_mtime_nsec &&
+		a->precision == b->precision;
 }
 
 FinbertModel *
@@ -545,11 +563,12 @@ FinbertResolveModel(const char *name, const char *guc)
 	ref.weight_mtime_nsec = (int64) st.st_mtim.tv_nsec;
 	ref.max_position = row.max_length;
 	ref.hidden_size = row.hidden_size;
+	ref.precision = (int32) row.precision;
 
 	/*
-	 * Keep the entry (and its open model) while its catalog row, directory
-	 * and weight file (size and modification time) are unchanged; otherwise
-	 * start afresh.
+	 * Keep the entry (and its open model) while its catalog row (checksum,
+	 * precision), directory and weight file (size and modification time) are
+	 * unchanged; otherwise start afresh.
 	 */
 	if (entry && !FinbertModelRefEquals(&entry->ref, &ref))
 	{
@@ -581,8 +600,9 @@ FinbertResolveModel(const char *name, const char *guc)
 }
 
 void
-FinbertOpenEngineModel(const char *name, const char *path, int max_batch_tokens,
-					   fb_model **model_out, fb_session **session_out)
+FinbertOpenEngineModel(const char *name, const char *path, fb_precision precision,
+					   int max_batch_tokens, fb_model **model_out,
+					   fb_session **session_out)
 {
 	fb_model_options opts = fb_model_default_options();
 	fb_model   *model = NULL;
@@ -592,6 +612,7 @@ FinbertOpenEngineModel(const char *name, const char *path, int max_batch_tokens,
 
 	if (max_batch_tokens > 0)
 		opts.max_batch_tokens = max_batch_tokens;
+	opts.precision = precision;
 	status = fb_model_open(path, &opts, &model, &err);
 	if (status != FB_OK)
 		FinbertEngineError(&err, psprintf("could not load model \"%s\"", name));
@@ -614,7 +635,8 @@ FinbertGetModel(const char *name, const char *guc)
 	FinbertModel *entry = FinbertResolveModel(name, guc);
 
 	if (entry->model == NULL)
-		FinbertOpenEngineModel(name, entry->ref.path, 0,
+		FinbertOpenEngineModel(name, entry->ref.path,
+							   (fb_precision) entry->ref.precision, 0,
 							   &entry->model, &entry->session);
 	return entry;
 }
@@ -647,10 +669,12 @@ TaskMismatch(const char *task, const fb_model_info *info)
 }
 
 /*
- * finbert_load_model(name text, path text, task text DEFAULT NULL) → void
+ * finbert_load_model(name text, path text, task text DEFAULT NULL,
+ *                    precision text DEFAULT 'fp32') → void
  *
- * Validates the model directory by opening it, hashes its weight file and
- * registers (or re-registers) it in finbert.models.
+ * Validates the model directory by opening it with that precision, hashes
+ * its weight file and registers (or re-registers) it in finbert.models.
+ * A NULL task defaults from the model's head, a NULL precision to fp32.
  */
 Datum
 finbert_load_model(PG_FUNCTION_ARGS)
@@ -658,6 +682,8 @@ finbert_load_model(PG_FUNCTION_ARGS)
 	char	   *name;
 	char	   *path;
 	char	   *task = NULL;
+	const char *precision_name = "fp32";
+	fb_precision precision = FB_PRECISION_FP32;
 	char	   *real;
 	char	   *relative;
 	char	   *weights;
@@ -694,16 +720,24 @@ finbert_load_model(PG_FUNCTION_ARGS)
 	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(2))
 		task = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+		precision_name = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	CheckModelName(name);
 	if (task && !ValidTask(task))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown finbert task \"%s\"", task),
 				 errhint("Tasks are: %s.", FINBERT_TASK_NAMES)));
+	if (fb_precision_from_name(precision_name, &precision) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown finbert precision \"%s\"", precision_name),
+				 errhint("Precisions are: %s.", FINBERT_PRECISION_NAMES)));
 
 	real = ResolveModelPath(path, &relative);
 
 	opts = fb_model_default_options();
+	opts.precision = precision;
 	status = fb_model_open(real, &opts, &model, &err);
 	if (status != FB_OK)
 		FinbertEngineError(&err, psprintf("could not load model \"%s\"", name));
@@ -742,10 +776,10 @@ finbert_load_model(PG_FUNCTION_ARGS)
 	FileSha256(weights, sha, &bytes);
 
 	{
-		Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		Oid			argtypes[17] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			BOOLOID, INT4OID, INT4OID, INT4OID, INT4OID, INT4OID,
-		TEXTARRAYOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
-		Datum		values[16];
+		TEXTARRAYOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+		Datum		values[17];
 		int			ret;
 
 		values[0] = CStringGetTextDatum(name);
@@ -764,13 +798,14 @@ finbert_load_model(PG_FUNCTION_ARGS)
 		values[13] = CStringGetTextDatum(weight_dtype);
 		values[14] = Int64GetDatum(bytes);
 		values[15] = CStringGetTextDatum(sha);
+		values[16] = CStringGetTextDatum(fb_precision_name(precision));
 
 		SPI_connect();
 		ret = SPI_execute_with_args(
 									"INSERT INTO finbert.models AS m (name, path, task, architecture, head, "
 									"multi_label, layers, hidden_size, heads, vocab_size, max_length, labels, "
-									"weight_file, weight_dtype, weight_bytes, sha256) "
-									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+									"weight_file, weight_dtype, weight_bytes, sha256, precision) "
+									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
 									"ON CONFLICT (name) DO UPDATE SET path = excluded.path, task = excluded.task, "
 									"architecture = excluded.architecture, head = excluded.head, "
 									"multi_label = excluded.multi_label, layers = excluded.layers, "
@@ -778,15 +813,18 @@ finbert_load_model(PG_FUNCTION_ARGS)
 									"vocab_size = excluded.vocab_size, max_length = excluded.max_length, "
 									"labels = excluded.labels, weight_file = excluded.weight_file, "
 									"weight_dtype = excluded.weight_dtype, weight_bytes = excluded.weight_bytes, "
-									"sha256 = excluded.sha256, created_at = excluded.created_at, "
-									"created_by = excluded.created_by",
-									16, argtypes, values, NULL, false, 0);
+									"sha256 = excluded.sha256, precision = excluded.precision, "
+									"created_at = excluded.created_at, created_by = excluded.created_by",
+									17, argtypes, values, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
 		SPI_finish();
 	}
 
-	/* This backend reopens it on next use; others notice the new checksum. */
+	/*
+	 * This backend reopens it on next use; others notice the new checksum or
+	 * precision.
+	 */
 	FinbertForgetModel(name);
 	PG_RETURN_VOID();
 }
@@ -824,7 +862,8 @@ finbert_unload_model(PG_FUNCTION_ARGS)
 
 /*
  * finbert_loaded_models() → setof (name text, resident_bytes bigint,
- * weight_dtype text, uses bigint): the models open in this backend.
+ * weight_dtype text, precision text, uses bigint): the models open in this
+ * backend, precision as they were opened.
  */
 Datum
 finbert_loaded_models(PG_FUNCTION_ARGS)
@@ -840,8 +879,8 @@ finbert_loaded_models(PG_FUNCTION_ARGS)
 	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
 		const fb_model_info *info;
-		Datum		values[4];
-		bool		nulls[4] = {0};
+		Datum		values[5];
+		bool		nulls[5] = {0};
 
 		if (entry->model == NULL)
 			continue;
@@ -849,7 +888,8 @@ finbert_loaded_models(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(entry->name);
 		values[1] = Int64GetDatum((int64) info->resident_bytes);
 		values[2] = CStringGetTextDatum(info->weight_dtype ? info->weight_dtype : "");
-		values[3] = Int64GetDatum((int64) entry->uses);
+		values[3] = CStringGetTextDatum(fb_precision_name(info->precision));
+		values[4] = Int64GetDatum((int64) entry->uses);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

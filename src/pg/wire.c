@@ -3,7 +3,8 @@
  *
  * A backend writes its request into a DSM segment it creates (queue.c):
  *
- *   WireRequest header (ids, task, options, the resolved model)
+ *   WireRequest header (ids, task, options, the resolved model and its
+ *                       precision)
  *   Size offsets[ntexts + 1]    byte offsets of the texts in data
  *   char data[]                 the texts, back to back, never truncated
  *
@@ -114,6 +115,9 @@ FinbertWireRequestRead(const char *buf, Size size, uint64 request_id,
 	if (h->text_bytes > room || offsets[h->ntexts] != h->text_bytes)
 		return false;
 
+	if (h->ref.precision != FB_PRECISION_FP32 &&
+		h->ref.precision != FB_PRECISION_INT8)
+		return false;
 	*ref = h->ref;
 	ref->name[sizeof(ref->name) - 1] = '\0';
 	ref->path[sizeof(ref->path) - 1] = '\0';

@@ -5,9 +5,10 @@
  * Registered from _PG_init when finbert is in shared_preload_libraries
  * (finbert.c).  It attaches to shared memory only — no database: the
  * backends resolve models against their own catalog and send the canonical
- * directory, checksum and weight-file identity with each request
+ * directory, checksum, precision and weight-file identity with each request
  * (FinbertModelRef), so one worker serves every database.  Models are
- * opened here on first use and kept while requests name the same files;
+ * opened here on first use (with the precision of the request) and kept
+ * while requests name the same files with the same precision;
  * engine threads (finbert.worker_threads) are started here, never in the
  * postmaster; a GPU device would be initialised here too.
  *
@@ -21,11 +22,12 @@
  *      otherwise take them, oldest first, up to max_batch_tokens (at least
  *      one), into RUNNING;
  *   2. attach each request segment and check it (wire.c);
- *   3. group the requests by (task, model files, max_length, pooling); a
- *      classification, embedding or entity group runs as one merged
- *      request, its texts sorted by length, through the same FinbertRun as
- *      inline execution (exec.c).  If the merged run fails, each request of the
- *      group runs alone, so a bad input fails only its own request;
+ *   3. group the requests by (task, model files and precision, max_length,
+ *      pooling); a classification, embedding or entity group runs as one
+ *      merged request, its texts sorted by length, through the same
+ *      FinbertRun as inline execution (exec.c).  If the merged run fails,
+ *      each request of the group runs alone, so a bad input fails only its
+ *      own request;
  *   4. answer each request: a result segment (DONE) or the error's
  *      SQLSTATE, message, detail and hint (FAILED), then set the
  *      requester's latch;
@@ -256,8 +258,8 @@ OpenModel(const FinbertModelRef *ref)
 		CloseModel(wm);
 
 	SetState(WORKER_LOADING);
-	FinbertOpenEngineModel(ref->name, ref->path, finbert_max_batch_tokens,
-						   &model, &session);
+	FinbertOpenEngineModel(ref->name, ref->path, (fb_precision) ref->precision,
+						   finbert_max_batch_tokens, &model, &session);
 	fb_session_set_ctl(session, &WorkerRunCtl);
 	wm = hash_search(WorkerModels, ref->name, HASH_ENTER, &found);
 	wm->ref = *ref;
