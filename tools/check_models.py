@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "train"))
 import tasks  # noqa: E402
 
 TASK_OF = {"finbert-sentiment": "sentiment", "finbert-type": "type", "finbert-industry": "industry",
-           "finbert-ner": "ner"}
+           "finbert-ner": "ner", "finbert-base": "sentiment"}  # the encoder: embeddings of sentiment texts
 LOGIT_TOL = 1e-3
 
 
@@ -84,7 +84,26 @@ def check(model_dir, n, torch, transformers):
     texts = [r["text"] for r in rows]
     tok = transformers.BertTokenizerFast.from_pretrained(model_dir)
     res = {"model": name, "texts": len(texts)}
-    if task == "ner":
+    if name == "finbert-base":
+        # embeddings (mean pooling) vs transformers' BertModel, and int8 vs fp32
+        m = transformers.BertModel.from_pretrained(model_dir, add_pooling_layer=False).float().eval()
+        fp = cli(model_dir, "embed", texts, "fp32", ["--pooling", "mean"])
+        q8 = cli(model_dir, "embed", texts, "int8", ["--pooling", "mean"])
+        worst, cos_ref, cos_q8 = 0.0, 1.0, 1.0
+        with torch.no_grad():
+            for i in range(0, len(texts), 32):
+                b = tok(texts[i:i + 32], return_tensors="pt", padding=True, truncation=True, max_length=512)
+                h = m(**b).last_hidden_state
+                msk = b["attention_mask"].unsqueeze(-1).float()
+                ref = (h * msk).sum(1) / msk.sum(1)
+                mine = torch.tensor([f["embedding"] for f in fp[i:i + 32]])
+                q = torch.tensor([f["embedding"] for f in q8[i:i + 32]])
+                worst = max(worst, float((ref - mine).abs().max()))
+                cos_ref = min(cos_ref, float(torch.nn.functional.cosine_similarity(ref, mine).min()))
+                cos_q8 = min(cos_q8, float(torch.nn.functional.cosine_similarity(q, mine).min()))
+        res.update(parity_same_labels=1.0 if cos_ref > 0.9999 else 0.0, parity_max_logit_diff=worst,
+                   parity_min_cosine=cos_ref, int8_vs_fp32_min_cosine=cos_q8)
+    elif task == "ner":
         m = transformers.AutoModelForTokenClassification.from_pretrained(model_dir).float().eval()
         fp = cli(model_dir, "entities", texts, "fp32", ["--logits"])
         q8 = cli(model_dir, "entities", texts, "int8", ["--logits"])

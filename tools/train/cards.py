@@ -162,6 +162,12 @@ def write_card(out, task, data, info):
               f"(an almost untrained encoder: pre-training was still running on a shared 2-core CPU). It will be "
               f"re-trained with `finetune.py {task} --fresh` once pre-training has progressed; expect the figures "
               f"above to improve then.", ""]
+    elif enc.get("step") is not None:
+        L += ["## Encoder", "",
+              f"Fine-tuned from finbert's own pre-trained encoder (tools/train/pretrain.py: whole-word-masking MLM on "
+              f"the shared Chinese text, {enc['step']} steps of 32 x 128 tokens, final MLM loss {enc.get('loss', 0):.2f}). "
+              f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
+              f"pre-training.", ""]
     L += ["## fp16 export check", "",
           f"Reloaded with transformers from this directory: tokenizer ids identical to the training tokenizer: "
           f"{exp['tokenizer_ids_identical']}; on {exp['checked_items']} validation "
@@ -186,7 +192,7 @@ def _pretrain_total():
     try:
         return json.load(open(p))["total_steps"]
     except Exception:  # noqa: BLE001
-        return 10000
+        return 2500
 
 
 if __name__ == "__main__":

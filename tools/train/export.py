@@ -1,7 +1,7 @@
 """fp16 export of a fine-tuned model + verification that it loads with transformers.
 
 Writes config.json (id2label/label2id/problem_type), model.safetensors (fp16, standard tensor names),
-vocab.txt, tokenizer_config.json (+ tokenizer.json, special_tokens_map.json as written by transformers).
+vocab.txt, tokenizer_config.json (+ special_tokens_map.json as written by transformers; no tokenizer.json).
 Then reloads the directory with AutoModelFor{Sequence,Token}Classification and BertTokenizerFast and
 compares: token ids vs the training tokenizer, and logits of the fp16 weights (computed in fp32) vs the
 fp32 training weights on up to 1000 validation texts.
@@ -17,6 +17,14 @@ import torch
 import common
 
 
+def drop_tokenizer_json(d):
+    """finbert and BertTokenizerFast both build the tokenizer from vocab.txt + tokenizer_config.json;
+    tokenizer.json (~200 KB a model) is left out to keep models/ under 60 MB with five models."""
+    p = os.path.join(d, "tokenizer.json")
+    if os.path.exists(p):
+        os.remove(p)
+
+
 def export(model, data, out, encv, info):
     from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
                               BertTokenizerFast)
@@ -30,6 +38,7 @@ def export(model, data, out, encv, info):
     tok = common.tokenizer()
     tok.save_pretrained(tmp)
     shutil.copy(common.VOCAB, os.path.join(tmp, "vocab.txt"))
+    drop_tokenizer_json(tmp)
     for fn in os.listdir(tmp):  # safetensors writes 0600; the database server must be able to read the files
         os.chmod(os.path.join(tmp, fn), 0o644)
     if os.path.exists(out):

@@ -44,7 +44,7 @@ def parse():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--total-steps", type=int, default=10000)
+    ap.add_argument("--total-steps", type=int, default=2500)
     ap.add_argument("--ckpt-minutes", type=float, default=10.0)
     ap.add_argument("--mask-prob", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=common.SEED)
