@@ -125,6 +125,12 @@ def check(model_dir, n, torch, transformers):
             gold |= {(i, s, e, l) for s, e, l in r["spans"]}
             pf |= ents_set(i, f["entities"], r.get("ignore", ()))
             pq |= ents_set(i, q["entities"], r.get("ignore", ()))
+        diffs = [abs(x - y) for f, q in zip(fp, q8) for a, c in zip(f["token_logits"], q["token_logits"])
+                 for x, y in zip(a, c)]
+        res["int8_mean_abs_logit_diff"] = sum(diffs) / max(1, len(diffs))
+        tok_agree = [labels_of(a, False) == labels_of(c, False) for f, q in zip(fp, q8)
+                     for a, c in zip(f["token_logits"], q["token_logits"])]
+        res["int8_token_label_agreement"] = sum(tok_agree) / max(1, len(tok_agree))
         res.update(parity_same_labels=same / len(texts), parity_tokens=tokens, parity_max_logit_diff=worst,
                    fp32_entity_f1=prf(pf, gold), int8_entity_f1=prf(pq, gold), int8_vs_fp32_entity_f1=prf(pq, pf))
         for ty in ("company", "person"):
@@ -144,6 +150,8 @@ def check(model_dir, n, torch, transformers):
                     worst = max(worst, max(abs(x - y) for x, y in zip(ref, f["logits"])))
                     same += labels_of(ref, multi) == labels_of(f["logits"], multi)
         agree = sum(labels_of(f["logits"], multi) == labels_of(q["logits"], multi) for f, q in zip(fp, q8))
+        diffs = [abs(x - y) for f, q in zip(fp, q8) for x, y in zip(f["logits"], q["logits"])]
+        res["int8_mean_abs_logit_diff"] = sum(diffs) / len(diffs)
         if multi:
             gold = {(i, y) for i, r in enumerate(rows) for y in r["y"]}
             mf = {(i, y) for i, f in enumerate(fp) for y in labels_of(f["logits"], True)}

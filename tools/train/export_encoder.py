@@ -79,7 +79,7 @@ def main():
         f"(~{state['step'] * 32 * 128 / 1e6:.1f} M tokens) on 6.27 M tokens of shared Chinese text |",
         f"| final MLM loss / masked-token accuracy (fixed monitor set) | "
         f"{last.get('mon_loss', float('nan')):.3f} / {last.get('mon_acc', float('nan')):.3f} |", "",
-        "**Quality.** This is a very small and very briefly trained encoder (one shared 2-core CPU, about an hour); "
+        "**Quality.** This is a very small and very briefly trained encoder (a few CPU-hours on one shared 2-core machine); "
         "it is far from FinBERT-base (BERT-base, 3 billion tokens of pre-training). Use it for the demo and tests, "
         "and register a real checkpoint (e.g. FinBERT-base, RoBERTa-wwm-ext) for serious embedding work: "
         "`SELECT finbert_load_model('finbert-base', 'FinBERT_L-12_H-768_A-12_pytorch');`.", "",
