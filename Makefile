@@ -118,7 +118,7 @@ SHLIB_LINK += $(ENGINE_LIB) $(ENGINE_LIBS)
 # auto: inline in a single session) and on a second cluster with
 # finbert.execution = worker, against the same expected output.
 REGRESS_DIR ?= $(CURDIR)/build-regress
-REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats worker cache memory drop
+REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats worker cache memory starter drop
 REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check \
                --temp-config=$(REGRESS_DIR)/regress.conf \
                --outputdir=$(REGRESS_DIR) \

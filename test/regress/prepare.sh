@@ -7,6 +7,7 @@
 #                              directory of its own: tests modify models)
 #   REGRESS_DIR/models/        finbert.model_dir of the test cluster:
 #       cls cls_f16 multilabel ner encoder     copies of the fixture models
+#       finbert-sentiment finbert-ner ...       copies of the shipped models
 #       cls_link -> cls                         symbolic link inside (allowed)
 #       bad_config bad_weights bad_shape bad_vocab no_weights
 #                                               one defect each (negative tests)
@@ -40,6 +41,10 @@ m="$dir/models"
 
 for f in cls cls_f16 multilabel ner encoder; do
 	cp -R "$fixtures/$f" "$m/$f"
+done
+# the shipped starter models (models/ of the repository; the starter test)
+for f in "$here"/../../models/finbert-*; do
+	[ -f "$f/model.safetensors" ] && cp -R "$f" "$m/$(basename "$f")"
 done
 ln -s cls "$m/cls_link"
 
