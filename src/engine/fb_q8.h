@@ -78,6 +78,17 @@ typedef void (*fb_q8_panel_fn) (const uint8_t *q, int ldq, int kc,
 								int ncols);
 
 void		fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r);
+
+/*
+ * Shared by every quantize_fn, so they round alike.  fb_q8_row_scale sets
+ * row t's scale and zero point from its range [mn, mx] (which holds 0) and
+ * returns 255 / (mx - mn); for an all-zero or non-finite (bad) row it
+ * zeroes the row and returns 0.  fb_q8_row_tail quantises x[k0..K) and
+ * pads [K, Kp) with the zero point.
+ */
+float		fb_q8_row_scale(const fb_q8_rows *r, int t, float mn, float mx, bool bad);
+void		fb_q8_row_tail(const float *x, uint8_t *q, int k0, int K, int Kp,
+						   float inv, int32_t zero);
 void		fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 							const int32_t *zero, int mr, const int8_t *panel,
 							const float *sw, const int32_t *colsum, float *y,

@@ -96,18 +96,52 @@ fb_qmat_bytes(const fb_qmat *q)
 	return n_cols * ((size_t) q->Kp + sizeof(float) + sizeof(int32_t) * (size_t) q->n_chunks);
 }
 
+float
+fb_q8_row_scale(const fb_q8_rows *r, int t, float mn, float mx, bool bad)
+{
+	float		inv;
+	long		z;
+
+	if (bad || mx - mn == 0.0f)
+	{
+		/* a zero row stays zero; a non-finite one makes its outputs NaN,
+		 * which the forward pass reports after the layer */
+		memset(r->q + (size_t) t * r->Kp, 0, (size_t) r->Kp);
+		r->scale[t] = bad ? NAN : 0.0f;
+		r->zero[t] = 0;
+		return 0.0f;
+	}
+	r->scale[t] = (mx - mn) / 255.0f;
+	inv = 255.0f / (mx - mn);
+	z = lrintf(-mn * inv);
+	r->zero[t] = (int32_t) (z < 0 ? 0 : (z > 255 ? 255 : z));
+	return inv;
+}
+
+void
+fb_q8_row_tail(const float *x, uint8_t *q, int k0, int K, int Kp, float inv,
+			   int32_t zero)
+{
+	for (int k = k0; k < K; k++)
+	{
+		long		v = lrintf(x[k] * inv) + zero;
+
+		q[k] = (uint8_t) (v < 0 ? 0 : (v > 255 ? 255 : v));
+	}
+	for (int k = K; k < Kp; k++)
+		q[k] = (uint8_t) zero;
+}
+
 void
 fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r)
 {
 	for (int t = 0; t < T; t++)
 	{
 		const float *xr = x + (size_t) t * K;
-		uint8_t    *qr = r->q + (size_t) t * r->Kp;
 		float		mn = 0.0f,
 					mx = 0.0f,
 					inv;
 		bool		bad = false;
-		long		z;
 
 		/* the range always holds 0, so zero padding is exact */
 		for (int k = 0; k < K; k++)
@@ -116,28 +150,8 @@ fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r)
 			mx = fmaxf(mx, xr[k]);
 			bad |= !isfinite(xr[k]);
 		}
-		if (bad || mx - mn == 0.0f)
-		{
-			/* a zero row stays zero; a non-finite one makes its outputs NaN,
-			 * which the forward pass reports after the layer */
-			memset(qr, 0, (size_t) r->Kp);
-			r->scale[t] = bad ? NAN : 0.0f;
-			r->zero[t] = 0;
-			continue;
-		}
-		r->scale[t] = (mx - mn) / 255.0f;
-		inv = 255.0f / (mx - mn);
-		z = lrintf(-mn * inv);
-		z = z < 0 ? 0 : (z > 255 ? 255 : z);
-		r->zero[t] = (int32_t) z;
-		for (int k = 0; k < K; k++)
-		{
-			long		v = lrintf(xr[k] * inv) + z;
-
-			qr[k] = (uint8_t) (v < 0 ? 0 : (v > 255 ? 255 : v));
-		}
-		for (int k = K; k < r->Kp; k++)
-			qr[k] = (uint8_t) z;
+		if ((inv = fb_q8_row_scale(r, t, mn, mx, bad)) != 0.0f)
+			fb_q8_row_tail(xr, r->q + (size_t) t * r->Kp, 0, K, r->Kp, inv, r->zero[t]);
 	}
 }
 

@@ -48,7 +48,6 @@ fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r)
 					lo[8],
 					hi[8];
 		bool		bad;
-		long		z;
 		int			k = 0;
 
 		for (; k + 8 <= K; k += 8)
@@ -73,34 +72,17 @@ fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r)
 			mx = fmaxf(mx, xr[k]);
 			bad |= !isfinite(xr[k]);
 		}
-		if (bad || mx - mn == 0.0f)
-		{
-			memset(qr, 0, (size_t) r->Kp);
-			r->scale[t] = bad ? NAN : 0.0f;
-			r->zero[t] = 0;
+		if ((inv = fb_q8_row_scale(r, t, mn, mx, bad)) == 0.0f)
 			continue;
-		}
-		r->scale[t] = (mx - mn) / 255.0f;
-		inv = 255.0f / (mx - mn);
-		z = lrintf(-mn * inv);
-		z = z < 0 ? 0 : (z > 255 ? 255 : z);
-		r->zero[t] = (int32_t) z;
 		{
 			const __m256 vinv = _mm256_set1_ps(inv);
-			const __m256i vz = _mm256_set1_epi32((int) z);
+			const __m256i vz = _mm256_set1_epi32(r->zero[t]);
 
 #define Q(o) _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + k + (o)), vinv)), vz)
 			for (k = 0; k + 32 <= K; k += 32)
 				_mm256_storeu_si256((__m256i *) (qr + k), pack_u8(Q(0), Q(8), Q(16), Q(24)));
 #undef Q
-			for (; k < K; k++)
-			{
-				long		v = lrintf(xr[k] * inv) + z;
-
-				qr[k] = (uint8_t) (v < 0 ? 0 : (v > 255 ? 255 : v));
-			}
-			for (; k < r->Kp; k++)
-				qr[k] = (uint8_t) z;
+			fb_q8_row_tail(xr, qr, k, K, r->Kp, inv, r->zero[t]);
 		}
 	}
 }
