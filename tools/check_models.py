@@ -6,7 +6,8 @@ its validation split (the split the model cards report; tools/train/tasks.py) an
 
   parity   finbert-cli (fp32 arithmetic on the fp16 weights) vs transformers (the same weights
            in fp32): predicted labels per text (argmax; multi-label: the set of logits > 0; NER:
-           every token's label) and the largest |logit difference|;
+           every token's label, the Viterbi path when the model has a CRF head) and the largest
+           |logit difference|;
   int8     finbert-cli --precision int8 vs fp32: label agreement, and the task metric of both
            against the gold labels (accuracy / micro-F1 / entity-level F1), plus entity F1 of the
            int8 entities measured against the fp32 ones.
@@ -77,6 +78,37 @@ def ents_set(i, ents, ignore=()):
     return out
 
 
+def crf_of(model_dir, torch):
+    """(start, transitions [from, to], end) as float lists when the model has a CRF head, else None."""
+    from safetensors import safe_open
+    with safe_open(os.path.join(model_dir, "model.safetensors"), "pt") as f:
+        if "crf.transitions" not in f.keys():
+            return None
+        g = lambda k: f.get_tensor(k).float().tolist()  # noqa: E731
+        return g("crf.start_transitions"), g("crf.transitions"), g("crf.end_transitions")
+
+
+def viterbi(em, start, trans, end):
+    """Best tag path (pytorch-crf semantics) over emissions em [n][L]."""
+    L = len(start)
+    score = [start[j] + em[0][j] for j in range(L)]
+    back = []
+    for t in range(1, len(em)):
+        nxt, bk = [], []
+        for j in range(L):
+            i = max(range(L), key=lambda i: score[i] + trans[i][j])
+            bk.append(i)
+            nxt.append(score[i] + trans[i][j] + em[t][j])
+        score = nxt
+        back.append(bk)
+    best = max(range(L), key=lambda j: score[j] + end[j])
+    path = [best]
+    for bk in reversed(back):
+        best = bk[best]
+        path.append(best)
+    return path[::-1]
+
+
 def check(model_dir, n, torch, transformers):
     name = os.path.basename(model_dir)
     task = TASK_OF[name]
@@ -105,6 +137,12 @@ def check(model_dir, n, torch, transformers):
                    parity_min_cosine=cos_ref, int8_vs_fp32_min_cosine=cos_q8)
     elif task == "ner":
         m = transformers.AutoModelForTokenClassification.from_pretrained(model_dir).float().eval()
+        crf = crf_of(model_dir, torch)
+        res["crf"] = crf is not None
+
+        def tags(rows):
+            # a CRF head: the labels are the Viterbi path over the emissions, as finbert decodes them
+            return viterbi(rows, *crf) if crf is not None and rows else [labels_of(r, False) for r in rows]
         fp = cli(model_dir, "entities", texts, "fp32", ["--logits"])
         q8 = cli(model_dir, "entities", texts, "int8", ["--logits"])
         same, worst, tokens = 0, 0.0, 0
@@ -117,8 +155,8 @@ def check(model_dir, n, torch, transformers):
                 if ok:
                     for a, c in zip(ref, mine):
                         worst = max(worst, max(abs(x - y) for x, y in zip(a, c)))
-                        ok &= labels_of(a, False) == labels_of(c, False)
                         tokens += 1
+                    ok = tags(ref) == tags(mine)
                 same += ok
         gold, pf, pq = set(), set(), set()
         for i, (r, f, q) in enumerate(zip(rows, fp, q8)):
@@ -128,8 +166,8 @@ def check(model_dir, n, torch, transformers):
         diffs = [abs(x - y) for f, q in zip(fp, q8) for a, c in zip(f["token_logits"], q["token_logits"])
                  for x, y in zip(a, c)]
         res["int8_mean_abs_logit_diff"] = sum(diffs) / max(1, len(diffs))
-        tok_agree = [labels_of(a, False) == labels_of(c, False) for f, q in zip(fp, q8)
-                     for a, c in zip(f["token_logits"], q["token_logits"])]
+        tok_agree = [a == c for f, q in zip(fp, q8)
+                     for a, c in zip(tags(f["token_logits"]), tags(q["token_logits"]))]
         res["int8_token_label_agreement"] = sum(tok_agree) / max(1, len(tok_agree))
         res.update(parity_same_labels=same / len(texts), parity_tokens=tokens, parity_max_logit_diff=worst,
                    fp32_entity_f1=prf(pf, gold), int8_entity_f1=prf(pq, gold), int8_vs_fp32_entity_f1=prf(pq, pf))

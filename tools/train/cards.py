@@ -112,14 +112,23 @@ def write_card(out, task, data, info):
          + (f", `problem_type` {cfg['problem_type']}" if cfg.get("problem_type") else "") + ", `id2label`/`label2id`)",
          f"- `model.safetensors`: {exp['weights_dtype']} weights, {exp['safetensors_bytes'] / 1e6:.1f} MB"
          + (f", {nparams / 1e6:.2f} M parameters" if nparams else ""),
-         "- `vocab.txt`, `tokenizer_config.json`, `tokenizer.json`: BertTokenizer, `do_lower_case=True`, CJK split "
-         "per character; vocabulary trimmed from bert-base-chinese (tokens the corpus uses + GB2312 level-1 characters)",
+         "- `vocab.txt`, `tokenizer_config.json`: BertTokenizer, `do_lower_case=True`, CJK split "
+         "per character; vocabulary trimmed from bert-base-chinese (tokens the corpus uses + GB2312 level-1 characters); "
+         "no `tokenizer.json` (finbert and BertTokenizerFast build the tokenizer from these two files)",
          "", "## Labels", ""]
     L += [" ".join(f"`{i}` {l}" for i, l in enumerate(data["labels"]))]
     if data["kind"] == "multi":
         L += ["", "Multi-label: apply a sigmoid per label; labels with probability ≥ 0.5 are predicted."]
     if task == "ner":
         L += ["", "BIO tags over characters/tokens. Label mapping from the source datasets:", "", NER_MAPPING]
+        if info.get("crf"):
+            L += ["", "**CRF head.** A linear-chain CRF sits on the token classifier (tensors `crf.transitions` "
+                  "[from, to], `crf.start_transitions`, `crf.end_transitions`, pytorch-crf names) and was trained "
+                  "jointly (CRF negative log-likelihood over the text tokens; an ignored span leaves its tags free). "
+                  "finbert decodes the tags with Viterbi over the text tokens. Hugging Face "
+                  "`BertForTokenClassification` loads the same directory but ignores the `crf.*` tensors: its "
+                  "logits are the CRF's emissions, so decode them with the transitions (as "
+                  "`tools/check_models.py` does) to reproduce finbert's labels."]
     L += ["", "## Training data", ""]
     for s in data["sources"]:
         L.append(f"- {s}")
@@ -156,13 +165,24 @@ def write_card(out, task, data, info):
         L += ["Reference: FinBERT-base reports F1 0.922 on company names and 0.917 on person names (different data).",
               ""]
     total = _pretrain_total()
-    if enc.get("step") is not None and total and enc["step"] < total:
+    interim = enc.get("step") is not None and total and enc["step"] < total
+    if interim:
         L += ["## Status", "",
               f"**Interim model.** It was fine-tuned from pre-training checkpoint step {enc['step']} of {total} "
               f"(an almost untrained encoder: pre-training was still running on a shared 2-core CPU). It will be "
               f"re-trained with `finetune.py {task} --fresh` once pre-training has progressed; expect the figures "
               f"above to improve then.", ""]
-    elif enc.get("step") is not None:
+    if enc.get("intermediate"):
+        im = enc["intermediate"]
+        ds = ", ".join(f"{k} ({v['examples']} texts, {v['labels']} labels)" for k, v in im["datasets"].items())
+        L += ["## Intermediate training", "",
+              f"Between pre-training and this fine-tuning the encoder was trained for {im['epochs']} epoch(s) "
+              f"({im['steps']} steps, lr {im['lr']}) on other labelled sentence datasets of the shared data, one "
+              f"linear head each on the pooled [CLS] vector (tools/train/intermediate.py): {ds}. tnews/thucnews: "
+              f"news topic; ewect: emotion of Weibo posts; finese: financial negative-event type; finnsp: "
+              f"negative financial news or not. None of these labels is a finbert task label, and every text of "
+              f"the validation splits reported above (and of the industry held-out companies) was left out.", ""]
+    if not interim and enc.get("step") is not None:
         L += ["## Encoder", "",
               f"Fine-tuned from finbert's own pre-trained encoder (tools/train/pretrain.py: whole-word-masking MLM on "
               f"the shared Chinese text, {enc['step']} steps of 32 x 128 tokens, final MLM loss {enc.get('loss', 0):.2f}). "
@@ -176,8 +196,11 @@ def write_card(out, task, data, info):
           "## Reproduce", "",
           "```sh",
           "pip install -r tools/train/requirements.txt",
-          "FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py      # encoder (resumable)",
-          f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
+          "FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py      # encoder (resumable)"]
+    if enc.get("intermediate"):
+        L += ["FINBERT_TRAIN_THREADS=1 python tools/train/intermediate.py  # intermediate training (resumable)"]
+    L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
+          + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "

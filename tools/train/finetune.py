@@ -33,6 +33,7 @@ import common  # noqa: E402
 import tasks  # noqa: E402
 
 ENCODER = os.path.join(common.WORK, "pretrain", "encoder")
+CRF_LR_FACTOR = 50
 
 
 def parse():
@@ -141,6 +142,71 @@ def collate(enc, b, kind):
 
 
 # ------------------------------------------------------------------------------------------------
+# CRF head (token task)
+# ------------------------------------------------------------------------------------------------
+
+class CRF(torch.nn.Module):
+    """Linear-chain CRF over the token classifier's emissions, with pytorch-crf's parameter names
+    (crf.transitions [from, to], crf.start_transitions, crf.end_transitions): the tensors finbert's
+    engine reads and decodes with Viterbi. Runs over the text tokens only ([CLS]/[SEP] excluded), as
+    the engine does."""
+
+    def __init__(self, n_labels):
+        super().__init__()
+        self.transitions = torch.nn.Parameter(torch.empty(n_labels, n_labels).uniform_(-0.1, 0.1))
+        self.start_transitions = torch.nn.Parameter(torch.empty(n_labels).uniform_(-0.1, 0.1))
+        self.end_transitions = torch.nn.Parameter(torch.empty(n_labels).uniform_(-0.1, 0.1))
+
+    def log_partition(self, em, mask):
+        """log sum over tag paths of exp(score); em [B, T, L], mask [B, T] (prefix of True)."""
+        a = self.start_transitions + em[:, 0]
+        for t in range(1, em.shape[1]):
+            nxt = torch.logsumexp(a.unsqueeze(2) + self.transitions + em[:, t].unsqueeze(1), dim=1)
+            a = torch.where(mask[:, t].unsqueeze(1), nxt, a)
+        return torch.logsumexp(a + self.end_transitions, dim=1)
+
+    def nll(self, em, y, mask):
+        """Negative log-likelihood of the gold tags. y = -100 (an ignored span) leaves the tag free:
+        the numerator sums over every path through such positions (partial-label CRF)."""
+        L = em.shape[-1]
+        allowed = (y.unsqueeze(-1) == torch.arange(L)) | (y == -100).unsqueeze(-1)
+        return self.log_partition(em, mask) - self.log_partition(em.masked_fill(~allowed, -1e4), mask)
+
+    def viterbi(self, em):
+        """Best tag path for one sequence of emissions [n, L] (numpy)."""
+        tr = self.transitions.detach().numpy()
+        score = self.start_transitions.detach().numpy() + em[0]
+        back = []
+        for t in range(1, len(em)):
+            tot = score[:, None] + tr + em[t][None, :]
+            back.append(tot.argmax(0))
+            score = tot.max(0)
+        best = int(np.argmax(score + self.end_transitions.detach().numpy()))
+        path = [best]
+        for b in reversed(back):
+            best = int(b[best])
+            path.append(best)
+        return path[::-1]
+
+
+def crf_loss(model, ids, att, y):
+    """Per-token-normalised CRF NLL over the text tokens of each sequence."""
+    lg = model(input_ids=ids, attention_mask=att).logits
+    lens = att.sum(1) - 2
+    T = lg.shape[1] - 2
+    em, yy = lg[:, 1:T + 1], y[:, 1:T + 1]
+    mask = torch.arange(T).unsqueeze(0) < lens.unsqueeze(1)
+    return model.crf.nll(em, yy, mask).sum() / lens.sum().clamp(min=1)
+
+
+def token_tags(model, lg):
+    """Tags of one sequence's logits [n, L] incl. [CLS]/[SEP]: CRF path or argmax."""
+    if getattr(model, "crf", None) is None or len(lg) <= 2:
+        return lg.argmax(-1).tolist()
+    return [0] + model.crf.viterbi(lg[1:-1]) + [0]
+
+
+# ------------------------------------------------------------------------------------------------
 # metrics
 # ------------------------------------------------------------------------------------------------
 
@@ -221,11 +287,11 @@ def decode_spans(labels, tag_ids, offsets):
     return spans
 
 
-def ner_metrics(labels, examples, enc, logits):
+def ner_metrics(labels, examples, enc, logits, tags=None):
     types = sorted({l.split("-", 1)[1] for l in labels if l != "O"})
     c = {t: [0, 0, 0] for t in types}  # tp, fp, fn
     for e, r, lg in zip(examples, enc, logits):
-        pred = decode_spans(labels, lg.argmax(-1).tolist(), r["offsets"])
+        pred = decode_spans(labels, tags(lg) if tags else lg.argmax(-1).tolist(), r["offsets"])
         ign = e["ignore"]
         pred = [p for p in pred if not any(p[0] < t and s < p[1] for s, t in ign)]
         gold = set(e["spans"])
@@ -255,7 +321,7 @@ def evaluate(model, data, encv):
         for name in data["val"]:
             keep = [i for i, e in enumerate(ex_all) if name == "all" or e["source"] == name]
             res[name] = ner_metrics(data["labels"], [ex_all[i] for i in keep], [enc_all[i] for i in keep],
-                                    [lg_all[i] for i in keep])
+                                    [lg_all[i] for i in keep], lambda lg: token_tags(model, lg))
         return res
     for name, ex in data["val"].items():
         lg = predict(model, encv[name], data["kind"])
@@ -294,7 +360,10 @@ def build_model(data, task, encoder):
     cfg = AutoConfig.from_pretrained(encoder, **kw)
     cfg.architectures = None
     cls = BertForTokenClassification if data["kind"] == "tok" else BertForSequenceClassification
-    return cls.from_pretrained(encoder, config=cfg)
+    model = cls.from_pretrained(encoder, config=cfg)
+    if data.get("crf"):
+        model.crf = CRF(len(labels))
+    return model
 
 
 def main():
@@ -336,8 +405,12 @@ def main():
     total = nb * a.epochs
     warm = max(1, int(0.06 * total))
     nd = ["bias", "LayerNorm.weight"]
-    groups = [{"params": [p for n, p in model.named_parameters() if not any(x in n for x in nd)], "weight_decay": 0.01},
-              {"params": [p for n, p in model.named_parameters() if any(x in n for x in nd)], "weight_decay": 0.0}]
+    enc_params = [(n, p) for n, p in model.named_parameters() if not n.startswith("crf.")]
+    groups = [{"params": [p for n, p in enc_params if not any(x in n for x in nd)], "weight_decay": 0.01},
+              {"params": [p for n, p in enc_params if any(x in n for x in nd)], "weight_decay": 0.0}]
+    if data.get("crf"):
+        # transitions start near 0 and must reach large negative values (O -> I-x) within the run
+        groups.append({"params": list(model.crf.parameters()), "weight_decay": 0.0, "lr": a.lr * CRF_LR_FACTOR})
     opt = torch.optim.AdamW(groups, lr=a.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
@@ -366,12 +439,15 @@ def main():
             bl = batches(enc_tr, a.batch, a.seed, ep)
             while pos < len(bl) and not stop.stop:
                 ids, att, y = collate(enc_tr, bl[pos], data["kind"])
-                out = model(input_ids=ids, attention_mask=att, labels=y)
-                out.loss.backward()
+                if data.get("crf"):
+                    loss = crf_loss(model, ids, att, y)
+                else:
+                    loss = model(input_ids=ids, attention_mask=att, labels=y).loss
+                loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
                 step += 1; pos += 1; ntok += int(att.sum())
-                lv = out.loss.item()
+                lv = loss.item()
                 run = lv if math.isnan(run) else 0.98 * run + 0.02 * lv
                 if step % 50 == 0:
                     common.log(logf, f"step {step}/{total} ep {ep} loss {run:.4f} lr {sched.get_last_lr()[0]:.2e} "
@@ -394,6 +470,7 @@ def main():
     out = a.out or os.path.join(common.MODELS, f"finbert-{task}")
     info = {"task": task, "steps": step, "epochs": a.epochs, "lr": a.lr, "batch": a.batch, "max_len": a.max_len,
             "seed": a.seed, "train_examples": len(enc_tr), "encoder": enc_info, "threads": nthr,
+            "crf": bool(data.get("crf")),
             "metrics": res}
     import export
     info["export"] = export.export(model, data, out, encv, info)

@@ -274,7 +274,7 @@ def ner():
     notes = (f"{len(tra)} training / {len(vaa)} validation sentences (10 % by salted text hash, per sentence, "
              f"over the union of the six corpora).")
     return {"kind": "tok", "labels": NER_LABELS, "train": tra, "val": val, "notes": notes,
-            "max_len": 160, "epochs": 6, "lr": 1.5e-4,
+            "max_len": 160, "epochs": 8, "lr": 3e-4, "crf": True,
             "sources": ["cluener2020 (train.json)", "resume-ner (train + dev)", "cfsc (CFSC-NER val.json)",
                         "msra-ner (val)", "peoples-daily-ner (dev)", "weibo-ner (train + dev)"]}
 

@@ -11,6 +11,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(common.HERE))
+import check_models  # noqa: E402  (CRF Viterbi, as finbert decodes)
+
 SAMPLES = [
     "贵州茅台发布年报，净利润同比增长19%，超出市场预期。",
     "受疫情影响，多家航空公司一季度亏损扩大，股价大跌。",
@@ -49,7 +52,9 @@ def main():
                 off = b.pop("offset_mapping")[0].tolist()
                 lg = m(**b).logits[0]
                 if tokcls:
-                    tags = [cfg.id2label[int(i)] for i in lg.argmax(-1)]
+                    crf = check_models.crf_of(d, torch)
+                    path = (check_models.viterbi(lg[1:-1].tolist(), *crf) if crf else lg[1:-1].argmax(-1).tolist())
+                    tags = ["O"] + [cfg.id2label[int(i)] for i in path] + ["O"]   # [CLS] ... [SEP]
                     ents, cur = [], None
                     for t, (a, z) in zip(tags, off):
                         if a == z or t == "O":
