@@ -142,11 +142,11 @@ main(int argc, char **argv)
 	qsort(lat, done, sizeof(double), cmp_double);
 	printf("{\"engine\":\"finbert\",\"task\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"length\":%d,\"iters\":%d,"
 		   "\"tokens_per_s\":%.1f,\"seqs_per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-		   "\"threads\":%d,\"kernel\":\"%s\",\"blas_core\":\"%s\"}\n",
+		   "\"threads\":%d,\"kernel\":\"%s\",\"blas_core\":\"%s\",\"weights_mb\":%.1f}\n",
 		   task, fb_precision_name(info->precision), batch, length, done, (double) batch * length * done / total,
 		   (double) batch * done / total, lat[done / 2] * 1e3,
 		   lat[(int) (done * 0.99) < done ? (int) (done * 0.99) : done - 1] * 1e3,
-		   threads, fb_cpu_kernel_name(), openblas_get_corename());
+		   threads, fb_cpu_kernel_name(), openblas_get_corename(), info->resident_bytes / 1e6);
 	fb_session_free(s);
 	fb_model_free(m);
 	return 0;

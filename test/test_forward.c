@@ -643,6 +643,20 @@ check_int8(const char *name, double rel_tol)
 	if (m == NULL)
 		return;
 	CHECK(fb_model_get_info(m)->precision == FB_PRECISION_INT8, "%s: info says int8", name);
+	{
+		/* int8 keeps only the quantised layer matrices, not their fp32 copies */
+		fb_model   *f = NULL;
+
+		CHECK(fb_model_open(dir, NULL, &f, &err) == FB_OK, "open %s fp32: %s", name, err.msg);
+		if (f != NULL)
+		{
+			size_t		b8 = fb_model_get_info(m)->resident_bytes,
+						b32 = fb_model_get_info(f)->resident_bytes;
+
+			CHECK(b8 < b32, "%s: int8 resident %zu bytes < fp32 %zu", name, b8, b32);
+			fb_model_free(f);
+		}
+	}
 	NL = fb_model_get_info(m)->n_labels;
 	s1 = fb_session_new(m);
 	s3 = fb_session_new(m);

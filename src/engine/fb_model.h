@@ -27,7 +27,8 @@ typedef struct fb_layer
 	float	   *out_b;
 	float	   *out_ln_g;
 	float	   *out_ln_b;
-	/* int8 copies of the four weight matrices, NULL in fp32 mode */
+	/* int8 copies of the four weight matrices, NULL in fp32 mode (then the
+	 * fp32 pointers above are NULL: int8 mode keeps only these) */
 	fb_qmat    *qkv_q,
 			   *attn_out_q,
 			   *inter_q,
@@ -41,8 +42,11 @@ struct fb_model
 	fb_tokenizer *tok;
 	int			max_batch_tokens;
 
-	float	   *params;			/* the single parameter allocation */
+	float	   *params;			/* parameters except the layer matrices */
 	size_t		n_params;
+	float	   *mat_params;		/* the four weight matrices of every layer;
+								 * freed (NULL) in int8 mode */
+	size_t		n_mat_params;
 
 	/* embeddings: E = embedding_size (= H for BERT) */
 	float	   *word_emb;		/* [V, E] */

@@ -37,9 +37,13 @@ typedef struct loader
 	const char *path;
 	const char *prefix;			/* "bert." or "" */
 	bool		dry;			/* first pass: check shapes, count floats */
+	bool		to_mat;			/* reserve in the layer-matrix block */
 	size_t		counted;		/* floats a real pass will need */
+	size_t		mat_counted;	/* of which in the layer-matrix block */
 	float	   *next;			/* next free float in the block */
 	float	   *end;
+	float	   *mat_next;		/* next free float in the layer-matrix block */
+	float	   *mat_end;
 	int			n_f16,
 				n_bf16,
 				n_f32;
@@ -78,22 +82,32 @@ find_with_ln_alias(const loader *ld, const char *name, bool with_prefix)
 	return NULL;
 }
 
-/* Reserves n floats of the block, 64-byte aligned. */
+/*
+ * Reserves n floats, 64-byte aligned, in the parameter block or, while
+ * ld->to_mat is set, in the layer-matrix block.  The four weight matrices
+ * of each layer live apart so that int8 mode can free their fp32 copies
+ * once they are quantised (they are ~70 % of a BERT's parameters).
+ */
 static float *
 reserve(loader *ld, size_t n)
 {
 	static float dry_slot[16];
-	float	   *p = ld->next;
+	float	  **next = ld->to_mat ? &ld->mat_next : &ld->next;
+	float	   *end = ld->to_mat ? ld->mat_end : ld->end;
+	float	   *p = *next;
 	size_t		padded = (n + 15) & ~(size_t) 15;
 
 	if (ld->dry)
 	{
-		ld->counted += padded;
+		if (ld->to_mat)
+			ld->mat_counted += padded;
+		else
+			ld->counted += padded;
 		return dry_slot;		/* never written in a dry pass */
 	}
-	if ((size_t) (ld->end - ld->next) < padded)
+	if ((size_t) (end - p) < padded)
 		return NULL;
-	ld->next += padded;
+	*next += padded;
 	return p;
 }
 
@@ -186,7 +200,9 @@ take_qkv(loader *ld, const char *base, int H, fb_layer *L, fb_error *err)
 	char		name[256];
 	fb_status	st;
 
+	ld->to_mat = true;
 	L->qkv_w = reserve(ld, (size_t) 3 * H * H);
+	ld->to_mat = false;
 	L->qkv_b = reserve(ld, (size_t) 3 * H);
 	if (L->qkv_w == NULL || L->qkv_b == NULL)
 		return fb_fail(err, FB_ERR_CORRUPT, "%s: parameter block overflow", ld->path);
@@ -218,6 +234,10 @@ take_layer(loader *ld, const fb_config *c, int i, fb_layer *L, fb_error *err)
 #define TAKE(suffix, d0, d1, dst) \
 	do { snprintf(name, sizeof(name), "%s." suffix, base); \
 		 if ((st = take(ld, name, true, d0, d1, false, dst, err)) != FB_OK) return st; } while (0)
+#define TAKE_MAT(suffix, d0, d1, dst) \
+	do { ld->to_mat = true; snprintf(name, sizeof(name), "%s." suffix, base); \
+		 st = take(ld, name, true, d0, d1, false, dst, err); \
+		 ld->to_mat = false; if (st != FB_OK) return st; } while (0)
 
 	if (c->arch == FB_ARCH_ALBERT)
 	{
@@ -225,13 +245,13 @@ take_layer(loader *ld, const fb_config *c, int i, fb_layer *L, fb_error *err)
 		snprintf(name, sizeof(name), "%s.attention", base);
 		if ((st = take_qkv(ld, name, H, L, err)) != FB_OK)
 			return st;
-		TAKE("attention.dense.weight", H, H, &L->attn_out_w);
+		TAKE_MAT("attention.dense.weight", H, H, &L->attn_out_w);
 		TAKE("attention.dense.bias", H, 0, &L->attn_out_b);
 		TAKE("attention.LayerNorm.weight", H, 0, &L->attn_ln_g);
 		TAKE("attention.LayerNorm.bias", H, 0, &L->attn_ln_b);
-		TAKE("ffn.weight", I, H, &L->inter_w);
+		TAKE_MAT("ffn.weight", I, H, &L->inter_w);
 		TAKE("ffn.bias", I, 0, &L->inter_b);
-		TAKE("ffn_output.weight", H, I, &L->out_w);
+		TAKE_MAT("ffn_output.weight", H, I, &L->out_w);
 		TAKE("ffn_output.bias", H, 0, &L->out_b);
 		TAKE("full_layer_layer_norm.weight", H, 0, &L->out_ln_g);
 		TAKE("full_layer_layer_norm.bias", H, 0, &L->out_ln_b);
@@ -241,17 +261,18 @@ take_layer(loader *ld, const fb_config *c, int i, fb_layer *L, fb_error *err)
 	snprintf(name, sizeof(name), "%s.attention.self", base);
 	if ((st = take_qkv(ld, name, H, L, err)) != FB_OK)
 		return st;
-	TAKE("attention.output.dense.weight", H, H, &L->attn_out_w);
+	TAKE_MAT("attention.output.dense.weight", H, H, &L->attn_out_w);
 	TAKE("attention.output.dense.bias", H, 0, &L->attn_out_b);
 	TAKE("attention.output.LayerNorm.weight", H, 0, &L->attn_ln_g);
 	TAKE("attention.output.LayerNorm.bias", H, 0, &L->attn_ln_b);
-	TAKE("intermediate.dense.weight", I, H, &L->inter_w);
+	TAKE_MAT("intermediate.dense.weight", I, H, &L->inter_w);
 	TAKE("intermediate.dense.bias", I, 0, &L->inter_b);
-	TAKE("output.dense.weight", H, I, &L->out_w);
+	TAKE_MAT("output.dense.weight", H, I, &L->out_w);
 	TAKE("output.dense.bias", H, 0, &L->out_b);
 	TAKE("output.LayerNorm.weight", H, 0, &L->out_ln_g);
 	TAKE("output.LayerNorm.bias", H, 0, &L->out_ln_b);
 #undef TAKE
+#undef TAKE_MAT
 	return FB_OK;
 }
 
@@ -497,17 +518,21 @@ load_weights(fb_model *m, const char *dir, fb_error *err)
 	if ((rc = take_all(&ld, m, err)) != FB_OK)
 		goto done;
 	m->n_params = ld.counted;
+	m->n_mat_params = ld.mat_counted;
 	m->params = fb_alloc_aligned(ld.counted * sizeof(float));
-	if (m->params == NULL)
+	m->mat_params = fb_alloc_aligned(ld.mat_counted * sizeof(float));
+	if (m->params == NULL || m->mat_params == NULL)
 	{
 		rc = fb_fail(err, FB_ERR_NOMEM, "%s: cannot allocate %zu bytes of parameters",
-					 path, ld.counted * sizeof(float));
+					 path, (ld.counted + ld.mat_counted) * sizeof(float));
 		goto done;
 	}
 	/* Pass 2: convert. */
 	ld.dry = false;
 	ld.next = m->params;
 	ld.end = m->params + ld.counted;
+	ld.mat_next = m->mat_params;
+	ld.mat_end = m->mat_params + ld.mat_counted;
 	if ((rc = take_all(&ld, m, err)) != FB_OK)
 		goto done;
 	if ((rc = transpose_linears(m, err)) != FB_OK)
@@ -547,7 +572,7 @@ fill_info(fb_model *m)
 	in->layer_norm_eps = c->layer_norm_eps;
 	in->has_pooler = m->pool_w != NULL;
 	in->has_crf = m->crf_trans != NULL;
-	in->resident_bytes = m->n_params * sizeof(float);
+	in->resident_bytes = (m->n_params + (m->mat_params != NULL ? m->n_mat_params : 0)) * sizeof(float);
 	in->weight_file = m->weight_file;
 	in->weight_dtype = m->dtype_name;
 	in->precision = m->precision;
@@ -608,6 +633,20 @@ quantize_layers(fb_model *m, fb_error *err)
 	return FB_OK;
 }
 
+/* int8 mode reads only the quantised matrices: drop their fp32 copies. */
+static void
+release_fp32_matrices(fb_model *m)
+{
+	for (int l = 0; l < m->cfg.n_layers; l++)
+	{
+		fb_layer   *L = &m->layers[l];
+
+		L->qkv_w = L->attn_out_w = L->inter_w = L->out_w = NULL;
+	}
+	fb_free_aligned(m->mat_params);
+	m->mat_params = NULL;
+}
+
 fb_status
 fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 			  fb_error *err)
@@ -662,8 +701,12 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 	st = load_weights(m, dir, err);
 	if (st != FB_OK)
 		goto fail;
-	if (opts->precision == FB_PRECISION_INT8 && (st = quantize_layers(m, err)) != FB_OK)
-		goto fail;
+	if (opts->precision == FB_PRECISION_INT8)
+	{
+		if ((st = quantize_layers(m, err)) != FB_OK)
+			goto fail;
+		release_fp32_matrices(m);
+	}
 	fill_info(m);
 	*out = m;
 	return FB_OK;
@@ -681,6 +724,7 @@ fb_model_free(fb_model *m)
 	fb_tokenizer_free(m->tok);
 	fb_config_free(&m->cfg);
 	fb_free_aligned(m->params);
+	fb_free_aligned(m->mat_params);
 	for (int i = 0; i < m->n_qmats; i++)
 		fb_qmat_free(m->qmats[i]);
 	free(m->qmats);
