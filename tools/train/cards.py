@@ -168,10 +168,10 @@ def write_card(out, task, data, info):
     interim = enc.get("step") is not None and total and enc["step"] < total
     if interim:
         L += ["## Status", "",
-              f"**Interim model.** It was fine-tuned from pre-training checkpoint step {enc['step']} of {total} "
-              f"(an almost untrained encoder: pre-training was still running on a shared 2-core CPU). It will be "
-              f"re-trained with `finetune.py {task} --fresh` once pre-training has progressed; expect the figures "
-              f"above to improve then.", ""]
+              f"**Interim model.** It was fine-tuned from pre-training checkpoint step {enc['step']} of {total}: "
+              f"an almost untrained encoder (MLM loss still on its early plateau; pre-training on one 2-core CPU was "
+              f"stopped to leave the CPU to fine-tuning). Re-running pre-training further and then this model's "
+              f"command below should raise the figures above.", ""]
     if enc.get("intermediate"):
         im = enc["intermediate"]
         ds = ", ".join(f"{k} ({v['examples']} texts, {v['labels']} labels)" for k, v in im["datasets"].items())
