@@ -261,17 +261,19 @@ pool_fn(void *arg, int tid, int n)
 int
 main(void)
 {
-	const fb_cpu_kernels *sets[2] = {fb_cpu_kernels_by_name("generic"), fb_cpu_kernels_by_name("avx2")};
+	const char *names[3] = {"generic", "avx2", "avx512"};
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 	{
-		if (sets[i] == NULL)
+		const fb_cpu_kernels *set = fb_cpu_kernels_by_name(names[i]);
+
+		if (set == NULL)
 		{
-			printf("kernel set %d not available on this CPU: skipped\n", i);
+			printf("SKIP: kernel set %s not available on this CPU\n", names[i]);
 			continue;
 		}
-		check_set(sets[i]);
-		check_q8(sets[i]);
+		check_set(set);
+		check_q8(set);
 	}
 	/* the pool runs every thread once per job, many times over */
 	{

@@ -4,7 +4,9 @@
  * The generic set is the plain-C reference (ops_cpu.c); the AVX2+FMA set
  * (ops_avx2.c) is compiled with a target attribute, so the library runs on
  * any x86-64 and uses the wide kernels only where the CPU has them.
- * FINBERT_CPU_KERNEL=generic|avx2 forces a set (tests, benchmarks).
+ * The AVX-512 set (ops_avx512.c, gemm_q8_avx512.c: VNNI int8 GEMM) is
+ * chosen where the CPU has AVX-512 F/BW/DQ/VL and VNNI.
+ * FINBERT_CPU_KERNEL=generic|avx2|avx512 forces a set (tests, benchmarks).
  */
 #ifndef FB_KERNELS_H
 #define FB_KERNELS_H
@@ -24,7 +26,7 @@ typedef struct fb_cpu_kernels
 } fb_cpu_kernels;
 
 const fb_cpu_kernels *fb_cpu_kernels_get(void);
-/* A specific set by name ("generic", "avx2"); NULL when unavailable on
+/* A specific set by name ("generic", "avx2", "avx512"); NULL when unavailable on
  * this CPU. */
 const fb_cpu_kernels *fb_cpu_kernels_by_name(const char *name);
 
@@ -33,5 +35,11 @@ void		fb_avx2_layernorm(float *x, const float *g, const float *b, int T, int C, 
 void		fb_avx2_gelu_erf(float *x, size_t n);
 void		fb_avx2_gelu_tanh(float *x, size_t n);
 void		fb_avx2_softmax(float *x, int rows, int n);
+
+/* AVX-512 entry points (ops_avx512.c). */
+void		fb_avx512_layernorm(float *x, const float *g, const float *b, int T, int C, float eps);
+void		fb_avx512_gelu_erf(float *x, size_t n);
+void		fb_avx512_gelu_tanh(float *x, size_t n);
+void		fb_avx512_softmax(float *x, int rows, int n);
 
 #endif

@@ -12,8 +12,10 @@
  * Why 7-bit weights: AVX2 has no VNNI; its fastest int8 product,
  * vpmaddubsw (uint8 x int8, adjacent pairs summed into int16), saturates
  * unless 2 * 255 * |qw| <= 32767.  ONNX Runtime's AVX2 kernels make the
- * same trade ("reduce_range").  With AVX-512 VNNI, vpdpbusd would take full
- * 8-bit weights; no such CPU is available to test on here.
+ * same trade ("reduce_range").  The AVX-512 VNNI kernel (vpdpbusd) would
+ * take full 8-bit weights; it keeps the 7-bit ones so that every kernel
+ * gives bit-identical outputs on every CPU (label agreement with fp32 is
+ * measured, see bench/).
  *
  * Packed weight layout: panels of FB_Q8_NR output columns; inside a panel,
  * for every group of 4 input channels k = 4i..4i+3, the 4 * NR bytes
@@ -26,7 +28,7 @@
 #include "fb_internal.h"
 
 #define FB_Q8_NR 16				/* output columns per panel */
-#define FB_Q8_MR 4				/* rows per micro-kernel call */
+#define FB_Q8_MR 8				/* rows per micro-kernel call (at most) */
 #define FB_Q8_KC 1024			/* input channels per chunk (multiple of 4) */
 #define FB_Q8_WMAX 63			/* largest |quantised weight| */
 
@@ -93,6 +95,11 @@ void		fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 							const int32_t *zero, int mr, const int8_t *panel,
 							const float *sw, const int32_t *colsum, float *y,
 							size_t ldy, int ncols);
+void		fb_avx512_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r);
+void		fb_avx512_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
+							   const int32_t *zero, int mr, const int8_t *panel,
+							   const float *sw, const int32_t *colsum, float *y,
+							   size_t ldy, int ncols);
 void		fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r);
 void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 							 const int32_t *zero, int mr, const int8_t *panel,

@@ -229,12 +229,15 @@ fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 				 const float *sw, const int32_t *colsum, float *y, size_t ldy,
 				 int ncols)
 {
-	static void (*const by_rows[FB_Q8_MR + 1]) (const uint8_t *, int, int, const float *,
+	static void (*const by_rows[5]) (const uint8_t *, int, int, const float *,
 												  const int32_t *, const int8_t *,
 												  const float *, const int32_t *, float *,
 												  size_t, int) = {
 		q8_panel_1, q8_panel_1, q8_panel_2, q8_panel_3, q8_panel_4
 	};
 
+	/* 4 rows at a time: 8 accumulators are all AVX2's 16 registers allow */
+	for (; mr > 4; mr -= 4, q += 4 * (size_t) ldq, sx += 4, zero += 4, y += 4 * ldy)
+		q8_panel_4(q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols);
 	by_rows[mr](q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols);
 }

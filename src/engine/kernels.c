@@ -18,6 +18,11 @@ static const fb_cpu_kernels avx2_kernels = {
 	fb_avx2_q8_quantize, fb_avx2_q8_panel
 };
 
+static const fb_cpu_kernels avx512_kernels = {
+	"avx512", fb_avx512_layernorm, fb_avx512_gelu_erf, fb_avx512_gelu_tanh, fb_avx512_softmax,
+	fb_avx512_q8_quantize, fb_avx512_q8_panel
+};
+
 static const fb_cpu_kernels *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
@@ -28,6 +33,17 @@ cpu_has_avx2(void)
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+/* AVX-512 with VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later); a CPU
+ * with AVX-512 but no VNNI (Skylake-X) takes the AVX2 set. */
+static bool
+cpu_has_avx512_vnni(void)
+{
+	__builtin_cpu_init();
+	return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+		__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+		__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
 const fb_cpu_kernels *
 fb_cpu_kernels_by_name(const char *name)
 {
@@ -35,6 +51,8 @@ fb_cpu_kernels_by_name(const char *name)
 		return &generic_kernels;
 	if (strcmp(name, "avx2") == 0 && cpu_has_avx2())
 		return &avx2_kernels;
+	if (strcmp(name, "avx512") == 0 && cpu_has_avx512_vnni())
+		return &avx512_kernels;
 	return NULL;
 }
 
@@ -46,7 +64,8 @@ choose(void)
 	if (force != NULL && fb_cpu_kernels_by_name(force) != NULL)
 		chosen = fb_cpu_kernels_by_name(force);
 	else
-		chosen = cpu_has_avx2() ? &avx2_kernels : &generic_kernels;
+		chosen = cpu_has_avx512_vnni() ? &avx512_kernels :
+			cpu_has_avx2() ? &avx2_kernels : &generic_kernels;
 }
 
 const fb_cpu_kernels *

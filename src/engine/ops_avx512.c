@@ -1,0 +1,193 @@
+/*
+ * ops_avx512.c — AVX-512 versions of the element-wise kernels.
+ *
+ * Same algorithms and constants as ops_avx2.c (Cephes expf, Abramowitz and
+ * Stegun erf), 16 lanes wide; the tails run under a lane mask instead of a
+ * scalar loop, so every element goes through the same polynomial.  Checked
+ * against the reference kernels in test/test_kernels.c.
+ */
+#include <math.h>
+
+#include <immintrin.h>
+
+#include "fb_kernels.h"
+
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+
+/* mask of the first n (< 16) lanes, or all 16 */
+AVX512 static inline __mmask16
+lanes(size_t n)
+{
+	return n >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << n) - 1u);
+}
+
+AVX512 static inline __m512
+exp512(__m512 x)
+{
+	const __m512 hi = _mm512_set1_ps(88.3762626647949f);
+	const __m512 lo = _mm512_set1_ps(-88.3762626647949f);
+	const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
+	const __m512 c1 = _mm512_set1_ps(0.693359375f);
+	const __m512 c2 = _mm512_set1_ps(-2.12194440e-4f);
+	__m512		fx,
+				y,
+				z;
+	__m512i		emm;
+
+	x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+	fx = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	x = _mm512_fnmadd_ps(fx, c1, x);
+	x = _mm512_fnmadd_ps(fx, c2, x);
+	z = _mm512_mul_ps(x, x);
+	y = _mm512_set1_ps(1.9875691500E-4f);
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+	y = _mm512_fmadd_ps(y, z, x);
+	y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+	emm = _mm512_cvtps_epi32(fx);
+	emm = _mm512_add_epi32(emm, _mm512_set1_epi32(127));
+	emm = _mm512_slli_epi32(emm, 23);
+	return _mm512_mul_ps(y, _mm512_castsi512_ps(emm));
+}
+
+AVX512 void
+fb_avx512_layernorm(float *x, const float *g, const float *b, int T, int C, float eps)
+{
+	for (int t = 0; t < T; t++)
+	{
+		float	   *r = x + (size_t) t * C;
+		/* shifted by r[0], as in the AVX2 kernel (see there why) */
+		__m512		vs = _mm512_set1_ps(r[0]);
+		__m512		acc = _mm512_setzero_ps();
+		__m512		vm,
+					iv;
+		float		m,
+					var;
+
+		for (int i = 0; i < C; i += 16)
+		{
+			__mmask16	k = lanes((size_t) (C - i));
+
+			acc = _mm512_add_ps(acc, _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, r + i), vs));
+		}
+		m = _mm512_reduce_add_ps(acc) / (float) C;
+		vm = _mm512_set1_ps(m);
+		acc = _mm512_setzero_ps();
+		for (int i = 0; i < C; i += 16)
+		{
+			__mmask16	k = lanes((size_t) (C - i));
+			__m512		d = _mm512_maskz_sub_ps(k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, r + i), vs), vm);
+
+			acc = _mm512_fmadd_ps(d, d, acc);
+		}
+		var = _mm512_reduce_add_ps(acc) / (float) C;
+		iv = _mm512_set1_ps(1.0f / sqrtf(var + eps));
+		for (int i = 0; i < C; i += 16)
+		{
+			__mmask16	k = lanes((size_t) (C - i));
+			__m512		d = _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r + i), vs), vm);
+			__m512		v = _mm512_fmadd_ps(_mm512_mul_ps(d, iv), _mm512_maskz_loadu_ps(k, g + i),
+											_mm512_maskz_loadu_ps(k, b + i));
+
+			_mm512_mask_storeu_ps(r + i, k, v);
+		}
+	}
+}
+
+/* erf for 16 lanes, Abramowitz & Stegun 7.1.26 */
+AVX512 static inline __m512
+erf512(__m512 x)
+{
+	const __m512 one = _mm512_set1_ps(1.0f);
+	__m512		ax = _mm512_abs_ps(x);
+	__m512		t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), ax, one));
+	__m512		p = _mm512_set1_ps(1.061405429f);
+	__m512		e,
+				y;
+
+	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+	p = _mm512_mul_ps(p, t);
+	e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax)));
+	y = _mm512_fnmadd_ps(p, e, one);
+	/* copy the sign of x */
+	return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y),
+											   _mm512_and_si512(_mm512_castps_si512(x),
+																_mm512_set1_epi32((int) 0x80000000u))));
+}
+
+AVX512 void
+fb_avx512_gelu_erf(float *x, size_t n)
+{
+	const __m512 half = _mm512_set1_ps(0.5f);
+	const __m512 rs2 = _mm512_set1_ps((float) M_SQRT1_2);
+	const __m512 one = _mm512_set1_ps(1.0f);
+
+	for (size_t i = 0; i < n; i += 16)
+	{
+		__mmask16	k = lanes(n - i);
+		__m512		v = _mm512_maskz_loadu_ps(k, x + i);
+		__m512		e = erf512(_mm512_mul_ps(v, rs2));
+
+		_mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, e)));
+	}
+}
+
+AVX512 void
+fb_avx512_gelu_tanh(float *x, size_t n)
+{
+	const __m512 kk = _mm512_set1_ps(0.7978845608028654f);
+	const __m512 c = _mm512_set1_ps(0.044715f);
+	const __m512 half = _mm512_set1_ps(0.5f);
+	const __m512 one = _mm512_set1_ps(1.0f);
+	const __m512 two = _mm512_set1_ps(2.0f);
+
+	for (size_t i = 0; i < n; i += 16)
+	{
+		__mmask16	k = lanes(n - i);
+		__m512		v = _mm512_maskz_loadu_ps(k, x + i);
+		__m512		u = _mm512_mul_ps(kk, _mm512_fmadd_ps(_mm512_mul_ps(c, v), _mm512_mul_ps(v, v), v));
+		/* tanh(u) = 1 - 2 / (exp(2u) + 1) */
+		__m512		e = exp512(_mm512_mul_ps(two, u));
+		__m512		th = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(e, one)));
+
+		_mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, th)));
+	}
+}
+
+AVX512 void
+fb_avx512_softmax(float *x, int rows, int n)
+{
+	for (int r = 0; r < rows; r++)
+	{
+		float	   *p = x + (size_t) r * n;
+		__m512		vmax = _mm512_set1_ps(-INFINITY);
+		__m512		vsum = _mm512_setzero_ps();
+		__m512		m,
+					inv;
+
+		for (int i = 0; i < n; i += 16)
+			vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), lanes((size_t) (n - i)), p + i));
+		m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+		for (int i = 0; i < n; i += 16)
+		{
+			__mmask16	k = lanes((size_t) (n - i));
+			__m512		e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m)));
+
+			_mm512_mask_storeu_ps(p + i, k, e);
+			vsum = _mm512_add_ps(vsum, e);
+		}
+		inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+		for (int i = 0; i < n; i += 16)
+		{
+			__mmask16	k = lanes((size_t) (n - i));
+
+			_mm512_mask_storeu_ps(p + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), inv));
+		}
+	}
+}
