@@ -128,7 +128,8 @@ check_q8(const fb_cpu_kernels *k)
 {
 	static const int shapes[][3] = {
 		{1, 1, 1}, {5, 7, 13}, {13, 33, 17}, {4, 16, 16}, {64, 256, 80},
-		{7, 1100, 31}, {29, 768, 48}, {9, 2051, 20}
+		{7, 1100, 31}, {29, 768, 48}, {9, 2051, 20}, {16, 64, 40}, {24, 100, 30},
+		{40, 1030, 64}
 	};
 	unsigned	st = 777;
 
@@ -189,8 +190,8 @@ check_q8(const fb_cpu_kernels *k)
 		for (int i = 0; i < T * N; i++)
 			yk[i] = yr[i] = frand(&st, 1.0f);	/* the GEMM accumulates */
 		memcpy(yf, yr, sizeof(float) * T * N);
-		fb_q8_gemm_cols(k->q8_panel, &rk, T, q, yk, 0, N);
-		fb_q8_gemm_cols(fb_q8_panel_ref, &rr, T, q, yr, 0, N);
+		fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, yk, 0, N);
+		fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, yr, 0, N);
 		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s q8 GEMM == reference (%d x %d x %d)", k->name, T, K, N);
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++)
@@ -223,7 +224,7 @@ check_q8(const fb_cpu_kernels *k)
 		if (N > FB_Q8_NR)
 		{
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, &rk, T, q, yk, FB_Q8_NR, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, yk, FB_Q8_NR, N);
 			for (int t = 0; t < T; t++)
 			{
 				CHECK(memcmp(yk + (size_t) t * N, yf + (size_t) t * N, sizeof(float) * FB_Q8_NR) == 0,
@@ -238,7 +239,7 @@ check_q8(const fb_cpu_kernels *k)
 			x[K + K / 2] = INFINITY;
 			k->q8_quantize(x, T, K, &rk);
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, &rk, T, q, yk, 0, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, yk, 0, N);
 			CHECK(isnan(rk.scale[1]) && isnan(yk[N]) && isnan(yk[2 * N - 1]) && isfinite(yk[0]),
 				  "%s inf in row 1 -> NaN outputs in row 1 only", k->name);
 		}

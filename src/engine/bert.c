@@ -338,7 +338,7 @@ serial_linear(fb_session *s, size_t r0, const float *x, const float *w,
 	{
 		fb_q8_rows	r = quantize_rows(s, r0, x, q, T);
 
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, &r, T, q, y, 0, N);
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &r, T, q, y, 0, N);
 	}
 	else
 		fb_cpu_linear(x, w, y, T, N, K, 1.0f);
@@ -515,7 +515,7 @@ phase_linear_cols(void *arg, int tid, int nt)
 	if (n0 >= n1)
 		return;
 	if (j->q != NULL)
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, &j->qx, j->T, j->q, j->y, (int) n0, (int) n1);
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &j->qx, j->T, j->q, j->y, (int) n0, (int) n1);
 	else
 		fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
 	if (j->act)

@@ -23,6 +23,7 @@ typedef struct fb_cpu_kernels
 	void		(*softmax) (float *x, int rows, int n);
 	fb_q8_quantize_fn q8_quantize;	/* int8 linear layers (fb_q8.h) */
 	fb_q8_panel_fn q8_panel;
+	fb_q8_panel2_fn q8_panel2;	/* NULL: one panel at a time */
 } fb_cpu_kernels;
 
 const fb_cpu_kernels *fb_cpu_kernels_get(void);

@@ -79,6 +79,18 @@ typedef void (*fb_q8_panel_fn) (const uint8_t *q, int ldq, int kc,
 								const int32_t *colsum, float *y, size_t ldy,
 								int ncols);
 
+/*
+ * Optional wider micro-kernel: exactly FB_Q8_MR rows times two consecutive
+ * panels (the second at panel + panel_stride bytes), ncols in
+ * (FB_Q8_NR, 2 * FB_Q8_NR]; sw and colsum point at the first panel's
+ * columns.  Same arithmetic, so the same results as two panel_fn calls.
+ */
+typedef void (*fb_q8_panel2_fn) (const uint8_t *q, int ldq, int kc,
+								 const float *sx, const int32_t *zero,
+								 const int8_t *panel, size_t panel_stride,
+								 const float *sw, const int32_t *colsum,
+								 float *y, size_t ldy, int ncols);
+
 void		fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r);
 
 /*
@@ -100,6 +112,11 @@ void		fb_avx512_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 							   const int32_t *zero, int mr, const int8_t *panel,
 							   const float *sw, const int32_t *colsum, float *y,
 							   size_t ldy, int ncols);
+void		fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
+								const int32_t *zero, const int8_t *panel,
+								size_t panel_stride, const float *sw,
+								const int32_t *colsum, float *y, size_t ldy,
+								int ncols);
 void		fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r);
 void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 							 const int32_t *zero, int mr, const int8_t *panel,
@@ -108,10 +125,11 @@ void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 
 /*
  * y[T, n0..n1) += x W[:, n0..n1) for rows r already quantised (r.Kp ==
- * w->Kp), with the micro-kernel panel_fn; n0 must be a multiple of
- * FB_Q8_NR.
+ * w->Kp), with the micro-kernel panel_fn and, for full row blocks of two
+ * panels, panel2_fn when not NULL; n0 must be a multiple of FB_Q8_NR.
  */
-void		fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const fb_q8_rows *r, int T,
-							const fb_qmat *w, float *y, int n0, int n1);
+void		fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
+							const fb_q8_rows *r, int T, const fb_qmat *w,
+							float *y, int n0, int n1);
 
 #endif

@@ -178,8 +178,9 @@ fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 }
 
 void
-fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const fb_q8_rows *r, int T,
-				const fb_qmat *w, float *y, int n0, int n1)
+fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
+				const fb_q8_rows *r, int T, const fb_qmat *w, float *y, int n0,
+				int n1)
 {
 	int			Kp = w->Kp;
 	size_t		n_cols = (size_t) w->n_panels * FB_Q8_NR;
@@ -200,20 +201,33 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, const fb_q8_rows *r, int T,
 			int			kc = Kp - k0 < FB_Q8_KC ? Kp - k0 : FB_Q8_KC;
 			const int32_t *csum = w->colsum + (size_t) (k0 / FB_Q8_KC) * n_cols;
 
-			for (int c0 = n0; c0 < n1; c0 += FB_Q8_NR)
+			for (int c0 = n0; c0 < n1;)
 			{
 				const int8_t *panel = w->w + (size_t) (c0 / FB_Q8_NR) * Kp * FB_Q8_NR
 					+ (size_t) k0 * FB_Q8_NR;
-				int			nc = n1 - c0 < FB_Q8_NR ? n1 - c0 : FB_Q8_NR;
+				/* two panels at a time where the wide kernel exists */
+				int			np = panel2_fn != NULL && n1 - c0 > FB_Q8_NR ? 2 : 1;
+				int			nc = n1 - c0 < np * FB_Q8_NR ? n1 - c0 : np * FB_Q8_NR;
 
 				for (int t = t0; t < t1; t += FB_Q8_MR)
 				{
 					int			mr = t1 - t < FB_Q8_MR ? t1 - t : FB_Q8_MR;
+					const uint8_t *qt = r->q + (size_t) t * r->Kp + k0;
+					float	   *yt = y + (size_t) t * w->N + c0;
 
-					panel_fn(r->q + (size_t) t * r->Kp + k0, r->Kp, kc, r->scale + t,
-							 r->zero + t, mr, panel, w->scale + c0, csum + c0,
-							 y + (size_t) t * w->N + c0, (size_t) w->N, nc);
+					if (np == 2 && mr == FB_Q8_MR)
+						panel2_fn(qt, r->Kp, kc, r->scale + t, r->zero + t, panel,
+								  (size_t) Kp * FB_Q8_NR, w->scale + c0, csum + c0, yt,
+								  (size_t) w->N, nc);
+					else
+						for (int p = 0; p < np; p++)
+							panel_fn(qt, r->Kp, kc, r->scale + t, r->zero + t, mr,
+									 panel + (size_t) p * Kp * FB_Q8_NR,
+									 w->scale + c0 + p * FB_Q8_NR, csum + c0 + p * FB_Q8_NR,
+									 yt + p * FB_Q8_NR, (size_t) w->N,
+									 nc - p * FB_Q8_NR < FB_Q8_NR ? nc - p * FB_Q8_NR : FB_Q8_NR);
 				}
+				c0 += nc;
 			}
 		}
 	}

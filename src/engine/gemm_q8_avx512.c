@@ -214,3 +214,100 @@ fb_avx512_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 
 	by_rows[mr](q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols);
 }
+
+/* Dequantises one row's 16 sums into y (first ncols columns). */
+AVX512 static INLINE void
+store_row(__m512i acc, float sx, int32_t zero, const float *sw,
+		  const int32_t *colsum, float *y, int ncols)
+{
+	const __mmask16 cols = ncols >= FB_Q8_NR ? (__mmask16) 0xffff : (__mmask16) ((1u << ncols) - 1u);
+	__m512i		s = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(zero),
+															 _mm512_loadu_si512(colsum)));
+	__m512		scale = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(sw));
+
+	_mm512_mask_storeu_ps(y, cols, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale,
+												   _mm512_maskz_loadu_ps(cols, y)));
+}
+
+/*
+ * 8 rows x 2 panels (32 columns): each broadcast activation word feeds two
+ * vpdpbusd, halving the broadcasts per product; 16 accumulators, two
+ * weight and eight activation registers fit in the 32 zmm registers.
+ */
+AVX512 void
+fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
+					const int32_t *zero, const int8_t *panel, size_t panel_stride,
+					const float *sw, const int32_t *colsum, float *y, size_t ldy,
+					int ncols)
+{
+	/* sums[r] (first panel) and sums[8 + r] (second panel) of row r; the
+	 * accumulators live in zmm0-15 for the whole loop (more asm operands
+	 * than GCC allows otherwise) and are stored here at the end */
+	__m512i		sums[16];
+	const uint8_t *q0 = q,
+			   *q4 = q + 4 * (size_t) ldq;
+	size_t		ld = (size_t) ldq,
+				ld3 = 3 * (size_t) ldq;
+	const int8_t *w = panel;
+	size_t		i = 0,
+				end = (size_t) kc;
+
+	/* the outputs' lines (rows ldy apart, often beyond L2 for wide
+	 * layers) arrive while the loop runs instead of stalling the stores */
+	for (int r = 0; r < 8; r++)
+	{
+		_mm_prefetch((const char *) (y + (size_t) r * ldy), _MM_HINT_T0);
+		_mm_prefetch((const char *) (y + (size_t) r * ldy + FB_Q8_NR), _MM_HINT_T0);
+	}
+#define ROW(addr, tmp, ca, cb) \
+	"vpbroadcastd " addr ", %%" tmp "\n\t" \
+	"vpdpbusd %%zmm31, %%" tmp ", %%" ca "\n\t" \
+	"vpdpbusd %%zmm30, %%" tmp ", %%" cb "\n\t"
+#define ZERO(r) "vpxord %%" r ", %%" r ", %%" r "\n\t"
+#define SAVE(r, off) "vmovdqu64 %%" r ", " off "(%[out])\n\t"
+	__asm__ volatile(
+		ZERO("zmm0") ZERO("zmm1") ZERO("zmm2") ZERO("zmm3")
+		ZERO("zmm4") ZERO("zmm5") ZERO("zmm6") ZERO("zmm7")
+		ZERO("zmm8") ZERO("zmm9") ZERO("zmm10") ZERO("zmm11")
+		ZERO("zmm12") ZERO("zmm13") ZERO("zmm14") ZERO("zmm15")
+		"cmp %[end], %[i]\n\t"
+		"jae 2f\n\t"
+		"1:\n\t"
+		"vmovdqu64 (%[w]), %%zmm31\n\t"
+		"vmovdqu64 (%[w],%[ps]), %%zmm30\n\t"
+		"lea (%[q0],%[i]), %%rax\n\t"
+		"lea (%[q4],%[i]), %%rdx\n\t"
+		ROW("(%%rax)", "zmm29", "zmm0", "zmm8")
+		ROW("(%%rax,%[ld])", "zmm28", "zmm1", "zmm9")
+		ROW("(%%rax,%[ld],2)", "zmm27", "zmm2", "zmm10")
+		ROW("(%%rax,%[ld3])", "zmm26", "zmm3", "zmm11")
+		ROW("(%%rdx)", "zmm25", "zmm4", "zmm12")
+		ROW("(%%rdx,%[ld])", "zmm24", "zmm5", "zmm13")
+		ROW("(%%rdx,%[ld],2)", "zmm23", "zmm6", "zmm14")
+		ROW("(%%rdx,%[ld3])", "zmm22", "zmm7", "zmm15")
+		"add $64, %[w]\n\t"
+		"add $4, %[i]\n\t"
+		"cmp %[end], %[i]\n\t"
+		"jb 1b\n\t"
+		"2:\n\t"
+		SAVE("zmm0", "0") SAVE("zmm1", "64") SAVE("zmm2", "128") SAVE("zmm3", "192")
+		SAVE("zmm4", "256") SAVE("zmm5", "320") SAVE("zmm6", "384") SAVE("zmm7", "448")
+		SAVE("zmm8", "512") SAVE("zmm9", "576") SAVE("zmm10", "640") SAVE("zmm11", "704")
+		SAVE("zmm12", "768") SAVE("zmm13", "832") SAVE("zmm14", "896") SAVE("zmm15", "960")
+		: [w] "+r"(w), [i] "+r"(i)
+		: [q0] "r"(q0), [q4] "r"(q4), [ld] "r"(ld), [ld3] "r"(ld3), [end] "r"(end),
+		  [ps] "r"(panel_stride), [out] "r"(sums)
+		: "rax", "rdx", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+		  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
+		  "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29",
+		  "xmm30", "xmm31", "cc", "memory");
+#undef ROW
+#undef ZERO
+#undef SAVE
+	for (int r = 0; r < 8; r++)
+	{
+		store_row(sums[r], sx[r], zero[r], sw, colsum, y + (size_t) r * ldy, FB_Q8_NR);
+		store_row(sums[8 + r], sx[r], zero[r], sw + FB_Q8_NR, colsum + FB_Q8_NR,
+				  y + (size_t) r * ldy + FB_Q8_NR, ncols - FB_Q8_NR);
+	}
+}
