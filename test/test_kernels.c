@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fb_f32.h"
 #include "fb_kernels.h"
 #include "fb_ops.h"
 #include "fb_pool.h"
@@ -249,6 +250,81 @@ check_q8(const fb_cpu_kernels *k)
 	}
 }
 
+/*
+ * Packed fp32 linear layers: a set's micro-kernel must equal the reference
+ * bit for bit (same fused multiply-adds in the same order), the reference
+ * must match the product in double, and a column range must leave the
+ * other columns alone.
+ */
+static void
+check_f32(const fb_cpu_kernels *k)
+{
+	static const int shapes[][3] = {
+		{1, 1, 1}, {5, 7, 13}, {8, 64, 32}, {13, 33, 17}, {16, 64, 40}, {29, 768, 48},
+		{9, 2051, 20}, {40, 1030, 80}, {600, 24, 50}
+	};
+	unsigned	st = 4242;
+
+	if (k->f32_panel == NULL)
+		return;
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
+	{
+		int			T = shapes[si][0],
+					K = shapes[si][1],
+					N = shapes[si][2];
+		float	   *x = malloc(sizeof(float) * T * K),
+				   *w = malloc(sizeof(float) * K * N),
+				   *yk = malloc(sizeof(float) * T * N),
+				   *yr = malloc(sizeof(float) * T * N),
+				   *y0 = malloc(sizeof(float) * T * N);
+		fb_pmat    *p;
+		double		worst = 0;
+
+		for (int i = 0; i < T * K; i++)
+			x[i] = frand(&st, 2.0f);
+		for (int i = 0; i < K * N; i++)
+			w[i] = frand(&st, 0.1f);
+		for (int i = 0; i < T * N; i++)
+			y0[i] = frand(&st, 1.0f);	/* the GEMM accumulates */
+		p = fb_pmat_new(w, K, N);
+		CHECK(p != NULL && p->n_panels * FB_F32_NR >= N, "pmat %dx%d", K, N);
+		memcpy(yk, y0, sizeof(float) * T * N);
+		memcpy(yr, y0, sizeof(float) * T * N);
+		fb_f32_gemm_cols(k->f32_panel, x, T, p, yk, 0, N);
+		fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, yr, 0, N);
+		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s f32 GEMM == reference (%d x %d x %d)",
+			  k->name, T, K, N);
+		for (int t = 0; t < T; t++)
+			for (int n = 0; n < N; n++)
+			{
+				double		d = y0[(size_t) t * N + n];
+				double		mag = fabs(d);
+
+				for (int kk = 0; kk < K; kk++)
+				{
+					d += (double) x[(size_t) t * K + kk] * w[(size_t) kk * N + n];
+					mag += fabs((double) x[(size_t) t * K + kk] * w[(size_t) kk * N + n]);
+				}
+				worst = fmax(worst, fabs(d - yr[(size_t) t * N + n]) / (1e-30 + mag));
+			}
+		CHECK(worst <= 1e-6, "f32 reference == product in double (%d x %d x %d): %g", T, K, N, worst);
+		if (N > FB_F32_NR)
+		{
+			memcpy(yk, y0, sizeof(float) * T * N);
+			fb_f32_gemm_cols(k->f32_panel, x, T, p, yk, FB_F32_NR, N);
+			for (int t = 0; t < T; t++)
+			{
+				CHECK(memcmp(yk + (size_t) t * N, y0 + (size_t) t * N, sizeof(float) * FB_F32_NR) == 0,
+					  "f32: columns before n0 untouched");
+				CHECK(memcmp(yk + (size_t) t * N + FB_F32_NR, yr + (size_t) t * N + FB_F32_NR,
+							 sizeof(float) * (N - FB_F32_NR)) == 0, "f32: column range == full GEMM");
+			}
+		}
+		fb_pmat_free(p);
+		free(x); free(w); free(yk); free(yr); free(y0);
+	}
+}
+
 static int	pool_hits[8];
 
 static void
@@ -275,6 +351,7 @@ main(void)
 		}
 		check_set(set);
 		check_q8(set);
+		check_f32(set);
 	}
 	/* the pool runs every thread once per job, many times over */
 	{

@@ -12,6 +12,7 @@
 #define FB_KERNELS_H
 
 #include "fb_internal.h"
+#include "fb_f32.h"
 #include "fb_q8.h"
 
 typedef struct fb_cpu_kernels
@@ -24,6 +25,7 @@ typedef struct fb_cpu_kernels
 	fb_q8_quantize_fn q8_quantize;	/* int8 linear layers (fb_q8.h) */
 	fb_q8_panel_fn q8_panel;
 	fb_q8_panel2_fn q8_panel2;	/* NULL: one panel at a time */
+	fb_f32_panel_fn f32_panel;	/* packed fp32 layers (fb_f32.h); NULL: BLAS */
 } fb_cpu_kernels;
 
 const fb_cpu_kernels *fb_cpu_kernels_get(void);

@@ -10,6 +10,7 @@
 #define FB_MODEL_H
 
 #include "fb_config.h"
+#include "fb_f32.h"
 #include "fb_internal.h"
 #include "fb_q8.h"
 
@@ -33,6 +34,12 @@ typedef struct fb_layer
 			   *attn_out_q,
 			   *inter_q,
 			   *out_q;
+	/* packed fp32 copies (fb_f32.h), where the kernel set has an fp32
+	 * micro-kernel; then, too, the fp32 pointers above are NULL */
+	fb_pmat    *qkv_p,
+			   *attn_out_p,
+			   *inter_p,
+			   *out_p;
 } fb_layer;
 
 struct fb_model
@@ -61,6 +68,8 @@ struct fb_model
 	fb_precision precision;
 	fb_qmat   **qmats;			/* every int8 matrix, for freeing */
 	int			n_qmats;
+	fb_pmat   **pmats;			/* every packed fp32 matrix, for freeing */
+	int			n_pmats;
 
 	float	   *pool_w;			/* [H, H] or NULL */
 	float	   *pool_b;

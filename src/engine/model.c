@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fb_kernels.h"
 #include "fb_model.h"
 #include "fb_safetensors.h"
 
@@ -578,6 +579,8 @@ fill_info(fb_model *m)
 	in->precision = m->precision;
 	for (int i = 0; i < m->n_qmats; i++)
 		in->resident_bytes += fb_qmat_bytes(m->qmats[i]);
+	for (int i = 0; i < m->n_pmats; i++)
+		in->resident_bytes += fb_pmat_bytes(m->pmats[i]);
 }
 
 int
@@ -633,7 +636,42 @@ quantize_layers(fb_model *m, fb_error *err)
 	return FB_OK;
 }
 
-/* int8 mode reads only the quantised matrices: drop their fp32 copies. */
+/* Packed fp32 copies of every layer's weight matrices (fb_f32.h), shared
+ * like the int8 ones. */
+static fb_status
+pack_layers(fb_model *m, fb_error *err)
+{
+	const fb_config *c = &m->cfg;
+	int			H = c->hidden,
+				I = c->intermediate;
+
+	m->pmats = calloc((size_t) c->n_layers * 4, sizeof(fb_pmat *));
+	if (m->pmats == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	for (int l = 0; l < c->n_layers; l++)
+	{
+		fb_layer   *L = &m->layers[l];
+
+		if (l > 0 && L->qkv_w == m->layers[0].qkv_w)
+		{
+			L->qkv_p = m->layers[0].qkv_p;
+			L->attn_out_p = m->layers[0].attn_out_p;
+			L->inter_p = m->layers[0].inter_p;
+			L->out_p = m->layers[0].out_p;
+			continue;
+		}
+		L->qkv_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->qkv_w, H, 3 * H);
+		L->attn_out_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->attn_out_w, H, H);
+		L->inter_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->inter_w, H, I);
+		L->out_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->out_w, I, H);
+		if (!L->qkv_p || !L->attn_out_p || !L->inter_p || !L->out_p)
+			return fb_fail(err, FB_ERR_NOMEM, "out of memory packing layer %d", l);
+	}
+	return FB_OK;
+}
+
+/* int8 mode reads only the quantised matrices, packed fp32 mode only the
+ * packed ones: drop the row-major fp32 copies. */
 static void
 release_fp32_matrices(fb_model *m)
 {
@@ -707,6 +745,12 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 			goto fail;
 		release_fp32_matrices(m);
 	}
+	else if (fb_cpu_kernels_get()->f32_panel != NULL)
+	{
+		if ((st = pack_layers(m, err)) != FB_OK)
+			goto fail;
+		release_fp32_matrices(m);
+	}
 	fill_info(m);
 	*out = m;
 	return FB_OK;
@@ -728,6 +772,9 @@ fb_model_free(fb_model *m)
 	for (int i = 0; i < m->n_qmats; i++)
 		fb_qmat_free(m->qmats[i]);
 	free(m->qmats);
+	for (int i = 0; i < m->n_pmats; i++)
+		fb_pmat_free(m->pmats[i]);
+	free(m->pmats);
 	free(m->layers);
 	free(m->dir);
 	free(m);
