@@ -1,10 +1,10 @@
 /*
  * fb_pool.h — a small persistent thread pool for the forward pass.
  *
- * The caller's thread takes part as thread 0; n - 1 workers wait on a
- * condition variable between jobs.  Workers block every signal so a host
- * such as PostgreSQL keeps receiving its signals on the main thread, and
- * they never call back into the host.
+ * The caller's thread takes part as thread 0; n - 1 workers wait for the
+ * next job, spinning briefly and then on a condition variable (pool.c).
+ * Workers block every signal so a host such as PostgreSQL keeps receiving
+ * its signals on the main thread, and they never call back into the host.
  */
 #ifndef FB_POOL_H
 #define FB_POOL_H

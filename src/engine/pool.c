@@ -1,9 +1,26 @@
 /*
  * pool.c — persistent worker threads for the forward pass.
+ *
+ * A forward pass is a chain of short phases (a small model's layer is a
+ * few hundred microseconds), so waking sleeping threads through the
+ * kernel for each phase costs as much as the work on short inputs.  Both
+ * the workers (waiting for the next phase) and the caller (waiting for
+ * the workers) therefore spin for a bounded time (FB_POOL_SPIN pauses,
+ * some tens of microseconds) before they block on the condition
+ * variables; an idle pool sleeps.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void) 0)
+#endif
+
+#define FB_POOL_SPIN 4000
 
 #include "fb_pool.h"
 
@@ -14,8 +31,9 @@ struct fb_pool
 	pthread_mutex_t mu;
 	pthread_cond_t start;		/* workers wait for a new generation */
 	pthread_cond_t done;		/* caller waits for pending == 0 */
-	unsigned long generation;
-	int			pending;
+	unsigned long generation;	/* written under mu, read atomically */
+	int			pending;		/* workers still running (atomic) */
+	int			sleepers;		/* workers blocked on start (under mu) */
 	int			stop;
 	fb_pool_fn	fn;
 	void	   *arg;
@@ -36,23 +54,40 @@ worker_main(void *p)
 	unsigned long seen = 0;
 
 	free(wa);
-	pthread_mutex_lock(&pool->mu);
 	for (;;)
 	{
-		while (pool->generation == seen && !pool->stop)
-			pthread_cond_wait(&pool->start, &pool->mu);
-		if (pool->stop)
-			break;
-		seen = pool->generation;
-		pthread_mutex_unlock(&pool->mu);
+		fb_pool_fn	fn;
+		void	   *arg;
 
-		pool->fn(pool->arg, tid, pool->n);
-
+		for (int i = 0; i < FB_POOL_SPIN &&
+			 __atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE) == seen &&
+			 !__atomic_load_n(&pool->stop, __ATOMIC_RELAXED); i++)
+			cpu_relax();
 		pthread_mutex_lock(&pool->mu);
-		if (--pool->pending == 0)
+		while (pool->generation == seen && !pool->stop)
+		{
+			pool->sleepers++;
+			pthread_cond_wait(&pool->start, &pool->mu);
+			pool->sleepers--;
+		}
+		if (pool->stop)
+		{
+			pthread_mutex_unlock(&pool->mu);
+			break;
+		}
+		seen = pool->generation;
+		fn = pool->fn;
+		arg = pool->arg;
+		pthread_mutex_unlock(&pool->mu);
+		fn(arg, tid, pool->n);
+		if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		{
+			/* under mu: the caller checks pending under mu before it waits */
+			pthread_mutex_lock(&pool->mu);
 			pthread_cond_signal(&pool->done);
+			pthread_mutex_unlock(&pool->mu);
+		}
 	}
-	pthread_mutex_unlock(&pool->mu);
 	return NULL;
 }
 
@@ -115,7 +150,7 @@ fb_pool_destroy(fb_pool *pool)
 	if (pool == NULL)
 		return;
 	pthread_mutex_lock(&pool->mu);
-	pool->stop = 1;
+	__atomic_store_n(&pool->stop, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&pool->start);
 	pthread_mutex_unlock(&pool->mu);
 	for (int i = 1; i < pool->n; i++)
@@ -144,15 +179,21 @@ fb_pool_run(fb_pool *pool, fb_pool_fn fn, void *arg)
 	pthread_mutex_lock(&pool->mu);
 	pool->fn = fn;
 	pool->arg = arg;
-	pool->pending = pool->n - 1;
-	pool->generation++;
-	pthread_cond_broadcast(&pool->start);
+	__atomic_store_n(&pool->pending, pool->n - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&pool->generation, pool->generation + 1, __ATOMIC_RELEASE);
+	if (pool->sleepers > 0)
+		pthread_cond_broadcast(&pool->start);
 	pthread_mutex_unlock(&pool->mu);
 
 	fn(arg, 0, pool->n);
 
-	pthread_mutex_lock(&pool->mu);
-	while (pool->pending > 0)
-		pthread_cond_wait(&pool->done, &pool->mu);
-	pthread_mutex_unlock(&pool->mu);
+	for (int i = 0; i < FB_POOL_SPIN && __atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0; i++)
+		cpu_relax();
+	if (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0)
+	{
+		pthread_mutex_lock(&pool->mu);
+		while (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0)
+			pthread_cond_wait(&pool->done, &pool->mu);
+		pthread_mutex_unlock(&pool->mu);
+	}
 }
