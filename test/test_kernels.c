@@ -191,8 +191,8 @@ check_q8(const fb_cpu_kernels *k)
 		for (int i = 0; i < T * N; i++)
 			yk[i] = yr[i] = frand(&st, 1.0f);	/* the GEMM accumulates */
 		memcpy(yf, yr, sizeof(float) * T * N);
-		fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, yk, 0, N);
-		fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, yr, 0, N);
+		fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, yk, 0, N);
+		fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, yr, 0, N);
 		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s q8 GEMM == reference (%d x %d x %d)", k->name, T, K, N);
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++)
@@ -225,7 +225,7 @@ check_q8(const fb_cpu_kernels *k)
 		if (N > FB_Q8_NR)
 		{
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, yk, FB_Q8_NR, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, yk, FB_Q8_NR, N);
 			for (int t = 0; t < T; t++)
 			{
 				CHECK(memcmp(yk + (size_t) t * N, yf + (size_t) t * N, sizeof(float) * FB_Q8_NR) == 0,
@@ -234,13 +234,32 @@ check_q8(const fb_cpu_kernels *k)
 							 sizeof(float) * (N - FB_Q8_NR)) == 0, "column range == full GEMM");
 			}
 		}
+		/* with a bias, y = bias + x W bit for bit as with y pre-filled
+		 * with the bias, and y is not read (NaN there stays out) */
+		{
+			float	   *bias = malloc(sizeof(float) * N),
+					   *yb = malloc(sizeof(float) * T * N);
+
+			for (int n = 0; n < N; n++)
+				bias[n] = frand(&st, 1.0f);
+			for (int t = 0; t < T; t++)
+				memcpy(yk + (size_t) t * N, bias, sizeof(float) * N);
+			fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, yk, 0, N);
+			for (int i = 0; i < T * N; i++)
+				yb[i] = NAN;
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, bias, yb, 0, N);
+			CHECK(memcmp(yb, yk, sizeof(float) * T * N) == 0,
+				  "%s q8 GEMM with bias == bias pre-filled (%d x %d x %d)", k->name, T, K, N);
+			free(bias);
+			free(yb);
+		}
 		/* a non-finite input row makes exactly that row's outputs NaN */
 		if (T > 1)
 		{
 			x[K + K / 2] = INFINITY;
 			k->q8_quantize(x, T, K, &rk);
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, yk, 0, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, yk, 0, N);
 			CHECK(isnan(rk.scale[1]) && isnan(yk[N]) && isnan(yk[2 * N - 1]) && isfinite(yk[0]),
 				  "%s inf in row 1 -> NaN outputs in row 1 only", k->name);
 		}
@@ -290,8 +309,8 @@ check_f32(const fb_cpu_kernels *k)
 		CHECK(p != NULL && p->n_panels * FB_F32_NR >= N, "pmat %dx%d", K, N);
 		memcpy(yk, y0, sizeof(float) * T * N);
 		memcpy(yr, y0, sizeof(float) * T * N);
-		fb_f32_gemm_cols(k->f32_panel, x, T, p, yk, 0, N);
-		fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, yr, 0, N);
+		fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, yk, 0, N);
+		fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, yr, 0, N);
 		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s f32 GEMM == reference (%d x %d x %d)",
 			  k->name, T, K, N);
 		for (int t = 0; t < T; t++)
@@ -308,10 +327,24 @@ check_f32(const fb_cpu_kernels *k)
 				worst = fmax(worst, fabs(d - yr[(size_t) t * N + n]) / (1e-30 + mag));
 			}
 		CHECK(worst <= 1e-6, "f32 reference == product in double (%d x %d x %d): %g", T, K, N, worst);
+		/* with a bias: as with y pre-filled with it, y not read */
+		{
+			for (int i = 0; i < T * N; i++)
+				yk[i] = NAN;
+			fb_f32_gemm_cols(k->f32_panel, x, T, p, y0, yk, 0, N);	/* bias = y0's first row */
+			memcpy(yr, y0, sizeof(float) * T * N);
+			for (int t = 0; t < T; t++)
+				memcpy(yr + (size_t) t * N, y0, sizeof(float) * N);
+			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, yr, 0, N);
+			CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0,
+				  "%s f32 GEMM with bias == bias pre-filled (%d x %d x %d)", k->name, T, K, N);
+			memcpy(yr, y0, sizeof(float) * T * N);
+			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, yr, 0, N);
+		}
 		if (N > FB_F32_NR)
 		{
 			memcpy(yk, y0, sizeof(float) * T * N);
-			fb_f32_gemm_cols(k->f32_panel, x, T, p, yk, FB_F32_NR, N);
+			fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, yk, FB_F32_NR, N);
 			for (int t = 0; t < T; t++)
 			{
 				CHECK(memcmp(yk + (size_t) t * N, y0 + (size_t) t * N, sizeof(float) * FB_F32_NR) == 0,

@@ -267,7 +267,8 @@ embed_rows(fb_session *s, size_t r0, size_t r1, float *emb)
 
 static void serial_linear(fb_session *s, size_t r0, const float *x,
 						  const float *w, const fb_qmat *q, const fb_pmat *p,
-						  float *y, int T, int N, int K, int act);
+						  const float *bias, float *y, int T, int N, int K,
+						  int act);
 
 /* Rows [r0, r1): embeddings (+ projection) and layer 0's QKV. */
 static void
@@ -285,9 +286,8 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
 		fb_cpu_fill_bias(s->x + r0 * H, m->emb_proj_b, n, H);
 		fb_cpu_linear(s->tmp + r0 * E, m->emb_proj_w, s->x + r0 * H, n, H, E, 1.0f);
 	}
-	fb_cpu_fill_bias(s->qkv + r0 * 3 * H, m->layers[0].qkv_b, n, 3 * H);
 	serial_linear(s, r0, s->x + r0 * H, m->layers[0].qkv_w, m->layers[0].qkv_q,
-				  m->layers[0].qkv_p, s->qkv + r0 * 3 * H, n, 3 * H, H, 0);
+				  m->layers[0].qkv_p, m->layers[0].qkv_b, s->qkv + r0 * 3 * H, n, 3 * H, H, 0);
 }
 
 /*
@@ -298,7 +298,8 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
  */
 typedef void (*linear_fn) (fb_session *s, size_t r0, const float *x,
 						   const float *w, const fb_qmat *q, const fb_pmat *p,
-						   float *y, int T, int N, int K, int act);
+						   const float *bias, float *y, int T, int N, int K,
+						   int act);
 
 /* Quantised copy of rows [r0, r0 + T) of a GEMM input (int8 mode); the
  * rows' slice of the session's buffers belongs to the calling thread. */
@@ -328,24 +329,31 @@ apply_act(const fb_config *c, float *y, size_t n)
 		fb_cpu_relu(y, n);
 }
 
-/* Rows [r0, r0 + T) of y += x W (+ act) on the calling thread; q is the
- * int8 copy of W in int8 mode, p the packed fp32 copy in packed fp32 mode,
- * else both NULL and w the row-major matrix. */
+/* Rows [r0, r0 + T) of y += x W (+ act) on the calling thread, or y = bias
+ * + x W (+ act) when bias is not NULL; q is the int8 copy of W in int8
+ * mode, p the packed fp32 copy in packed fp32 mode, else both NULL and w
+ * the row-major matrix.  The int8 and packed kernels add the bias as they
+ * store (no pass over y before the GEMM). */
 static void
 serial_linear(fb_session *s, size_t r0, const float *x, const float *w,
-			  const fb_qmat *q, const fb_pmat *p, float *y, int T, int N,
-			  int K, int act)
+			  const fb_qmat *q, const fb_pmat *p, const float *bias, float *y,
+			  int T, int N, int K, int act)
 {
 	if (q != NULL)
 	{
 		fb_q8_rows	r = quantize_rows(s, r0, x, q, T);
 
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &r, T, q, y, 0, N);
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &r, T, q,
+						bias, y, 0, N);
 	}
 	else if (p != NULL)
-		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, x, T, p, y, 0, N);
+		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, x, T, p, bias, y, 0, N);
 	else
+	{
+		if (bias != NULL)
+			fb_cpu_fill_bias(y, bias, T, N);
 		fb_cpu_linear(x, w, y, T, N, K, 1.0f);
+	}
 	if (act)
 		apply_act(&s->model->cfg, y, (size_t) T * N);
 }
@@ -370,24 +378,23 @@ rows_layer(fwd_job *j, linear_fn linear, size_t r0, float *x, const float *ctx,
 
 	/* tmp = LN(x + ctx W_o + b_o) */
 	fb_cpu_residual_bias(tmp, x, L->attn_out_b, n, H);
-	linear(s, r0, ctx, L->attn_out_w, L->attn_out_q, L->attn_out_p, tmp, n, H, H, 0);
+	linear(s, r0, ctx, L->attn_out_w, L->attn_out_q, L->attn_out_p, NULL, tmp, n, H, H, 0);
 	k->layernorm(tmp, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
 
 	/* inter = act(tmp W_i + b_i) */
-	fb_cpu_fill_bias(inter, L->inter_b, n, I);
-	linear(s, r0, tmp, L->inter_w, L->inter_q, L->inter_p, inter, n, I, H, 1);
+	linear(s, r0, tmp, L->inter_w, L->inter_q, L->inter_p, L->inter_b, inter, n, I, H, 1);
 
 	/* x = LN(tmp + inter W_out + b_out) */
 	fb_cpu_residual_bias(x, tmp, L->out_b, n, H);
-	linear(s, r0, inter, L->out_w, L->out_q, L->out_p, x, n, H, I, 0);
+	linear(s, r0, inter, L->out_w, L->out_q, L->out_p, NULL, x, n, H, I, 0);
 	k->layernorm(x, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
 
 	if (next_qkv != NULL)
 	{
 		const fb_layer *next = &m->layers[j->layer + 1];
 
-		fb_cpu_fill_bias(next_qkv, next->qkv_b, n, 3 * H);
-		linear(s, r0, x, next->qkv_w, next->qkv_q, next->qkv_p, next_qkv, n, 3 * H, H, 0);
+		linear(s, r0, x, next->qkv_w, next->qkv_q, next->qkv_p, next->qkv_b, next_qkv, n,
+			   3 * H, H, 0);
 	}
 	else
 	{
@@ -501,8 +508,9 @@ typedef struct lin_job
 	const float *w;				/* [K, N] */
 	const fb_qmat *q;			/* int8 mode: W quantised, x in qx */
 	const fb_pmat *p;			/* packed fp32 mode */
+	const float *bias;			/* int8 / packed: added as y is stored */
 	fb_q8_rows	qx;
-	float	   *y;				/* [T, N], pre-filled with the bias */
+	float	   *y;				/* [T, N] (pre-filled with the bias for BLAS) */
 	int			T,
 				N,
 				K;
@@ -520,9 +528,11 @@ phase_linear_cols(void *arg, int tid, int nt)
 	if (n0 >= n1)
 		return;
 	if (j->q != NULL)
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &j->qx, j->T, j->q, j->y, (int) n0, (int) n1);
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &j->qx, j->T,
+						j->q, j->bias, j->y, (int) n0, (int) n1);
 	else if (j->p != NULL)
-		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, j->x, j->T, j->p, j->y, (int) n0, (int) n1);
+		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, j->x, j->T, j->p, j->bias, j->y,
+						 (int) n0, (int) n1);
 	else
 		fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
 	if (j->act)
@@ -530,17 +540,23 @@ phase_linear_cols(void *arg, int tid, int nt)
 			apply_act(&j->s->model->cfg, j->y + (size_t) t * j->N + n0, n1 - n0);
 }
 
-/* y[T, N] += x[T, K] W, output columns split between the threads (the
- * int8 input is quantised once, on the caller). */
+/* y[T, N] += x[T, K] W (y = bias + x W with a bias), output columns
+ * split between the threads (the int8 input is quantised once, on the
+ * caller). */
 static void
 par_linear(fb_session *s, size_t r0, const float *x, const float *w,
-		   const fb_qmat *q, const fb_pmat *p, float *y, int T, int N, int K,
-		   int act)
+		   const fb_qmat *q, const fb_pmat *p, const float *bias, float *y,
+		   int T, int N, int K, int act)
 {
-	lin_job		j = {s, x, w, q, p, {0}, y, T, N, K, act};
+	lin_job		j = {s, x, w, q, p, bias, {0}, y, T, N, K, act};
 
 	if (q != NULL)
 		j.qx = quantize_rows(s, 0, x, q, T);
+	if (q == NULL && p == NULL && bias != NULL)
+	{
+		fb_cpu_fill_bias(y, bias, T, N);
+		j.bias = NULL;
+	}
 
 	fb_pool_run(s->pool, phase_linear_cols, &j);
 }
@@ -559,10 +575,10 @@ narrow_embed(fwd_job *j)
 	if (m->emb_proj_w != NULL)
 	{
 		fb_cpu_fill_bias(s->x, m->emb_proj_b, T, H);
-		par_linear(s, 0, s->tmp, m->emb_proj_w, NULL, NULL, s->x, T, H, E, 0);
+		par_linear(s, 0, s->tmp, m->emb_proj_w, NULL, NULL, NULL, s->x, T, H, E, 0);
 	}
-	fb_cpu_fill_bias(s->qkv, m->layers[0].qkv_b, T, 3 * H);
-	par_linear(s, 0, s->x, m->layers[0].qkv_w, m->layers[0].qkv_q, m->layers[0].qkv_p, s->qkv, T, 3 * H, H, 0);
+	par_linear(s, 0, s->x, m->layers[0].qkv_w, m->layers[0].qkv_q, m->layers[0].qkv_p,
+			   m->layers[0].qkv_b, s->qkv, T, 3 * H, H, 0);
 }
 
 /* Rows per thread under which a batch takes the narrow path. */

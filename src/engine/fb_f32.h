@@ -41,21 +41,26 @@ size_t		fb_pmat_bytes(const fb_pmat *p);
  * ldx, kc input channels) and np (1 or 2) consecutive panels (the second
  * at panel + panel_stride floats; panel points at the chunk's first
  * channel), y[r * ldy + c] += sum_k x[r, k] W[k, c] for c < ncols
- * (<= np * NR).  Sums run over k in order, one fused multiply-add each.
+ * (<= np * NR); with bias not NULL, y = bias[c] + the sum (y not read).
+ * Sums run over k in order from zero, one fused multiply-add each, and are
+ * then added to y or the bias.
  */
 typedef void (*fb_f32_panel_fn) (const float *x, int ldx, int kc, int mr,
 								 const float *panel, size_t panel_stride,
-								 int np, float *y, size_t ldy, int ncols);
+								 int np, const float *bias, float *y,
+								 size_t ldy, int ncols);
 
 void		fb_f32_panel_ref(const float *x, int ldx, int kc, int mr,
 							 const float *panel, size_t panel_stride, int np,
-							 float *y, size_t ldy, int ncols);
+							 const float *bias, float *y, size_t ldy, int ncols);
 void		fb_avx512_f32_panel(const float *x, int ldx, int kc, int mr,
 								const float *panel, size_t panel_stride, int np,
-								float *y, size_t ldy, int ncols);
+								const float *bias, float *y, size_t ldy, int ncols);
 
-/* y[T, n0..n1) += x[T, K] W[:, n0..n1); n0 a multiple of FB_F32_NR. */
+/* y[T, n0..n1) += x[T, K] W[:, n0..n1); n0 a multiple of FB_F32_NR.  With
+ * bias ([N]) not NULL, y = bias + x W instead (y is not read). */
 void		fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
-							 const fb_pmat *w, float *y, int n0, int n1);
+							 const fb_pmat *w, const float *bias, float *y,
+							 int n0, int n1);
 
 #endif

@@ -68,7 +68,9 @@ typedef void (*fb_q8_quantize_fn) (const float *x, int T, int K,
  * times kc (a multiple of 4) input channels of one weight panel (panel
  * points at the chunk's first group); for the first ncols (<= NR)
  * columns, y[t * ldy + c] += (sum - zero[t] * colsum[c]) * sx[t] * sw[c]
- * with colsum the chunk's column sums.  The GEMM sums in chunks of
+ * with colsum the chunk's column sums; with bias not NULL, y[t * ldy + c]
+ * is not read and bias[c] stands in its place (the first chunk of a GEMM
+ * whose output starts as the bias: one pass over y fewer).  The GEMM sums in chunks of
  * FB_Q8_KC channels (a panel's chunk stays in L1), each chunk dequantised
  * with one fused multiply-add per output (fmaf in the reference), so every
  * implementation gives bit-identical results.
@@ -76,8 +78,8 @@ typedef void (*fb_q8_quantize_fn) (const float *x, int T, int K,
 typedef void (*fb_q8_panel_fn) (const uint8_t *q, int ldq, int kc,
 								const float *sx, const int32_t *zero, int mr,
 								const int8_t *panel, const float *sw,
-								const int32_t *colsum, float *y, size_t ldy,
-								int ncols);
+								const int32_t *colsum, const float *bias,
+								float *y, size_t ldy, int ncols);
 
 /*
  * Optional wider micro-kernel: exactly FB_Q8_MR rows times two consecutive
@@ -89,7 +91,8 @@ typedef void (*fb_q8_panel2_fn) (const uint8_t *q, int ldq, int kc,
 								 const float *sx, const int32_t *zero,
 								 const int8_t *panel, size_t panel_stride,
 								 const float *sw, const int32_t *colsum,
-								 float *y, size_t ldy, int ncols);
+								 const float *bias, float *y, size_t ldy,
+								 int ncols);
 
 void		fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r);
 
@@ -105,31 +108,32 @@ void		fb_q8_row_tail(const float *x, uint8_t *q, int k0, int K, int Kp,
 						   float inv, int32_t zero);
 void		fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 							const int32_t *zero, int mr, const int8_t *panel,
-							const float *sw, const int32_t *colsum, float *y,
+							const float *sw, const int32_t *colsum, const float *bias, float *y,
 							size_t ldy, int ncols);
 void		fb_avx512_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r);
 void		fb_avx512_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 							   const int32_t *zero, int mr, const int8_t *panel,
-							   const float *sw, const int32_t *colsum, float *y,
+							   const float *sw, const int32_t *colsum, const float *bias, float *y,
 							   size_t ldy, int ncols);
 void		fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
 								const int32_t *zero, const int8_t *panel,
 								size_t panel_stride, const float *sw,
-								const int32_t *colsum, float *y, size_t ldy,
+								const int32_t *colsum, const float *bias, float *y, size_t ldy,
 								int ncols);
 void		fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r);
 void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 							 const int32_t *zero, int mr, const int8_t *panel,
-							 const float *sw, const int32_t *colsum, float *y,
+							 const float *sw, const int32_t *colsum, const float *bias, float *y,
 							 size_t ldy, int ncols);
 
 /*
  * y[T, n0..n1) += x W[:, n0..n1) for rows r already quantised (r.Kp ==
  * w->Kp), with the micro-kernel panel_fn and, for full row blocks of two
  * panels, panel2_fn when not NULL; n0 must be a multiple of FB_Q8_NR.
+ * With bias ([N]) not NULL, y = bias + x W instead (y is not read).
  */
 void		fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 							const fb_q8_rows *r, int T, const fb_qmat *w,
-							float *y, int n0, int n1);
+							const float *bias, float *y, int n0, int n1);
 
 #endif

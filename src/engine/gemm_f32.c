@@ -52,7 +52,8 @@ fb_pmat_bytes(const fb_pmat *p)
 
 void
 fb_f32_panel_ref(const float *x, int ldx, int kc, int mr, const float *panel,
-				 size_t panel_stride, int np, float *y, size_t ldy, int ncols)
+				 size_t panel_stride, int np, const float *bias, float *y,
+				 size_t ldy, int ncols)
 {
 	for (int r = 0; r < mr; r++)
 		for (int c = 0; c < ncols && c < np * FB_F32_NR; c++)
@@ -62,13 +63,13 @@ fb_f32_panel_ref(const float *x, int ldx, int kc, int mr, const float *panel,
 
 			for (int k = 0; k < kc; k++)
 				sum = fmaf(x[(size_t) r * ldx + k], pc[(size_t) k * FB_F32_NR], sum);
-			y[(size_t) r * ldy + c] += sum;
+			y[(size_t) r * ldy + c] = (bias != NULL ? bias[c] : y[(size_t) r * ldy + c]) + sum;
 		}
 }
 
 void
 fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
-				 const fb_pmat *w, float *y, int n0, int n1)
+				 const fb_pmat *w, const float *bias, float *y, int n0, int n1)
 {
 	int			K = w->K;
 	size_t		stride = (size_t) K * FB_F32_NR;
@@ -82,6 +83,8 @@ fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
 		for (int k0 = 0; k0 < K; k0 += FB_F32_KC)
 		{
 			int			kc = K - k0 < FB_F32_KC ? K - k0 : FB_F32_KC;
+			/* the first chunk starts from the bias, the others from y */
+			const float *b0 = k0 == 0 ? bias : NULL;
 
 			for (int c0 = n0; c0 < n1;)
 			{
@@ -94,7 +97,8 @@ fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
 					int			mr = t1 - t < FB_F32_MR ? t1 - t : FB_F32_MR;
 
 					panel_fn(x + (size_t) t * K + k0, K, kc, mr, panel, stride, np,
-							 y + (size_t) t * w->N + c0, (size_t) w->N, nc);
+							 b0 != NULL ? b0 + c0 : NULL, y + (size_t) t * w->N + c0,
+							 (size_t) w->N, nc);
 				}
 				c0 += nc;
 			}

@@ -21,7 +21,8 @@
  */
 AVX512 static inline __attribute__((always_inline)) void
 tile(const float *x, int ldx, int kc, const float *w0, const float *w1,
-	 float *y, size_t ldy, __mmask16 m0, __mmask16 m1, const int MR, const int NP)
+	 const float *bias, float *y, size_t ldy, __mmask16 m0, __mmask16 m1,
+	 const int MR, const int NP)
 {
 	__m512		a[FB_F32_MR],
 				b[FB_F32_MR];
@@ -54,23 +55,25 @@ tile(const float *x, int ldx, int kc, const float *w0, const float *w1,
 	for (int r = 0; r < MR; r++)
 	{
 		float	   *yr = y + (size_t) r * ldy;
+		/* with a bias, y is not read */
+		const float *base = bias != NULL ? bias : yr;
 
-		_mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), a[r]));
+		_mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, base), a[r]));
 		if (NP == 2)
 			_mm512_mask_storeu_ps(yr + FB_F32_NR, m1,
-								  _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + FB_F32_NR), b[r]));
+								  _mm512_add_ps(_mm512_maskz_loadu_ps(m1, base + FB_F32_NR), b[r]));
 	}
 }
 
 typedef void (*tile_fn) (const float *, int, int, const float *, const float *,
-						 float *, size_t, __mmask16, __mmask16);
+						 const float *, float *, size_t, __mmask16, __mmask16);
 
 #define TILE(MR, NP) \
 AVX512 static void \
 tile_##MR##_##NP(const float *x, int ldx, int kc, const float *w0, const float *w1, \
-				 float *y, size_t ldy, __mmask16 m0, __mmask16 m1) \
+				 const float *bias, float *y, size_t ldy, __mmask16 m0, __mmask16 m1) \
 { \
-	tile(x, ldx, kc, w0, w1, y, ldy, m0, m1, MR, NP); \
+	tile(x, ldx, kc, w0, w1, bias, y, ldy, m0, m1, MR, NP); \
 }
 TILE(1, 1) TILE(2, 1) TILE(3, 1) TILE(4, 1) TILE(5, 1) TILE(6, 1) TILE(7, 1) TILE(8, 1)
 TILE(1, 2) TILE(2, 2) TILE(3, 2) TILE(4, 2) TILE(5, 2) TILE(6, 2) TILE(7, 2) TILE(8, 2)
@@ -88,8 +91,9 @@ cols_mask(int n)
 
 AVX512 void
 fb_avx512_f32_panel(const float *x, int ldx, int kc, int mr, const float *panel,
-					size_t panel_stride, int np, float *y, size_t ldy, int ncols)
+					size_t panel_stride, int np, const float *bias, float *y,
+					size_t ldy, int ncols)
 {
-	tiles[np - 1][mr] (x, ldx, kc, panel, panel + (np == 2 ? panel_stride : 0), y, ldy,
+	tiles[np - 1][mr] (x, ldx, kc, panel, panel + (np == 2 ? panel_stride : 0), bias, y, ldy,
 					   cols_mask(ncols), cols_mask(ncols - FB_F32_NR));
 }

@@ -158,8 +158,8 @@ fb_q8_quantize_ref(const float *x, int T, int K, const fb_q8_rows *r)
 void
 fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 				const int32_t *zero, int mr, const int8_t *panel,
-				const float *sw, const int32_t *colsum, float *y, size_t ldy,
-				int ncols)
+				const float *sw, const int32_t *colsum, const float *bias,
+				float *y, size_t ldy, int ncols)
 {
 	for (int t = 0; t < mr; t++)
 	{
@@ -172,15 +172,16 @@ fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 			for (int k = 0; k < kc; k++)
 				sum += (int32_t) qt[k] * panel[panel_index(k, c)];
 			sum -= zero[t] * colsum[c];
-			y[(size_t) t * ldy + c] = fmaf((float) sum, sx[t] * sw[c], y[(size_t) t * ldy + c]);
+			y[(size_t) t * ldy + c] = fmaf((float) sum, sx[t] * sw[c],
+										   bias != NULL ? bias[c] : y[(size_t) t * ldy + c]);
 		}
 	}
 }
 
 void
 fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
-				const fb_q8_rows *r, int T, const fb_qmat *w, float *y, int n0,
-				int n1)
+				const fb_q8_rows *r, int T, const fb_qmat *w, const float *bias,
+				float *y, int n0, int n1)
 {
 	int			Kp = w->Kp;
 	size_t		n_cols = (size_t) w->n_panels * FB_Q8_NR;
@@ -200,6 +201,8 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 		{
 			int			kc = Kp - k0 < FB_Q8_KC ? Kp - k0 : FB_Q8_KC;
 			const int32_t *csum = w->colsum + (size_t) (k0 / FB_Q8_KC) * n_cols;
+			/* the first chunk starts from the bias, the others from y */
+			const float *b0 = k0 == 0 ? bias : NULL;
 
 			for (int c0 = n0; c0 < n1;)
 			{
@@ -217,13 +220,14 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 
 					if (np == 2 && mr == FB_Q8_MR)
 						panel2_fn(qt, r->Kp, kc, r->scale + t, r->zero + t, panel,
-								  (size_t) Kp * FB_Q8_NR, w->scale + c0, csum + c0, yt,
-								  (size_t) w->N, nc);
+								  (size_t) Kp * FB_Q8_NR, w->scale + c0, csum + c0,
+								  b0 != NULL ? b0 + c0 : NULL, yt, (size_t) w->N, nc);
 					else
 						for (int p = 0; p < np; p++)
 							panel_fn(qt, r->Kp, kc, r->scale + t, r->zero + t, mr,
 									 panel + (size_t) p * Kp * FB_Q8_NR,
 									 w->scale + c0 + p * FB_Q8_NR, csum + c0 + p * FB_Q8_NR,
+									 b0 != NULL ? b0 + c0 + p * FB_Q8_NR : NULL,
 									 yt + p * FB_Q8_NR, (size_t) w->N,
 									 nc - p * FB_Q8_NR < FB_Q8_NR ? nc - p * FB_Q8_NR : FB_Q8_NR);
 				}

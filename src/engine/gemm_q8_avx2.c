@@ -99,7 +99,7 @@ group(const uint8_t *q, int i)
 
 AVX2 static inline void
 store_row(__m256i lo, __m256i hi, float sx, int32_t zero, const float *sw,
-		  const int32_t *colsum, float *y, int ncols)
+		  const int32_t *colsum, const float *bias, float *y, int ncols)
 {
 	__m256		s = _mm256_set1_ps(sx);
 	__m256i		z = _mm256_set1_epi32(zero);
@@ -108,12 +108,14 @@ store_row(__m256i lo, __m256i hi, float sx, int32_t zero, const float *sw,
 	hi = _mm256_sub_epi32(hi, _mm256_mullo_epi32(z, _mm256_loadu_si256((const __m256i *) (colsum + 8))));
 	if (ncols == FB_Q8_NR)
 	{
+		const float *base = bias != NULL ? bias : y;	/* bias: y not read */
+
 		_mm256_storeu_ps(y, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo),
 											_mm256_mul_ps(s, _mm256_loadu_ps(sw)),
-											_mm256_loadu_ps(y)));
+											_mm256_loadu_ps(base)));
 		_mm256_storeu_ps(y + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi),
 												_mm256_mul_ps(s, _mm256_loadu_ps(sw + 8)),
-												_mm256_loadu_ps(y + 8)));
+												_mm256_loadu_ps(base + 8)));
 	}
 	else
 	{
@@ -122,7 +124,7 @@ store_row(__m256i lo, __m256i hi, float sx, int32_t zero, const float *sw,
 		_mm256_storeu_si256((__m256i *) sums, lo);
 		_mm256_storeu_si256((__m256i *) (sums + 8), hi);
 		for (int c = 0; c < ncols; c++)
-			y[c] = fmaf((float) sums[c], sx * sw[c], y[c]);
+			y[c] = fmaf((float) sums[c], sx * sw[c], bias != NULL ? bias[c] : y[c]);
 	}
 }
 
@@ -138,7 +140,8 @@ store_row(__m256i lo, __m256i hi, float sx, int32_t zero, const float *sw,
 AVX2 static void \
 q8_panel_##MR(const uint8_t *q, int ldq, int kc, const float *sx, \
 			  const int32_t *zero, const int8_t *panel, const float *sw, \
-			  const int32_t *colsum, float *y, size_t ldy, int ncols) \
+			  const int32_t *colsum, const float *bias, float *y, size_t ldy, \
+			  int ncols) \
 { \
 	const __m256i ones = _mm256_set1_epi16(1); \
 	const int	rows = MR; \
@@ -153,10 +156,10 @@ q8_panel_##MR(const uint8_t *q, int ldq, int kc, const float *sx, \
 		__m256i		bh = _mm256_load_si256((const __m256i *) (panel + (size_t) i * 4 * FB_Q8_NR + 32)); \
 		Q8_ROW(0) Q8_ROW(1) Q8_ROW(2) Q8_ROW(3) \
 	} \
-	store_row(c0l, c0h, sx[0], zero[0], sw, colsum, y, ncols); \
-	if (MR > 1) store_row(c1l, c1h, sx[1], zero[1], sw, colsum, y + ldy, ncols); \
-	if (MR > 2) store_row(c2l, c2h, sx[2], zero[2], sw, colsum, y + 2 * ldy, ncols); \
-	if (MR > 3) store_row(c3l, c3h, sx[3], zero[3], sw, colsum, y + 3 * ldy, ncols); \
+	store_row(c0l, c0h, sx[0], zero[0], sw, colsum, bias, y, ncols); \
+	if (MR > 1) store_row(c1l, c1h, sx[1], zero[1], sw, colsum, bias, y + ldy, ncols); \
+	if (MR > 2) store_row(c2l, c2h, sx[2], zero[2], sw, colsum, bias, y + 2 * ldy, ncols); \
+	if (MR > 3) store_row(c3l, c3h, sx[3], zero[3], sw, colsum, bias, y + 3 * ldy, ncols); \
 }
 
 Q8_KERNEL(1)
@@ -174,7 +177,8 @@ Q8_KERNEL(3)
 AVX2 static void
 q8_panel_4(const uint8_t *q, int ldq, int kc, const float *sx,
 		   const int32_t *zero, const int8_t *panel, const float *sw,
-		   const int32_t *colsum, float *y, size_t ldy, int ncols)
+		   const int32_t *colsum, const float *bias, float *y, size_t ldy,
+		   int ncols)
 {
 	const __m256i ones = _mm256_set1_epi16(1);
 	__m256i		c0l = _mm256_setzero_si256(), c0h = _mm256_setzero_si256();
@@ -217,27 +221,27 @@ q8_panel_4(const uint8_t *q, int ldq, int kc, const float *sx,
 			  [ones] "x"(ones)
 			: "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
 #undef ROW
-	store_row(c0l, c0h, sx[0], zero[0], sw, colsum, y, ncols);
-	store_row(c1l, c1h, sx[1], zero[1], sw, colsum, y + ldy, ncols);
-	store_row(c2l, c2h, sx[2], zero[2], sw, colsum, y + 2 * ldy, ncols);
-	store_row(c3l, c3h, sx[3], zero[3], sw, colsum, y + 3 * ldy, ncols);
+	store_row(c0l, c0h, sx[0], zero[0], sw, colsum, bias, y, ncols);
+	store_row(c1l, c1h, sx[1], zero[1], sw, colsum, bias, y + ldy, ncols);
+	store_row(c2l, c2h, sx[2], zero[2], sw, colsum, bias, y + 2 * ldy, ncols);
+	store_row(c3l, c3h, sx[3], zero[3], sw, colsum, bias, y + 3 * ldy, ncols);
 }
 
 AVX2 void
 fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 				 const int32_t *zero, int mr, const int8_t *panel,
-				 const float *sw, const int32_t *colsum, float *y, size_t ldy,
-				 int ncols)
+				 const float *sw, const int32_t *colsum, const float *bias,
+				 float *y, size_t ldy, int ncols)
 {
 	static void (*const by_rows[5]) (const uint8_t *, int, int, const float *,
 												  const int32_t *, const int8_t *,
-												  const float *, const int32_t *, float *,
-												  size_t, int) = {
+												  const float *, const int32_t *,
+												  const float *, float *, size_t, int) = {
 		q8_panel_1, q8_panel_1, q8_panel_2, q8_panel_3, q8_panel_4
 	};
 
 	/* 4 rows at a time: 8 accumulators are all AVX2's 16 registers allow */
 	for (; mr > 4; mr -= 4, q += 4 * (size_t) ldq, sx += 4, zero += 4, y += 4 * ldy)
-		q8_panel_4(q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols);
-	by_rows[mr](q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols);
+		q8_panel_4(q, ldq, kc, sx, zero, panel, sw, colsum, bias, y, ldy, ncols);
+	by_rows[mr](q, ldq, kc, sx, zero, panel, sw, colsum, bias, y, ldy, ncols);
 }

@@ -68,16 +68,29 @@ fb_avx512_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r)
 	}
 }
 
+/* Dequantises one row's 16 sums into y (first ncols columns), adding to y
+ * or, with bias not NULL, to the bias (y then not read). */
+AVX512 static INLINE void
+store_row(__m512i acc, float sx, int32_t zero, const float *sw,
+		  const int32_t *colsum, const float *bias, float *y, int ncols)
+{
+	const __mmask16 cols = ncols >= FB_Q8_NR ? (__mmask16) 0xffff : (__mmask16) ((1u << ncols) - 1u);
+	__m512i		s = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(zero),
+															 _mm512_loadu_si512(colsum)));
+	__m512		scale = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(sw));
+	__m512		base = _mm512_maskz_loadu_ps(cols, bias != NULL ? bias : y);
+
+	_mm512_mask_storeu_ps(y, cols, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, base));
+}
+
 /* The micro-kernel for a constant number of rows MR (inlined per MR). */
 AVX512 static INLINE void
 panel_rows(const uint8_t *q, int ldq, int kc, const float *sx,
 		   const int32_t *zero, const int8_t *panel, const float *sw,
-		   const int32_t *colsum, float *y, size_t ldy, int ncols, const int MR)
+		   const int32_t *colsum, const float *bias, float *y, size_t ldy,
+		   int ncols, const int MR)
 {
 	__m512i		acc[FB_Q8_MR];
-	const __m512 vsw = _mm512_loadu_ps(sw);
-	const __m512i vcs = _mm512_loadu_si512(colsum);
-	const __mmask16 cols = ncols >= FB_Q8_NR ? (__mmask16) 0xffff : (__mmask16) ((1u << ncols) - 1u);
 
 	/* fully unrolled, so that acc[] lives in registers */
 #pragma GCC unroll 8
@@ -98,23 +111,17 @@ panel_rows(const uint8_t *q, int ldq, int kc, const float *sx,
 	}
 #pragma GCC unroll 8
 	for (int r = 0; r < MR; r++)
-	{
-		__m512i		s = _mm512_sub_epi32(acc[r], _mm512_mullo_epi32(_mm512_set1_epi32(zero[r]), vcs));
-		float	   *yr = y + (size_t) r * ldy;
-		__m512		scale = _mm512_mul_ps(_mm512_set1_ps(sx[r]), vsw);
-
-		_mm512_mask_storeu_ps(yr, cols, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale,
-														_mm512_maskz_loadu_ps(cols, yr)));
-	}
+		store_row(acc[r], sx[r], zero[r], sw, colsum, bias, y + (size_t) r * ldy, ncols);
 }
 
 #define PANEL(MR) \
 AVX512 static void \
 q8_panel_##MR(const uint8_t *q, int ldq, int kc, const float *sx, \
 			  const int32_t *zero, const int8_t *panel, const float *sw, \
-			  const int32_t *colsum, float *y, size_t ldy, int ncols) \
+			  const int32_t *colsum, const float *bias, float *y, size_t ldy, \
+			  int ncols) \
 { \
-	panel_rows(q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols, MR); \
+	panel_rows(q, ldq, kc, sx, zero, panel, sw, colsum, bias, y, ldy, ncols, MR); \
 }
 
 PANEL(1)
@@ -134,7 +141,8 @@ PANEL(7)
 AVX512 static void
 q8_panel_8(const uint8_t *q, int ldq, int kc, const float *sx,
 		   const int32_t *zero, const int8_t *panel, const float *sw,
-		   const int32_t *colsum, float *y, size_t ldy, int ncols)
+		   const int32_t *colsum, const float *bias, float *y, size_t ldy,
+		   int ncols)
 {
 	__m512i		c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0,
 				c4 = c0, c5 = c0, c6 = c0, c7 = c0;
@@ -180,53 +188,29 @@ q8_panel_8(const uint8_t *q, int ldq, int kc, const float *sx,
 			: "rax", "rdx", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28",
 			  "xmm29", "xmm30", "xmm31", "cc", "memory");
 	{
-		const __m512 vsw = _mm512_loadu_ps(sw);
-		const __m512i vcs = _mm512_loadu_si512(colsum);
-		const __mmask16 cols = ncols >= FB_Q8_NR ? (__mmask16) 0xffff : (__mmask16) ((1u << ncols) - 1u);
 		__m512i		acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
 
 #pragma GCC unroll 8
 		for (int r = 0; r < 8; r++)
-		{
-			__m512i		s = _mm512_sub_epi32(acc[r], _mm512_mullo_epi32(_mm512_set1_epi32(zero[r]), vcs));
-			float	   *yr = y + (size_t) r * ldy;
-			__m512		scale = _mm512_mul_ps(_mm512_set1_ps(sx[r]), vsw);
-
-			_mm512_mask_storeu_ps(yr, cols, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale,
-															_mm512_maskz_loadu_ps(cols, yr)));
-		}
+			store_row(acc[r], sx[r], zero[r], sw, colsum, bias, y + (size_t) r * ldy, ncols);
 	}
 }
 
 AVX512 void
 fb_avx512_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 				   const int32_t *zero, int mr, const int8_t *panel,
-				   const float *sw, const int32_t *colsum, float *y, size_t ldy,
-				   int ncols)
+				   const float *sw, const int32_t *colsum, const float *bias,
+				   float *y, size_t ldy, int ncols)
 {
 	static void (*const by_rows[]) (const uint8_t *, int, int, const float *,
 									const int32_t *, const int8_t *,
-									const float *, const int32_t *, float *,
-									size_t, int) = {
+									const float *, const int32_t *,
+									const float *, float *, size_t, int) = {
 		q8_panel_1, q8_panel_1, q8_panel_2, q8_panel_3, q8_panel_4,
 		q8_panel_5, q8_panel_6, q8_panel_7, q8_panel_8
 	};
 
-	by_rows[mr](q, ldq, kc, sx, zero, panel, sw, colsum, y, ldy, ncols);
-}
-
-/* Dequantises one row's 16 sums into y (first ncols columns). */
-AVX512 static INLINE void
-store_row(__m512i acc, float sx, int32_t zero, const float *sw,
-		  const int32_t *colsum, float *y, int ncols)
-{
-	const __mmask16 cols = ncols >= FB_Q8_NR ? (__mmask16) 0xffff : (__mmask16) ((1u << ncols) - 1u);
-	__m512i		s = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(zero),
-															 _mm512_loadu_si512(colsum)));
-	__m512		scale = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(sw));
-
-	_mm512_mask_storeu_ps(y, cols, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale,
-												   _mm512_maskz_loadu_ps(cols, y)));
+	by_rows[mr](q, ldq, kc, sx, zero, panel, sw, colsum, bias, y, ldy, ncols);
 }
 
 /*
@@ -241,8 +225,8 @@ store_row(__m512i acc, float sx, int32_t zero, const float *sw,
 AVX512 void
 fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
 					const int32_t *zero, const int8_t *panel, size_t panel_stride,
-					const float *sw, const int32_t *colsum, float *y, size_t ldy,
-					int ncols)
+					const float *sw, const int32_t *colsum, const float *bias,
+					float *y, size_t ldy, int ncols)
 {
 	/* sums[r] (first panel) and sums[8 + r] (second panel) of row r; the
 	 * accumulators live in zmm0-15 for the whole loop (more asm operands
@@ -318,8 +302,9 @@ fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
 #undef SAVE
 	for (int r = 0; r < 8; r++)
 	{
-		store_row(sums[r], sx[r], zero[r], sw, colsum, y + (size_t) r * ldy, FB_Q8_NR);
+		store_row(sums[r], sx[r], zero[r], sw, colsum, bias, y + (size_t) r * ldy, FB_Q8_NR);
 		store_row(sums[8 + r], sx[r], zero[r], sw + FB_Q8_NR, colsum + FB_Q8_NR,
+				  bias != NULL ? bias + FB_Q8_NR : NULL,
 				  y + (size_t) r * ldy + FB_Q8_NR, ncols - FB_Q8_NR);
 	}
 }
