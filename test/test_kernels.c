@@ -191,8 +191,8 @@ check_q8(const fb_cpu_kernels *k)
 		for (int i = 0; i < T * N; i++)
 			yk[i] = yr[i] = frand(&st, 1.0f);	/* the GEMM accumulates */
 		memcpy(yf, yr, sizeof(float) * T * N);
-		fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, yk, 0, N);
-		fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, yr, 0, N);
+		fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, NULL, yk, 0, N);
+		fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, NULL, yr, 0, N);
 		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s q8 GEMM == reference (%d x %d x %d)", k->name, T, K, N);
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++)
@@ -225,7 +225,7 @@ check_q8(const fb_cpu_kernels *k)
 		if (N > FB_Q8_NR)
 		{
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, yk, FB_Q8_NR, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, NULL, yk, FB_Q8_NR, N);
 			for (int t = 0; t < T; t++)
 			{
 				CHECK(memcmp(yk + (size_t) t * N, yf + (size_t) t * N, sizeof(float) * FB_Q8_NR) == 0,
@@ -244,12 +244,23 @@ check_q8(const fb_cpu_kernels *k)
 				bias[n] = frand(&st, 1.0f);
 			for (int t = 0; t < T; t++)
 				memcpy(yk + (size_t) t * N, bias, sizeof(float) * N);
-			fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, yk, 0, N);
+			fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, NULL, yk, 0, N);
 			for (int i = 0; i < T * N; i++)
 				yb[i] = NAN;
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, bias, yb, 0, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, bias, NULL, yb, 0, N);
 			CHECK(memcmp(yb, yk, sizeof(float) * T * N) == 0,
 				  "%s q8 GEMM with bias == bias pre-filled (%d x %d x %d)", k->name, T, K, N);
+			/* the activation applied tile by tile inside the GEMM == applied
+			 * to the finished rows (rows of whole 8-lane groups, so no
+			 * kernel set takes a scalar tail in one case only) */
+			if (N % 16 == 0)
+			{
+				fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, bias, k->gelu_erf, yb, 0, N);
+				for (int t = 0; t < T; t++)
+					k->gelu_erf(yk + (size_t) t * N, (size_t) N);
+				CHECK(memcmp(yb, yk, sizeof(float) * T * N) == 0,
+					  "%s q8 GEMM + fused GELU == GELU after (%d x %d x %d)", k->name, T, K, N);
+			}
 			free(bias);
 			free(yb);
 		}
@@ -259,7 +270,7 @@ check_q8(const fb_cpu_kernels *k)
 			x[K + K / 2] = INFINITY;
 			k->q8_quantize(x, T, K, &rk);
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, yk, 0, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, NULL, yk, 0, N);
 			CHECK(isnan(rk.scale[1]) && isnan(yk[N]) && isnan(yk[2 * N - 1]) && isfinite(yk[0]),
 				  "%s inf in row 1 -> NaN outputs in row 1 only", k->name);
 		}
@@ -309,8 +320,8 @@ check_f32(const fb_cpu_kernels *k)
 		CHECK(p != NULL && p->n_panels * FB_F32_NR >= N, "pmat %dx%d", K, N);
 		memcpy(yk, y0, sizeof(float) * T * N);
 		memcpy(yr, y0, sizeof(float) * T * N);
-		fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, yk, 0, N);
-		fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, yr, 0, N);
+		fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, NULL, yk, 0, N);
+		fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, NULL, yr, 0, N);
 		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s f32 GEMM == reference (%d x %d x %d)",
 			  k->name, T, K, N);
 		for (int t = 0; t < T; t++)
@@ -331,20 +342,28 @@ check_f32(const fb_cpu_kernels *k)
 		{
 			for (int i = 0; i < T * N; i++)
 				yk[i] = NAN;
-			fb_f32_gemm_cols(k->f32_panel, x, T, p, y0, yk, 0, N);	/* bias = y0's first row */
+			fb_f32_gemm_cols(k->f32_panel, x, T, p, y0, NULL, yk, 0, N);	/* bias = y0's first row */
 			memcpy(yr, y0, sizeof(float) * T * N);
 			for (int t = 0; t < T; t++)
 				memcpy(yr + (size_t) t * N, y0, sizeof(float) * N);
-			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, yr, 0, N);
+			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, NULL, yr, 0, N);
 			CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0,
 				  "%s f32 GEMM with bias == bias pre-filled (%d x %d x %d)", k->name, T, K, N);
+			if (N % 16 == 0)
+			{
+				fb_f32_gemm_cols(k->f32_panel, x, T, p, y0, k->gelu_erf, yk, 0, N);
+				for (int t = 0; t < T; t++)
+					k->gelu_erf(yr + (size_t) t * N, (size_t) N);
+				CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0,
+					  "%s f32 GEMM + fused GELU == GELU after (%d x %d x %d)", k->name, T, K, N);
+			}
 			memcpy(yr, y0, sizeof(float) * T * N);
-			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, yr, 0, N);
+			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, NULL, yr, 0, N);
 		}
 		if (N > FB_F32_NR)
 		{
 			memcpy(yk, y0, sizeof(float) * T * N);
-			fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, yk, FB_F32_NR, N);
+			fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, NULL, yk, FB_F32_NR, N);
 			for (int t = 0; t < T; t++)
 			{
 				CHECK(memcmp(yk + (size_t) t * N, y0 + (size_t) t * N, sizeof(float) * FB_F32_NR) == 0,

@@ -316,17 +316,17 @@ quantize_rows(fb_session *s, size_t r0, const float *x, const fb_qmat *q, int T)
 	return r;
 }
 
-static void
-apply_act(const fb_config *c, float *y, size_t n)
+/* The model's activation, as an element-wise function. */
+static fb_act_fn
+act_fn(const fb_config *c)
 {
 	const fb_cpu_kernels *k = fb_cpu_kernels_get();
 
 	if (c->act == FB_ACT_GELU_ERF)
-		k->gelu_erf(y, n);
-	else if (c->act == FB_ACT_GELU_TANH)
-		k->gelu_tanh(y, n);
-	else
-		fb_cpu_relu(y, n);
+		return k->gelu_erf;
+	if (c->act == FB_ACT_GELU_TANH)
+		return k->gelu_tanh;
+	return fb_cpu_relu;
 }
 
 /* Rows [r0, r0 + T) of y += x W (+ act) on the calling thread, or y = bias
@@ -344,18 +344,19 @@ serial_linear(fb_session *s, size_t r0, const float *x, const float *w,
 		fb_q8_rows	r = quantize_rows(s, r0, x, q, T);
 
 		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &r, T, q,
-						bias, y, 0, N);
+						bias, act ? act_fn(&s->model->cfg) : NULL, y, 0, N);
 	}
 	else if (p != NULL)
-		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, x, T, p, bias, y, 0, N);
+		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, x, T, p, bias,
+						 act ? act_fn(&s->model->cfg) : NULL, y, 0, N);
 	else
 	{
 		if (bias != NULL)
 			fb_cpu_fill_bias(y, bias, T, N);
 		fb_cpu_linear(x, w, y, T, N, K, 1.0f);
+		if (act)
+			act_fn(&s->model->cfg) (y, (size_t) T * N);
 	}
-	if (act)
-		apply_act(&s->model->cfg, y, (size_t) T * N);
 }
 
 /*
@@ -527,17 +528,21 @@ phase_linear_cols(void *arg, int tid, int nt)
 	fb_split_range((size_t) j->N, tid, nt, 16, &n0, &n1);
 	if (n0 >= n1)
 		return;
+	fb_act_fn	act = j->act ? act_fn(&j->s->model->cfg) : NULL;
+
 	if (j->q != NULL)
 		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &j->qx, j->T,
-						j->q, j->bias, j->y, (int) n0, (int) n1);
+						j->q, j->bias, act, j->y, (int) n0, (int) n1);
 	else if (j->p != NULL)
-		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, j->x, j->T, j->p, j->bias, j->y,
+		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, j->x, j->T, j->p, j->bias, act, j->y,
 						 (int) n0, (int) n1);
 	else
+	{
 		fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);
-	if (j->act)
-		for (int t = 0; t < j->T; t++)
-			apply_act(&j->s->model->cfg, j->y + (size_t) t * j->N + n0, n1 - n0);
+		if (act != NULL)
+			for (int t = 0; t < j->T; t++)
+				act(j->y + (size_t) t * j->N + n0, n1 - n0);
+	}
 }
 
 /* y[T, N] += x[T, K] W (y = bias + x W with a bias), output columns

@@ -58,9 +58,10 @@ void		fb_avx512_f32_panel(const float *x, int ldx, int kc, int mr,
 								const float *bias, float *y, size_t ldy, int ncols);
 
 /* y[T, n0..n1) += x[T, K] W[:, n0..n1); n0 a multiple of FB_F32_NR.  With
- * bias ([N]) not NULL, y = bias + x W instead (y is not read). */
+ * bias ([N]) not NULL, y = bias + x W instead (y is not read); with act
+ * not NULL, act is applied to each tile of the result once it is final. */
 void		fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
-							 const fb_pmat *w, const float *bias, float *y,
-							 int n0, int n1);
+							 const fb_pmat *w, const float *bias, fb_act_fn act,
+							 float *y, int n0, int n1);
 
 #endif

@@ -53,6 +53,9 @@ fb_interrupted(const fb_run_ctl *ctl)
 	return ctl != NULL && ctl->interrupt != NULL && ctl->interrupt(ctl->arg);
 }
 
+/* An element-wise activation applied in place (GELU, ReLU). */
+typedef void (*fb_act_fn) (float *x, size_t n);
+
 /* Aligned allocation for tensors (64 bytes: one cache line, AVX-512). */
 void	   *fb_alloc_aligned(size_t bytes);
 void		fb_free_aligned(void *p);

@@ -130,10 +130,13 @@ void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
  * y[T, n0..n1) += x W[:, n0..n1) for rows r already quantised (r.Kp ==
  * w->Kp), with the micro-kernel panel_fn and, for full row blocks of two
  * panels, panel2_fn when not NULL; n0 must be a multiple of FB_Q8_NR.
- * With bias ([N]) not NULL, y = bias + x W instead (y is not read).
+ * With bias ([N]) not NULL, y = bias + x W instead (y is not read).  With
+ * act not NULL, act (an element-wise activation) is applied to each tile
+ * of the result as soon as it is final, while it is still in cache.
  */
 void		fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 							const fb_q8_rows *r, int T, const fb_qmat *w,
-							const float *bias, float *y, int n0, int n1);
+							const float *bias, fb_act_fn act, float *y, int n0,
+							int n1);
 
 #endif

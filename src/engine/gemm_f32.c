@@ -69,7 +69,8 @@ fb_f32_panel_ref(const float *x, int ldx, int kc, int mr, const float *panel,
 
 void
 fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
-				 const fb_pmat *w, const float *bias, float *y, int n0, int n1)
+				 const fb_pmat *w, const float *bias, fb_act_fn act, float *y,
+				 int n0, int n1)
 {
 	int			K = w->K;
 	size_t		stride = (size_t) K * FB_F32_NR;
@@ -83,8 +84,10 @@ fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
 		for (int k0 = 0; k0 < K; k0 += FB_F32_KC)
 		{
 			int			kc = K - k0 < FB_F32_KC ? K - k0 : FB_F32_KC;
-			/* the first chunk starts from the bias, the others from y */
+			/* the first chunk starts from the bias, the others from y; the
+			 * last one leaves final values, ready for the activation */
 			const float *b0 = k0 == 0 ? bias : NULL;
+			bool		last = k0 + FB_F32_KC >= K;
 
 			for (int c0 = n0; c0 < n1;)
 			{
@@ -99,6 +102,9 @@ fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
 					panel_fn(x + (size_t) t * K + k0, K, kc, mr, panel, stride, np,
 							 b0 != NULL ? b0 + c0 : NULL, y + (size_t) t * w->N + c0,
 							 (size_t) w->N, nc);
+					if (act != NULL && last)
+						for (int i = 0; i < mr; i++)
+							act(y + (size_t) (t + i) * w->N + c0, (size_t) nc);
 				}
 				c0 += nc;
 			}

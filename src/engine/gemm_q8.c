@@ -181,7 +181,7 @@ fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 void
 fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 				const fb_q8_rows *r, int T, const fb_qmat *w, const float *bias,
-				float *y, int n0, int n1)
+				fb_act_fn act, float *y, int n0, int n1)
 {
 	int			Kp = w->Kp;
 	size_t		n_cols = (size_t) w->n_panels * FB_Q8_NR;
@@ -201,8 +201,10 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 		{
 			int			kc = Kp - k0 < FB_Q8_KC ? Kp - k0 : FB_Q8_KC;
 			const int32_t *csum = w->colsum + (size_t) (k0 / FB_Q8_KC) * n_cols;
-			/* the first chunk starts from the bias, the others from y */
+			/* the first chunk starts from the bias, the others from y; the
+			 * last one leaves final values, ready for the activation */
 			const float *b0 = k0 == 0 ? bias : NULL;
+			bool		last = k0 + FB_Q8_KC >= Kp;
 
 			for (int c0 = n0; c0 < n1;)
 			{
@@ -230,6 +232,9 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 									 b0 != NULL ? b0 + c0 + p * FB_Q8_NR : NULL,
 									 yt + p * FB_Q8_NR, (size_t) w->N,
 									 nc - p * FB_Q8_NR < FB_Q8_NR ? nc - p * FB_Q8_NR : FB_Q8_NR);
+					if (act != NULL && last)
+						for (int i = 0; i < mr; i++)
+							act(yt + (size_t) i * w->N, (size_t) nc);
 				}
 				c0 += nc;
 			}
