@@ -48,7 +48,25 @@ def parse():
     ap.add_argument("--ckpt-minutes", type=float, default=10.0)
     ap.add_argument("--mask-prob", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=common.SEED)
+    ap.add_argument("--init", default=None,
+                    help="start a new run from this Hugging Face encoder directory (e.g. models/finbert-base, "
+                         "the shipped encoder) instead of random weights; the MLM head starts fresh, tied to "
+                         "the embeddings; ignored when a checkpoint exists")
     return ap.parse_args()
+
+
+def init_from(model, d):
+    """Copies an exported encoder (BertModel directory with the same vocabulary) into model.bert."""
+    from transformers import BertModel
+    with open(os.path.join(d, "vocab.txt"), encoding="utf-8") as f1, open(common.VOCAB, encoding="utf-8") as f2:
+        if f1.read() != f2.read():
+            raise SystemExit(f"{d}/vocab.txt differs from {common.VOCAB}: not this pipeline's encoder")
+    enc = BertModel.from_pretrained(d).float()
+    state = {k: v for k, v in enc.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = model.bert.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"{d}: encoder does not match (missing {missing}, unexpected {unexpected})")
+    model.tie_weights()
 
 
 class Packer:
@@ -180,8 +198,11 @@ def main():
         step, ep, pos, hist = ck["step"], ck["epoch"], ck["pos"], ck.get("hist", [])
         common.log(logf, f"resumed from step {step} (epoch {ep}, batch {pos}), threads={nthr}")
     else:
+        if a.init:
+            init_from(model, a.init)
         common.log(logf, f"new run: {json.dumps(vars(a))} arch={ARCH} vocab={vocab_size} "
-                         f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr}")
+                         f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr}"
+                         + (f", encoder initialised from {a.init}" if a.init else ""))
     packer = Packer(CORPUS, a.seq_len, a.seed)
     seqs = packer.epoch(ep)
     nb = len(seqs) // a.batch
