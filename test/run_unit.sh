@@ -3,31 +3,31 @@
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 2
 pass=0; fail=0
-for t in "$BUILD"/test/test_*; do
-	[ -x "$t" ] || continue
-	out=$("$t" 2>&1); rc=$?
+
+# run_test LABEL CMD...: runs one test binary, adds its "N passed, M failed"
+# line to the totals (a missing line or a non-zero exit counts as a failure)
+run_test() {
+	label=$1; shift
+	out=$("$@" 2>&1); rc=$?
 	line=$(printf '%s\n' "$out" | tail -n 1)
 	p=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p')
 	f=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p')
 	if [ -z "$p" ]; then p=0; f=1; fi
 	if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
 	[ "$f" != 0 ] && printf '%s\n' "$out" | tail -n 30
-	printf '%s\n' "$line"
+	printf '%s%s\n' "$line" "$label"
 	pass=$((pass + p)); fail=$((fail + f))
+}
+
+for t in "$BUILD"/test/test_*; do
+	[ -x "$t" ] || continue
+	run_test "" "$t"
 done
 # the forward pass again with each narrower kernel set (the AVX-512 set runs
 # the linear layers on packed weights, the others through BLAS): every path
 # keeps its parity with transformers
 for k in avx2 generic; do
-	out=$(FINBERT_CPU_KERNEL=$k "$BUILD/test/test_forward" 2>&1); rc=$?
-	line=$(printf '%s\n' "$out" | tail -n 1)
-	p=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p')
-	f=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p')
-	if [ -z "$p" ]; then p=0; f=1; fi
-	if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
-	[ "$f" != 0 ] && printf '%s\n' "$out" | tail -n 30
-	printf '%s (FINBERT_CPU_KERNEL=%s)\n' "$line" "$k"
-	pass=$((pass + p)); fail=$((fail + f))
+	run_test " (FINBERT_CPU_KERNEL=$k)" env FINBERT_CPU_KERNEL=$k "$BUILD/test/test_forward"
 done
 for r in "$BUILD"/fuzz/*_replay; do
 	[ -x "$r" ] || continue

@@ -20,9 +20,9 @@
 #define cpu_relax() ((void) 0)
 #endif
 
-#define FB_POOL_SPIN 4000
-
 #include "fb_pool.h"
+
+#define FB_POOL_SPIN 4000		/* pauses before blocking (tens of µs) */
 
 struct fb_pool
 {
