@@ -84,8 +84,13 @@ NER_MAPPING = """| dataset | raw type | finbert label |
 Name heuristic (`org_kind`): company if the name contains 公司/集团/银行/证券/股份/控股/有限/信托/保险/基金/投资/
 实业/科技/资本/资产/期货/… ; otherwise government if it matches 政府/人大/政协/委员会/法院/检察院/党委/…局/…厅/…部/央行/证监会/…;
 otherwise organization if it matches 大学/学院/学校/协会/学会/研究院/研究所/医院/基金会/联合会/俱乐部/…队/…中心/…;
-otherwise the span is ignored. Known limitations: CFSC does not annotate persons, and msra/peoples-daily/weibo
-do not annotate positions, so those appear as O there."""
+otherwise the span is ignored.
+
+**Partial annotation.** Not every corpus annotates every type: CFSC annotates only companies, and
+msra/peoples-daily/weibo do not annotate positions (`tasks.NER_SOURCE_TYPES`). In training, an unlabelled
+character of such a corpus may be O *or* part of an entity of a type that corpus does not annotate (the CRF
+likelihood sums over those paths), so the model is not taught that the persons of CFSC's financial news are O.
+In evaluation, predictions of a type the sentence's corpus does not annotate are not scored."""
 
 
 def write_card(out, task, data, info):
@@ -201,11 +206,13 @@ def write_card(out, task, data, info):
         L += ["FINBERT_TRAIN_THREADS=1 python tools/train/intermediate.py  # intermediate training (resumable)"]
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
-          + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else ""),
+          + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
+          + (" --bf16" if info.get("bf16") else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "
           f"{info['max_len']}, AdamW (weight decay 0.01), linear warm-up 6 % and decay, seed {info['seed']}, "
-          f"{info['steps']} steps on {info['train_examples']} examples, CPU ({info['threads']} thread(s)).", ""]
+          f"{info['steps']} steps on {info['train_examples']} examples, CPU ({info['threads']} thread(s)"
+          f"{', bfloat16 autocast forward' if info.get('bf16') else ''}).", ""]
     with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(L))
 

@@ -45,6 +45,8 @@ def parse():
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--ckpt-minutes", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=common.SEED)
+    ap.add_argument("--bf16", action="store_true",
+                    help="forward pass under bfloat16 autocast (fp32 weights, optimizer and loss)")
     return ap.parse_args()
 
 
@@ -210,7 +212,9 @@ def main():
         while pos < len(bl) and not stop.stop:
             name, b = bl[pos]
             ids, att, y = collate([enc[name][k] for k in b])
-            lg = model(name, ids, att)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                lg = model(name, ids, att)
+            lg = lg.float()
             loss = torch.nn.functional.cross_entropy(lg, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -48,6 +48,9 @@ def parse():
     ap.add_argument("--ckpt-minutes", type=float, default=10.0)
     ap.add_argument("--mask-prob", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=common.SEED)
+    ap.add_argument("--bf16", action="store_true",
+                    help="run the forward pass under bfloat16 autocast (fp32 master weights and optimizer); "
+                         "~1.5x faster on CPUs with AVX512-BF16/AMX; a per-invocation setting, not stored")
     ap.add_argument("--init", default=None,
                     help="start a new run from this Hugging Face encoder directory (e.g. models/finbert-base, "
                          "the shipped encoder) instead of random weights; the MLM head starts fresh, tied to "
@@ -196,12 +199,12 @@ def main():
         gen.set_state(ck["gen"])
         torch.set_rng_state(ck["torch_rng"])
         step, ep, pos, hist = ck["step"], ck["epoch"], ck["pos"], ck.get("hist", [])
-        common.log(logf, f"resumed from step {step} (epoch {ep}, batch {pos}), threads={nthr}")
+        common.log(logf, f"resumed from step {step} (epoch {ep}, batch {pos}), threads={nthr}, bf16={a.bf16}")
     else:
         if a.init:
             init_from(model, a.init)
         common.log(logf, f"new run: {json.dumps(vars(a))} arch={ARCH} vocab={vocab_size} "
-                         f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr}"
+                         f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr} bf16={a.bf16}"
                          + (f", encoder initialised from {a.init}" if a.init else ""))
     packer = Packer(CORPUS, a.seq_len, a.seed)
     seqs = packer.epoch(ep)
@@ -249,8 +252,10 @@ def main():
             nb = len(seqs) // a.batch
         ids, ws, att = batchify(seqs, pos, a.batch)
         inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, gen)
-        h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
-        loss = torch.nn.functional.cross_entropy(model.cls(h[sel]), tgt)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
+            lg = model.cls(h[sel])
+        loss = torch.nn.functional.cross_entropy(lg.float(), tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)

@@ -187,6 +187,19 @@ _COMP = re.compile(r"(公司|集团|银行|证券|股份|控股|有限|信托|�
                    r"事务所|商行|企业|置业|地产|药业|电子|电器|汽车|航空|传媒|能源|矿业|化工|钢铁|物流|酒店)")
 
 
+# Entity types each corpus annotates. A corpus that does not annotate a type says nothing about it: its
+# unlabelled characters are "O or an entity of an unannotated type" in training (partial-label CRF), and
+# predictions of an unannotated type are not scored on that corpus's sentences.
+NER_SOURCE_TYPES = {
+    "cluener2020": set(NER_TYPES),
+    "resume-ner": set(NER_TYPES),
+    "msra-ner": {"person", "location", "company", "government", "organization"},
+    "peoples-daily-ner": {"person", "location", "company", "government", "organization"},
+    "weibo-ner": {"person", "location", "company", "government", "organization"},
+    "cfsc": {"company"},
+}
+
+
 def org_kind(name):
     """Heuristic company / government / organization for datasets whose ORG type mixes them; None = unsure."""
     if _COMP.search(name):
@@ -264,7 +277,8 @@ def ner():
         res = []
         for t, sp, src in rows:
             m, ig = map_ner(t, sp, src)
-            res.append({"text": t, "spans": m, "ignore": ig, "source": src})
+            res.append({"text": t, "spans": m, "ignore": ig, "source": src,
+                        "types": sorted(NER_SOURCE_TYPES[src])})
         return res
 
     tra, vaa = conv(tr), conv(va)
