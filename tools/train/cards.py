@@ -141,8 +141,9 @@ def write_card(out, task, data, info):
           "Encoder: masked-LM pre-training (whole-word masking with jieba) of the same architecture on all Chinese "
           "text of the shared training splits (" + ", ".join(PRETRAIN_SOURCES) + "), excluding ChnSentiCorp "
           "(restrictive license) and the texts of the labeled validation splits used here. "
-          f"Encoder checkpoint used: pre-training step {enc.get('step', '?')} (monitor MLM loss "
-          f"{enc.get('loss', float('nan')):.3f}).", "",
+          f"Encoder checkpoint used: pre-training step {enc.get('step', '?')}"
+          + (f" of a run continued from an encoder with {enc['prior_steps']} earlier steps" if enc.get("prior_steps") else "")
+          + f" (monitor MLM loss {enc.get('loss', float('nan')):.3f}).", "",
           "Licenses of the sources:", ""]
     used = set()
     for s in data["sources"] + PRETRAIN_SOURCES + ["vocab"]:
@@ -190,7 +191,8 @@ def write_card(out, task, data, info):
     if not interim and enc.get("step") is not None:
         L += ["## Encoder", "",
               f"Fine-tuned from finbert's own pre-trained encoder (tools/train/pretrain.py: whole-word-masking MLM on "
-              f"the shared Chinese text, {enc['step']} steps of 32 x 128 tokens, final MLM loss {enc.get('loss', 0):.2f}). "
+              f"the shared Chinese text, {enc['step'] + enc.get('prior_steps', 0)} steps of 32 x 128 tokens, "
+              f"final MLM loss {enc.get('loss', 0):.2f}). "
               f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
               f"pre-training.", ""]
     L += ["## fp16 export check", "",

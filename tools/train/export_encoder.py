@@ -50,6 +50,13 @@ def main():
     tok.save_pretrained(tmp)
     shutil.copy(common.VOCAB, os.path.join(tmp, "vocab.txt"))
     export.drop_tokenizer_json(tmp)
+    # pre-training history, read by `pretrain.py --init` when training continues from this export
+    args = torch.load(os.path.join(common.WORK, "pretrain", "ckpt.pt"), map_location="cpu", weights_only=False)["args"]
+    prior = int(args.get("init_steps") or 0)
+    with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
+        json.dump({"total_steps": prior + state["step"], "tokens_per_step": args["batch"] * args["seq_len"],
+                   "runs": [{"init": args.get("init"), "prior_steps": prior, "steps": state["step"],
+                             "lr": args["lr"], "warmup": args["warmup"], "total_steps": args["total_steps"]}]}, f)
     for fn in os.listdir(tmp):
         os.chmod(os.path.join(tmp, fn), 0o644)
     if os.path.exists(OUT):
@@ -75,8 +82,10 @@ def main():
         f"{enc.config.num_attention_heads} heads, FFN {enc.config.intermediate_size}, 512 positions, no pooler |",
         f"| vocabulary | {enc.config.vocab_size} WordPiece tokens (`tools/train/vocab.txt`, a subset of bert-base-chinese) |",
         f"| weights | fp16, {size / 1e6:.1f} MB |",
-        f"| pre-training | whole-word-masking MLM (jieba words), {state['step']} steps of 32 x 128 tokens "
-        f"(~{state['step'] * 32 * 128 / 1e6:.1f} M tokens) on 6.27 M tokens of shared Chinese text |",
+        f"| pre-training | whole-word-masking MLM (jieba words), {prior + state['step']} steps of 32 x 128 tokens "
+        f"(~{(prior + state['step']) * 32 * 128 / 1e6:.1f} M tokens) on 6.27 M tokens of shared Chinese text"
+        + (f" ({prior} steps in an earlier run, then {state['step']} steps continued from it with "
+           f"`pretrain.py --init {args.get('init')}`, peak lr {args['lr']})" if prior else "") + " |",
         f"| final MLM loss / masked-token accuracy (fixed monitor set) | "
         f"{last.get('mon_loss', float('nan')):.3f} / {last.get('mon_acc', float('nan')):.3f} |", "",
         "**Quality.** This is a very small and very briefly trained encoder (a few CPU-hours on one shared 2-core machine); "

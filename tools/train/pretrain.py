@@ -151,7 +151,7 @@ def lr_at(step, a):
     return a.lr * max(0.0, (a.total_steps - step) / max(1, a.total_steps - a.warmup))
 
 
-def save_encoder(model, tok_vocab, step, loss, outdir):
+def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0):
     tmp = outdir + ".tmp"
     if os.path.exists(tmp):
         import shutil
@@ -160,7 +160,7 @@ def save_encoder(model, tok_vocab, step, loss, outdir):
     import shutil
     shutil.copy(tok_vocab, os.path.join(tmp, "vocab.txt"))
     with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
-        json.dump({"step": step, "loss": loss}, f)
+        json.dump({"step": step, "loss": loss, "prior_steps": prior_steps}, f)
     if os.path.exists(outdir):
         shutil.rmtree(outdir)
     os.replace(tmp, outdir)
@@ -182,6 +182,7 @@ def main():
         # the schedule and data order are those of the run that created the checkpoint
         for k in ("seq_len", "batch", "lr", "warmup", "total_steps", "mask_prob", "seed"):
             setattr(a, k, ck["args"][k])
+        a.init, a.init_steps = ck["args"].get("init"), ck["args"].get("init_steps", 0)
     common.seed_all(a.seed)
     cfg = BertConfig(vocab_size=vocab_size, pad_token_id=0, **ARCH)
     model = BertForMaskedLM(cfg)
@@ -201,8 +202,11 @@ def main():
         step, ep, pos, hist = ck["step"], ck["epoch"], ck["pos"], ck.get("hist", [])
         common.log(logf, f"resumed from step {step} (epoch {ep}, batch {pos}), threads={nthr}, bf16={a.bf16}")
     else:
+        a.init_steps = 0
         if a.init:
             init_from(model, a.init)
+            st = os.path.join(a.init, "pretrain_state.json")   # steps already behind the initial encoder
+            a.init_steps = json.load(open(st)).get("total_steps", 0) if os.path.exists(st) else 0
         common.log(logf, f"new run: {json.dumps(vars(a))} arch={ARCH} vocab={vocab_size} "
                          f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr} bf16={a.bf16}"
                          + (f", encoder initialised from {a.init}" if a.init else ""))
@@ -236,7 +240,7 @@ def main():
         common.atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                   "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
                                   "epoch": ep, "pos": pos, "args": vars(a), "hist": hist}, ck_path)
-        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(OUT, "encoder"))
+        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(OUT, "encoder"), a.init_steps)
         with open(os.path.join(OUT, "status.json"), "w") as f:
             json.dump({"step": step, "total_steps": a.total_steps, "epoch": ep, "batch_in_epoch": pos,
                        "batches_per_epoch": nb, "hist": hist[-5:]}, f, indent=1)

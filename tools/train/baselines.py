@@ -1,0 +1,68 @@
+"""Reference figures for the sentence-level starter tasks: a linear model on character n-grams.
+
+    python3 tools/train/baselines.py [sentiment industry type] [--out FILE]
+
+TF-IDF of character 1-3-grams (sublinear tf, min_df 2) + logistic regression (C = 1, one-vs-rest for the
+multi-label news type), trained on each task's training split and scored on the same headline validation
+split as the model cards (tasks.py). No hyper-parameter is chosen on the validation split. The figures say
+how much of a task a model that only counts character n-grams gets, so the BERT figures can be read
+against them (for industry: how far the weak labels themselves carry).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tasks  # noqa: E402
+
+
+def run(task):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    t0 = time.time()
+    d = tasks.BUILDERS[task]()
+    name, val = next(iter(d["val"].items()))
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
+    X = vec.fit_transform([e["text"] for e in d["train"]])
+    Xv = vec.transform([e["text"] for e in val])
+    if d["kind"] == "multi":
+        L = len(d["labels"])
+        Y = np.zeros((len(d["train"]), L), dtype=int)
+        for i, e in enumerate(d["train"]):
+            Y[i, e["y"]] = 1
+        keep = Y.sum(0) > 0
+        clf = OneVsRestClassifier(LogisticRegression(C=1.0, max_iter=2000)).fit(X, Y[:, keep])
+        P = np.zeros((len(val), L), dtype=int)
+        P[:, keep] = clf.predict(Xv)
+        G = np.zeros_like(P)
+        for i, e in enumerate(val):
+            G[i, e["y"]] = 1
+        tp, fp, fn = int((P & G).sum()), int((P & ~G.astype(bool)).sum()), int((~P.astype(bool) & G).sum())
+        p, r = tp / max(1, tp + fp), tp / max(1, tp + fn)
+        res = {"micro_f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+    else:
+        clf = LogisticRegression(C=1.0, max_iter=2000).fit(X, [e["y"] for e in d["train"]])
+        res = {"accuracy": round(float((clf.predict(Xv) == np.array([e["y"] for e in val])).mean()), 4)}
+    res.update({"validation": name, "n": len(val), "train": len(d["train"]), "seconds": round(time.time() - t0, 1)})
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("tasks", nargs="*", default=["sentiment", "type", "industry"])
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    out = {t: run(t) for t in a.tasks}
+    print(json.dumps(out, ensure_ascii=False, indent=1))
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            json.dump(out, f, ensure_ascii=False, indent=1)
+
+
+if __name__ == "__main__":
+    main()
