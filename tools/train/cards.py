@@ -203,7 +203,8 @@ def write_card(out, task, data, info):
           "## Reproduce", "",
           "```sh",
           "pip install -r tools/train/requirements.txt",
-          "FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py      # encoder (resumable)"]
+          "FINBERT_TRAIN_THREADS=2 python tools/train/pretrain.py --bf16   # encoder (resumable); the shipped "
+          "encoder's exact runs: tools/train/README.md, Status"]
     if enc.get("intermediate"):
         L += ["FINBERT_TRAIN_THREADS=1 python tools/train/intermediate.py  # intermediate training (resumable)"]
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
