@@ -51,8 +51,7 @@ def main():
     shutil.copy(common.VOCAB, os.path.join(tmp, "vocab.txt"))
     export.drop_tokenizer_json(tmp)
     # pre-training history, read by `pretrain.py --init` when training continues from this export
-    args = torch.load(os.path.join(common.WORK, "pretrain", "ckpt.pt"), map_location="cpu", weights_only=False)["args"]
-    prior = int(args.get("init_steps") or 0)
+    args, prior = status["args"], state.get("prior_steps", 0)
     with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
         json.dump({"total_steps": prior + state["step"], "tokens_per_step": args["batch"] * args["seq_len"],
                    "runs": [{"init": args.get("init"), "prior_steps": prior, "steps": state["step"],

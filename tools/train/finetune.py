@@ -90,7 +90,8 @@ def token_labels(e, offsets, labels):
     -1 for an unlabelled token of a corpus that does not annotate every type (O or a tag of a type the
     corpus does not annotate, see tasks.NER_SOURCE_TYPES)."""
     lid = {l: i for i, l in enumerate(labels)}
-    partial = set(e.get("types", [])) != {l.split("-", 1)[1] for l in labels if l != "O"} and "types" in e
+    types = e.get("types")
+    partial = types is not None and set(types) != {l.split("-", 1)[1] for l in labels if l != "O"}
     n = len(e["text"])
     ch = ["O"] * (n + 1)
     for s, t, lab in e["spans"]:
@@ -216,11 +217,17 @@ class CRF(torch.nn.Module):
         return path[::-1]
 
 
-def crf_loss(model, ids, att, allowed, bf16=False):
-    """Per-token-normalised CRF NLL over the text tokens of each sequence (the CRF runs in fp32)."""
+def forward_logits(model, ids, att, bf16):
+    """Training forward pass, under bfloat16 autocast with bf16; the logits come back in fp32, so the
+    losses are computed in fp32."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         lg = model(input_ids=ids, attention_mask=att).logits
-    lg = lg.float()
+    return lg.float()
+
+
+def crf_loss(model, ids, att, allowed, bf16=False):
+    """Per-token-normalised CRF NLL over the text tokens of each sequence (the CRF runs in fp32)."""
+    lg = forward_logits(model, ids, att, bf16)
     lens = att.sum(1) - 2
     T = lg.shape[1] - 2
     em, al = lg[:, 1:T + 1], allowed[:, 1:T + 1]
@@ -230,9 +237,7 @@ def crf_loss(model, ids, att, allowed, bf16=False):
 
 def task_loss(model, ids, att, y, kind, bf16=False):
     """The loss transformers computes for this problem type, on fp32 logits."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        lg = model(input_ids=ids, attention_mask=att).logits
-    lg = lg.float()
+    lg = forward_logits(model, ids, att, bf16)
     if kind == "multi":
         return torch.nn.functional.binary_cross_entropy_with_logits(lg, y)
     return torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), y.reshape(-1), ignore_index=-100)

@@ -50,7 +50,7 @@ def parse():
     ap.add_argument("--seed", type=int, default=common.SEED)
     ap.add_argument("--bf16", action="store_true",
                     help="run the forward pass under bfloat16 autocast (fp32 master weights and optimizer); "
-                         "~1.5x faster on CPUs with AVX512-BF16/AMX; a per-invocation setting, not stored")
+                         "~1.5x faster on CPUs with AVX512-BF16/AMX; a per-invocation setting, not restored on resume")
     ap.add_argument("--init", default=None,
                     help="start a new run from this Hugging Face encoder directory (e.g. models/finbert-base, "
                          "the shipped encoder) instead of random weights; the MLM head starts fresh, tied to "
@@ -59,7 +59,8 @@ def parse():
 
 
 def init_from(model, d):
-    """Copies an exported encoder (BertModel directory with the same vocabulary) into model.bert."""
+    """Copies an exported encoder (BertModel directory with the same vocabulary) into model.bert;
+    returns the number of pre-training steps already behind it."""
     from transformers import BertModel
     with open(os.path.join(d, "vocab.txt"), encoding="utf-8") as f1, open(common.VOCAB, encoding="utf-8") as f2:
         if f1.read() != f2.read():
@@ -70,6 +71,8 @@ def init_from(model, d):
     if missing or unexpected:
         raise SystemExit(f"{d}: encoder does not match (missing {missing}, unexpected {unexpected})")
     model.tie_weights()
+    st = os.path.join(d, "pretrain_state.json")   # written by export_encoder.py: steps behind this encoder
+    return json.load(open(st)).get("total_steps", 0) if os.path.exists(st) else 0
 
 
 class Packer:
@@ -202,11 +205,7 @@ def main():
         step, ep, pos, hist = ck["step"], ck["epoch"], ck["pos"], ck.get("hist", [])
         common.log(logf, f"resumed from step {step} (epoch {ep}, batch {pos}), threads={nthr}, bf16={a.bf16}")
     else:
-        a.init_steps = 0
-        if a.init:
-            init_from(model, a.init)
-            st = os.path.join(a.init, "pretrain_state.json")   # steps already behind the initial encoder
-            a.init_steps = json.load(open(st)).get("total_steps", 0) if os.path.exists(st) else 0
+        a.init_steps = init_from(model, a.init) if a.init else 0
         common.log(logf, f"new run: {json.dumps(vars(a))} arch={ARCH} vocab={vocab_size} "
                          f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr} bf16={a.bf16}"
                          + (f", encoder initialised from {a.init}" if a.init else ""))
@@ -243,7 +242,7 @@ def main():
         save_encoder(model, common.VOCAB, step, ev[0], os.path.join(OUT, "encoder"), a.init_steps)
         with open(os.path.join(OUT, "status.json"), "w") as f:
             json.dump({"step": step, "total_steps": a.total_steps, "epoch": ep, "batch_in_epoch": pos,
-                       "batches_per_epoch": nb, "hist": hist[-5:]}, f, indent=1)
+                       "batches_per_epoch": nb, "args": vars(a), "hist": hist[-5:]}, f, indent=1)
         common.log(logf, f"checkpoint ({tag}) step {step}: train_loss {run_loss:.3f} "
                          f"monitor MLM loss {ev[0]:.3f} acc {ev[1]:.3f}")
 
