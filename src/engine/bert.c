@@ -190,8 +190,14 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 	}
 	if (ok && (max_len > s->cap_seq || s->scores == NULL))
 	{
+		size_t		stride = max_len * max_len,
+					bf16 = (fb_attn_bf16_scratch((int) max_len, c->hidden / c->n_heads) + 3) / 4;
+
+		stride = (stride > bf16 ? stride : bf16);
+		stride = (stride + 15) & ~(size_t) 15;	/* each thread's part 64-byte aligned */
 		fb_free_aligned(s->scores);
-		s->scores = alloc_floats(max_len * max_len, (size_t) s->n_threads, &ok);
+		s->scores = alloc_floats(stride, (size_t) s->n_threads, &ok);
+		s->score_stride = stride;
 		s->cap_seq = ok ? max_len : 0;
 	}
 	if (!ok)
@@ -456,6 +462,25 @@ phase_rows(void *arg, int tid, int nt)
 	}
 }
 
+/* int8 mode's attention kernel: bfloat16 where the CPU has it, unless
+ * FINBERT_INT8_ATTENTION=fp32 (a diagnostic switch: measures what the
+ * bfloat16 rounding costs); NULL runs attention in fp32. */
+static fb_attn_bf16_fn
+int8_attention(void)
+{
+	static int	use = -1;		/* threads of a pass may race to set it: atomic */
+	int			u = __atomic_load_n(&use, __ATOMIC_RELAXED);
+
+	if (u < 0)
+	{
+		const char *env = getenv("FINBERT_INT8_ATTENTION");
+
+		u = !(env != NULL && strcmp(env, "fp32") == 0);
+		__atomic_store_n(&use, u, __ATOMIC_RELAXED);
+	}
+	return u ? fb_cpu_kernels_get()->attn_bf16 : NULL;
+}
+
 /* One attention head of one sequence: rows [L, 3H] of qkv -> ctx, for
  * the first n_query rows (L, or 1 for the [CLS] row only). */
 static void
@@ -466,7 +491,14 @@ attention_head(fb_session *s, const float *qkv, float *out, float *scores,
 	int			H = c->hidden,
 				dh = H / c->n_heads;
 	int			ld = 3 * H;
+	fb_attn_bf16_fn bf16 = s->model->precision == FB_PRECISION_INT8 ? int8_attention() : NULL;
 
+	if (bf16 != NULL)
+	{
+		bf16(qkv + (size_t) h * dh, qkv + H + (size_t) h * dh, qkv + 2 * (size_t) H + (size_t) h * dh,
+			 ld, out + (size_t) h * dh, H, scores, n_query, L, dh);
+		return;
+	}
 	fb_cpu_attention_head(qkv + (size_t) h * dh, qkv + H + (size_t) h * dh,
 						  qkv + 2 * (size_t) H + (size_t) h * dh, ld,
 						  out + (size_t) h * dh, H, scores, n_query, L, dh,
@@ -481,7 +513,7 @@ phase_attention(void *arg, int tid, int nt)
 	int			n_heads = s->model->cfg.n_heads,
 				H = s->model->cfg.hidden;
 	size_t		items = (size_t) j->b->n_seq * n_heads;
-	float	   *scores = s->scores + (size_t) tid * s->cap_seq * s->cap_seq;
+	float	   *scores = s->scores + (size_t) tid * s->score_stride;
 	bool		cls = j->cls_only && j->layer + 1 == s->model->cfg.n_layers;
 
 	/* interleaved (sequence, head) items: neighbours have similar cost */

@@ -5,13 +5,15 @@
  * (ops_avx2.c) is compiled with a target attribute, so the library runs on
  * any x86-64 and uses the wide kernels only where the CPU has them.
  * The AVX-512 set (ops_avx512.c, gemm_q8_avx512.c: VNNI int8 GEMM) is
- * chosen where the CPU has AVX-512 F/BW/DQ/VL and VNNI.
+ * chosen where the CPU has AVX-512 F/BW/DQ/VL and VNNI; with AVX512-BF16
+ * as well, int8 mode runs attention in bfloat16 (attn_bf16_avx512.c).
  * FINBERT_CPU_KERNEL=generic|avx2|avx512 forces a set (tests, benchmarks).
  */
 #ifndef FB_KERNELS_H
 #define FB_KERNELS_H
 
 #include "fb_internal.h"
+#include "fb_attn.h"
 #include "fb_f32.h"
 #include "fb_q8.h"
 
@@ -26,6 +28,7 @@ typedef struct fb_cpu_kernels
 	fb_q8_panel_fn q8_panel;
 	fb_q8_panel2_fn q8_panel2;	/* NULL: one panel at a time */
 	fb_f32_panel_fn f32_panel;	/* packed fp32 layers (fb_f32.h); NULL: BLAS */
+	fb_attn_bf16_fn attn_bf16;	/* int8 mode's attention (fb_attn.h); NULL: fp32 */
 } fb_cpu_kernels;
 
 const fb_cpu_kernels *fb_cpu_kernels_get(void);

@@ -101,7 +101,9 @@ struct fb_session
 	float	   *ctx;			/* [T, H] attention context */
 	float	   *tmp;			/* [T, H] */
 	float	   *inter;			/* [T, I] */
-	float	   *scores;			/* n_threads x [Lmax, Lmax] */
+	float	   *scores;			/* n_threads x score_stride: attention scratch */
+	size_t		score_stride;	/* floats per thread: [Lmax, Lmax] scores or the
+								 * bfloat16 kernel's scratch, whichever is larger */
 	uint8_t    *qx;				/* int8 mode: [T, q_ld] quantised rows */
 	float	   *qscale;			/* [T] their scales */
 	int32_t    *qzero;			/* [T] and zero points */

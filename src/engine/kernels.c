@@ -10,18 +10,25 @@
 
 static const fb_cpu_kernels generic_kernels = {
 	"generic", fb_cpu_layernorm, fb_cpu_gelu_erf, fb_cpu_gelu_tanh, fb_cpu_softmax,
-	fb_q8_quantize_ref, fb_q8_panel_ref, NULL, NULL
+	fb_q8_quantize_ref, fb_q8_panel_ref, NULL, NULL, NULL
 };
 
 static const fb_cpu_kernels avx2_kernels = {
 	"avx2", fb_avx2_layernorm, fb_avx2_gelu_erf, fb_avx2_gelu_tanh, fb_avx2_softmax,
-	fb_avx2_q8_quantize, fb_avx2_q8_panel, NULL, NULL
+	fb_avx2_q8_quantize, fb_avx2_q8_panel, NULL, NULL, NULL
 };
 
 static const fb_cpu_kernels avx512_kernels = {
 	"avx512", fb_avx512_layernorm, fb_avx512_gelu_erf, fb_avx512_gelu_tanh, fb_avx512_softmax,
 	fb_avx512_q8_quantize, fb_avx512_q8_panel, fb_avx512_q8_panel2,
-	fb_avx512_f32_panel
+	fb_avx512_f32_panel, NULL
+};
+
+/* the same with AVX512-BF16 (Cooper Lake, Sapphire Rapids, Zen 4) */
+static const fb_cpu_kernels avx512_bf16_kernels = {
+	"avx512", fb_avx512_layernorm, fb_avx512_gelu_erf, fb_avx512_gelu_tanh, fb_avx512_softmax,
+	fb_avx512_q8_quantize, fb_avx512_q8_panel, fb_avx512_q8_panel2,
+	fb_avx512_f32_panel, fb_avx512_attn_bf16
 };
 
 static const fb_cpu_kernels *chosen;
@@ -45,6 +52,19 @@ cpu_has_avx512_vnni(void)
 		__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
+static bool
+cpu_has_avx512_bf16(void)
+{
+	__builtin_cpu_init();
+	return cpu_has_avx512_vnni() && __builtin_cpu_supports("avx512bf16");
+}
+
+static const fb_cpu_kernels *
+avx512_set(void)
+{
+	return cpu_has_avx512_bf16() ? &avx512_bf16_kernels : &avx512_kernels;
+}
+
 const fb_cpu_kernels *
 fb_cpu_kernels_by_name(const char *name)
 {
@@ -53,7 +73,7 @@ fb_cpu_kernels_by_name(const char *name)
 	if (strcmp(name, "avx2") == 0 && cpu_has_avx2())
 		return &avx2_kernels;
 	if (strcmp(name, "avx512") == 0 && cpu_has_avx512_vnni())
-		return &avx512_kernels;
+		return avx512_set();
 	return NULL;
 }
 
@@ -65,7 +85,7 @@ choose(void)
 	if (force != NULL && fb_cpu_kernels_by_name(force) != NULL)
 		chosen = fb_cpu_kernels_by_name(force);
 	else
-		chosen = cpu_has_avx512_vnni() ? &avx512_kernels :
+		chosen = cpu_has_avx512_vnni() ? avx512_set() :
 			cpu_has_avx2() ? &avx2_kernels : &generic_kernels;
 }
 

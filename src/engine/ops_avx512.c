@@ -1,9 +1,10 @@
 /*
  * ops_avx512.c — AVX-512 versions of the element-wise kernels.
  *
- * Same algorithms and constants as ops_avx2.c (Cephes expf, Abramowitz and
- * Stegun erf), 16 lanes wide; the tails run under a lane mask instead of a
- * scalar loop, so every element goes through the same polynomial.  Checked
+ * Same algorithms and constants as ops_avx2.c (Cephes expf), 16 lanes wide,
+ * except erf (a rational approximation without exp, see erf512); the tails
+ * run under a lane mask instead of a scalar loop, so every element goes
+ * through the same polynomial.  Checked
  * against the reference kernels in test/test_kernels.c.
  */
 #include <math.h>
@@ -97,28 +98,35 @@ fb_avx512_layernorm(float *x, const float *g, const float *b, int T, int C, floa
 	}
 }
 
-/* erf for 16 lanes, Abramowitz & Stegun 7.1.26 */
+/*
+ * erf for 16 lanes: x P(x^2) / Q(x^2) on x clamped to [-4, 4] (beyond, erf
+ * is +-1 in fp32), the rational approximation of Eigen / XLA's float erf.
+ * 14 operations and no exp: half the work of Abramowitz & Stegun 7.1.26
+ * with exp, which the AVX2 set uses; GELU is a twentieth of an int8 forward
+ * pass.  Largest error 4.2e-7 against erf in double (GELU: within 1e-6 +
+ * 1e-5 |x| of the reference on a dense sweep of [-6, 6]).
+ */
 AVX512 static inline __m512
 erf512(__m512 x)
 {
-	const __m512 one = _mm512_set1_ps(1.0f);
-	__m512		ax = _mm512_abs_ps(x);
-	__m512		t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), ax, one));
-	__m512		p = _mm512_set1_ps(1.061405429f);
-	__m512		e,
-				y;
+	__m512		x2,
+				p,
+				q;
 
-	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-	p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-	p = _mm512_mul_ps(p, t);
-	e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax)));
-	y = _mm512_fnmadd_ps(p, e, one);
-	/* copy the sign of x */
-	return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y),
-											   _mm512_and_si512(_mm512_castps_si512(x),
-																_mm512_set1_epi32((int) 0x80000000u))));
+	x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(4.0f)), _mm512_set1_ps(-4.0f));
+	x2 = _mm512_mul_ps(x, x);
+	p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f), _mm512_set1_ps(2.77068142495902e-08f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
+	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
+	p = _mm512_mul_ps(x, p);
+	q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f), _mm512_set1_ps(-2.13374055278905e-04f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
+	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
+	return _mm512_div_ps(p, q);
 }
 
 AVX512 void
