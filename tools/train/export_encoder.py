@@ -50,12 +50,20 @@ def main():
     tok.save_pretrained(tmp)
     shutil.copy(common.VOCAB, os.path.join(tmp, "vocab.txt"))
     export.drop_tokenizer_json(tmp)
-    # pre-training history, read by `pretrain.py --init` when training continues from this export
+    # pre-training history, read by `pretrain.py --init` when training continues from this export;
+    # a run that continued the shipped encoder keeps that encoder's runs before its own
     args, prior = status["args"], state.get("prior_steps", 0)
+    runs = []
+    old_state = os.path.join(OUT, "pretrain_state.json")
+    if args.get("init") and os.path.exists(old_state):
+        old = json.load(open(old_state))
+        if old.get("total_steps") == prior:
+            runs = old.get("runs", [])
+    runs.append({"init": args.get("init"), "prior_steps": prior, "steps": state["step"], "lr": args["lr"],
+                 "warmup": args["warmup"], "total_steps": args["total_steps"], "seed": args.get("seed")})
     with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
         json.dump({"total_steps": prior + state["step"], "tokens_per_step": args["batch"] * args["seq_len"],
-                   "runs": [{"init": args.get("init"), "prior_steps": prior, "steps": state["step"],
-                             "lr": args["lr"], "warmup": args["warmup"], "total_steps": args["total_steps"]}]}, f)
+                   "runs": runs}, f)
     for fn in os.listdir(tmp):
         os.chmod(os.path.join(tmp, fn), 0o644)
     if os.path.exists(OUT):
@@ -83,8 +91,9 @@ def main():
         f"| weights | fp16, {size / 1e6:.1f} MB |",
         f"| pre-training | whole-word-masking MLM (jieba words), {prior + state['step']} steps of 32 x 128 tokens "
         f"(~{(prior + state['step']) * 32 * 128 / 1e6:.1f} M tokens) on 6.27 M tokens of shared Chinese text"
-        + (f" ({prior} steps in an earlier run, then {state['step']} steps continued from it with "
-           f"`pretrain.py --init {args.get('init')}`, peak lr {args['lr']})" if prior else "") + " |",
+        + (f" ({runs[0]['prior_steps']} steps in the first run, then "
+           + ", then ".join(f"{r['steps']} steps continued from the previous export with `pretrain.py --init "
+                            f"{r['init']}`, peak lr {r['lr']}" for r in runs) + ")" if prior else "") + " |",
         f"| final MLM loss / masked-token accuracy (fixed monitor set) | "
         f"{last.get('mon_loss', float('nan')):.3f} / {last.get('mon_acc', float('nan')):.3f} |", "",
         "**Quality.** This is a very small and very briefly trained encoder (a few CPU-hours on one shared 2-core machine); "
