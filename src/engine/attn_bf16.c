@@ -57,8 +57,8 @@ bf16_dot_pairs(const uint16_t *x, const uint16_t *y, int n_pairs)
 	return acc;
 }
 
-/* The kernels' exp (Cephes polynomial, 2^n applied as vscalefps does),
- * one operation at a time in the kernel's order. */
+/* fb_exp512 (fb_exp512.h: Cephes polynomial, 2^n applied as vscalefps
+ * does), one operation at a time in the kernel's order. */
 static float
 attn_exp(float x)
 {

@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include "fb_attn.h"
+#include "fb_exp512.h"
 
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")))
 #define ROWS 4					/* query rows per block */
@@ -32,33 +33,6 @@ BF16 static inline __m256i
 to_bf16(__m512 x)
 {
 	return (__m256i) _mm512_cvtneps_pbh(x);
-}
-
-/* exp as fb_attn_bf16_ref's attn_exp: Cephes polynomial, then vscalefps */
-BF16 static inline __m512
-exp_scalef(__m512 x)
-{
-	__m512		fx,
-				r,
-				z,
-				y;
-
-	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)),
-					  _mm512_set1_ps(88.3762626647949f));
-	fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-							  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-	r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-	z = _mm512_mul_ps(r, r);
-	y = _mm512_set1_ps(1.9875691500E-4f);
-	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507E-3f));
-	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073E-3f));
-	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894E-2f));
-	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459E-1f));
-	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201E-1f));
-	y = _mm512_fmadd_ps(y, z, r);
-	y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-	return _mm512_scalef_ps(y, fx);
 }
 
 /* Keys, values and queries are rows of the [T, 3H] qkv matrix, 9 KB or
@@ -280,7 +254,7 @@ numerators(const float *s, int L, uint16_t *pb)
 	for (int j = 0; j < L; j += 16)
 	{
 		__mmask16	k = lanes(L - j);
-		__m512		e = _mm512_maskz_mov_ps(k, exp_scalef(_mm512_sub_ps(_mm512_load_ps(s + j), m)));
+		__m512		e = _mm512_maskz_mov_ps(k, fb_exp512(_mm512_sub_ps(_mm512_load_ps(s + j), m)));
 
 		vsum = _mm512_add_ps(vsum, e);
 		_mm256_store_si256((__m256i *) (pb + j), to_bf16(e));

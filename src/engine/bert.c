@@ -190,10 +190,15 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 	}
 	if (ok && (max_len > s->cap_seq || s->scores == NULL))
 	{
-		size_t		stride = max_len * max_len,
-					bf16 = (fb_attn_bf16_scratch((int) max_len, c->hidden / c->n_heads) + 3) / 4;
+		size_t		stride = max_len * max_len;
 
-		stride = (stride > bf16 ? stride : bf16);
+		if (s->model->precision == FB_PRECISION_INT8)
+		{
+			/* the bfloat16 kernel's packed head (fb_attn.h) */
+			size_t		bf16 = (fb_attn_bf16_scratch((int) max_len, c->hidden / c->n_heads) + 3) / 4;
+
+			stride = (stride > bf16 ? stride : bf16);
+		}
 		stride = (stride + 15) & ~(size_t) 15;	/* each thread's part 64-byte aligned */
 		fb_free_aligned(s->scores);
 		s->scores = alloc_floats(stride, (size_t) s->n_threads, &ok);

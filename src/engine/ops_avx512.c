@@ -11,6 +11,7 @@
 
 #include <immintrin.h>
 
+#include "fb_exp512.h"
 #include "fb_kernels.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
@@ -20,38 +21,6 @@ AVX512 static inline __mmask16
 lanes(size_t n)
 {
 	return n >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << n) - 1u);
-}
-
-AVX512 static inline __m512
-exp512(__m512 x)
-{
-	const __m512 hi = _mm512_set1_ps(88.3762626647949f);
-	const __m512 lo = _mm512_set1_ps(-88.3762626647949f);
-	const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
-	const __m512 c1 = _mm512_set1_ps(0.693359375f);
-	const __m512 c2 = _mm512_set1_ps(-2.12194440e-4f);
-	__m512		fx,
-				y,
-				z;
-	__m512i		emm;
-
-	x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-	fx = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	x = _mm512_fnmadd_ps(fx, c1, x);
-	x = _mm512_fnmadd_ps(fx, c2, x);
-	z = _mm512_mul_ps(x, x);
-	y = _mm512_set1_ps(1.9875691500E-4f);
-	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
-	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
-	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
-	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
-	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
-	y = _mm512_fmadd_ps(y, z, x);
-	y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-	emm = _mm512_cvtps_epi32(fx);
-	emm = _mm512_add_epi32(emm, _mm512_set1_epi32(127));
-	emm = _mm512_slli_epi32(emm, 23);
-	return _mm512_mul_ps(y, _mm512_castsi512_ps(emm));
 }
 
 AVX512 void
@@ -161,7 +130,7 @@ fb_avx512_gelu_tanh(float *x, size_t n)
 		__m512		v = _mm512_maskz_loadu_ps(k, x + i);
 		__m512		u = _mm512_mul_ps(kk, _mm512_fmadd_ps(_mm512_mul_ps(c, v), _mm512_mul_ps(v, v), v));
 		/* tanh(u) = 1 - 2 / (exp(2u) + 1) */
-		__m512		e = exp512(_mm512_mul_ps(two, u));
+		__m512		e = fb_exp512(_mm512_mul_ps(two, u));
 		__m512		th = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(e, one)));
 
 		_mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, th)));
@@ -185,7 +154,7 @@ fb_avx512_softmax(float *x, int rows, int n)
 		for (int i = 0; i < n; i += 16)
 		{
 			__mmask16	k = lanes((size_t) (n - i));
-			__m512		e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m)));
+			__m512		e = _mm512_maskz_mov_ps(k, fb_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m)));
 
 			_mm512_mask_storeu_ps(p + i, k, e);
 			vsum = _mm512_add_ps(vsum, e);
