@@ -210,6 +210,7 @@ def write_card(out, task, data, info):
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
+          + (f" --aug-names {info['aug_names']}" if info.get("aug_names") else "")
           + (" --bf16" if info.get("bf16") else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "

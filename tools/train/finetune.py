@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -52,10 +53,80 @@ def parse():
     ap.add_argument("--restart", action="store_true", help="discard any task checkpoint")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--out")
+    ap.add_argument("--work", help="work directory name under tools/train/work (default ft-<task>), so two runs "
+                                   "of one task can go side by side")
+    ap.add_argument("--aug-names", type=float, default=0.0, metavar="P",
+                    help="ner: add, for a fraction P of the training sentences naming a person, a copy with every "
+                         "person name replaced by another training-set name (seeded); teaches name boundaries "
+                         "from context rather than from the names seen")
     ap.add_argument("--bf16", action="store_true",
                     help="training forward pass under bfloat16 autocast (fp32 weights, optimizer and loss); "
                          "~1.5x faster on CPUs with AVX512-BF16/AMX; evaluation and export stay fp32")
     return ap.parse_args()
+
+
+# ------------------------------------------------------------------------------------------------
+# name substitution (ner --aug-names)
+# ------------------------------------------------------------------------------------------------
+
+_NAME_CHARS = re.compile(r"^[\u4e00-\u9fff·]{2,8}$")
+
+
+def name_pool(examples):
+    """Distinct person names of the training sentences: Chinese characters (and the middle dot of
+    transliterated names) only, 2-8 long, so Weibo handles and Latin strings do not enter."""
+    pool = set()
+    for e in examples:
+        for st, en, t in e["spans"]:
+            if t == "person" and _NAME_CHARS.match(e["text"][st:en]):
+                pool.add(e["text"][st:en])
+    return sorted(pool)
+
+
+def substitute_names(e, pool, rng):
+    """Copy of example e with each person span replaced by a random name of the pool; the other spans and
+    the ignored spans move with the text. None if e names no person or a person span touches an ignored
+    span (its labels would become ambiguous)."""
+    people = [sp for sp in e["spans"] if sp[2] == "person"]
+    if not people or any(s < ie and i0 < en for s, en, _ in people for i0, ie in e["ignore"]):
+        return None
+    text, shift, spans, pos = [], 0, [], 0
+    moves = []  # (old position, offset to add from there on)
+    for s, en, t in sorted(e["spans"]):
+        text.append(e["text"][pos:s])
+        new = rng.choice(pool) if t == "person" else e["text"][s:en]
+        spans.append((s + shift, s + shift + len(new), t))
+        text.append(new)
+        shift += len(new) - (en - s)
+        moves.append((en, shift))
+        pos = en
+    text.append(e["text"][pos:])
+
+    def moved(x):
+        d = 0
+        for old, off in moves:
+            if x >= old:
+                d = off
+        return x + d
+
+    out = dict(e)
+    out["text"] = "".join(text)
+    out["spans"] = spans
+    out["ignore"] = [(moved(a), moved(b)) for a, b in e["ignore"]]
+    return out
+
+
+def augment_names(examples, p, seed):
+    """Substituted copies of a fraction p of the sentences that name a person (appended to the set)."""
+    rng = random.Random(seed)
+    pool = name_pool(examples)
+    extra = []
+    for e in examples:
+        if rng.random() < p:
+            c = substitute_names(e, pool, rng)
+            if c is not None:
+                extra.append(c)
+    return extra, len(pool)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -416,7 +487,7 @@ def build_model(data, task, encoder):
 def main():
     a = parse()
     task = a.task
-    wd = os.path.join(common.WORK, f"ft-{task}")
+    wd = os.path.join(common.WORK, a.work or f"ft-{task}")
     os.makedirs(wd, exist_ok=True)
     logf = os.path.join(wd, "train.log")
     ck_path = os.path.join(wd, "ckpt.pt")
@@ -437,11 +508,20 @@ def main():
     if ck:
         for k in ("epochs", "lr", "batch", "max_len", "seed"):
             setattr(a, k, ck["args"][k])
+        a.aug_names = ck["args"].get("aug_names", 0.0)  # the data must match the checkpoint's
         enc_info = ck["encoder_info"]
     else:
         st = os.path.join(a.encoder, "pretrain_state.json")
         enc_info = json.load(open(st)) if os.path.exists(st) else {}
         enc_info["path"] = os.path.relpath(a.encoder, common.REPO)
+    if a.aug_names > 0:
+        if data["kind"] != "tok":
+            sys.exit("--aug-names applies to ner only")
+        extra, n_pool = augment_names(data["train"], a.aug_names, a.seed)
+        data["train"] = data["train"] + extra
+        data["notes"] += (f" Name substitution (--aug-names {a.aug_names}): {len(extra)} more training sentences, "
+                          f"copies of sentences naming a person with every person name replaced by one of the "
+                          f"{n_pool} distinct Chinese person names of the training sentences.")
     common.seed_all(a.seed)
     tok = common.tokenizer()
     model = build_model(data, task, a.encoder)
@@ -518,7 +598,7 @@ def main():
     out = a.out or os.path.join(common.MODELS, f"finbert-{task}")
     info = {"task": task, "steps": step, "epochs": a.epochs, "lr": a.lr, "batch": a.batch, "max_len": a.max_len,
             "seed": a.seed, "train_examples": len(enc_tr), "encoder": enc_info, "threads": nthr, "bf16": a.bf16,
-            "crf": bool(data.get("crf")),
+            "crf": bool(data.get("crf")), "aug_names": a.aug_names,
             "metrics": res}
     import export
     info["export"] = export.export(model, data, out, encv, info)
