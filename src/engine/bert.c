@@ -231,6 +231,8 @@ typedef struct fwd_job
 	float	   *cx,				/* cls_only: compact [n_seq, H] rows */
 			   *cctx,
 			   *ctmp;
+	size_t		next;			/* next unclaimed work item of the phase
+								 * (atomic; reset before each phase) */
 	int			nonfinite;		/* set by any thread that saw inf/nan */
 	int			stop;			/* the host asked to stop (atomic) */
 	pthread_mutex_t mu;
@@ -435,6 +437,21 @@ phase_embed(void *arg, int tid, int nt)
 		rows_embed(j, r0, r1);
 }
 
+/*
+ * Rows per claimed chunk of the row phase: about four chunks per thread
+ * (late threads can still even out), at most FB_ROWS_PER_CHECK, at least
+ * 64 (each chunk re-reads the layer's weights), a multiple of the int8
+ * micro-kernel's 8 rows.
+ */
+static size_t
+rows_chunk(size_t T, int nt)
+{
+	size_t		c = T / ((size_t) nt * 4);
+
+	c = c < 64 ? 64 : c > FB_ROWS_PER_CHECK ? FB_ROWS_PER_CHECK : c;
+	return (c + 7) & ~(size_t) 7;
+}
+
 static void
 phase_rows(void *arg, int tid, int nt)
 {
@@ -456,14 +473,27 @@ phase_rows(void *arg, int tid, int nt)
 					   j->ctmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0), NULL);
 		return;
 	}
-	fb_split_range(j->T, tid, nt, 4, &r0, &r1);
-	for (size_t a = r0; a < r1 && !job_stopping(j, tid); a += FB_ROWS_PER_CHECK)
+	/*
+	 * Chunks of rows are claimed one at a time rather than split in
+	 * equal parts up front, so a thread whose core is shared (other
+	 * backends, the host) does less of the work instead of holding the
+	 * others at the end of the phase.
+	 */
 	{
-		size_t		n = r1 - a < FB_ROWS_PER_CHECK ? r1 - a : FB_ROWS_PER_CHECK;
+		size_t		chunk = rows_chunk(j->T, nt);
 
-		rows_layer(j, serial_linear, a, s->x + a * H, s->ctx + a * H,
-				   s->tmp + a * H, s->inter + a * I, (int) n,
-				   last ? NULL : s->qkv + a * 3 * H);
+		while (!job_stopping(j, tid))
+		{
+			size_t		a = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED) * chunk;
+			size_t		n;
+
+			if (a >= j->T)
+				break;
+			n = j->T - a < chunk ? j->T - a : chunk;
+			rows_layer(j, serial_linear, a, s->x + a * H, s->ctx + a * H,
+					   s->tmp + a * H, s->inter + a * I, (int) n,
+					   last ? NULL : s->qkv + a * 3 * H);
+		}
 	}
 }
 
@@ -521,12 +551,20 @@ phase_attention(void *arg, int tid, int nt)
 	float	   *scores = s->scores + (size_t) tid * s->score_stride;
 	bool		cls = j->cls_only && j->layer + 1 == s->model->cfg.n_layers;
 
-	/* interleaved (sequence, head) items: neighbours have similar cost */
-	for (size_t it = (size_t) tid; it < items && !job_stopping(j, tid); it += (size_t) nt)
+	/* (sequence, head) items claimed one at a time, as the row chunks */
+	(void) nt;
+	while (!job_stopping(j, tid))
 	{
-		int			i = (int) (it / n_heads),
-					h = (int) (it % n_heads);
-		size_t		off = j->seq_off[i];
+		size_t		it = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		int			i,
+					h;
+		size_t		off;
+
+		if (it >= items)
+			break;
+		i = (int) (it / n_heads);
+		h = (int) (it % n_heads);
+		off = j->seq_off[i];
 
 		attention_head(s, s->qkv + off * 3 * H, s->ctx + off * H, scores,
 					   j->b->lens[i], cls ? 1 : j->b->lens[i], h);
@@ -734,6 +772,7 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 			goto done;
 		}
 		job.layer = l;
+		job.next = 0;
 		fb_pool_run(s->pool, phase_attention, &job);
 		if (job.stop || session_interrupted(s))
 		{
@@ -753,7 +792,10 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 			}
 		}
 		if (!narrow)
+		{
+			job.next = 0;
 			fb_pool_run(s->pool, phase_rows, &job);
+		}
 		else if (cls_only && l + 1 == c->n_layers)
 			rows_layer(&job, par_linear, 0, job.cx, job.cctx, job.ctmp, s->inter,
 					   b->n_seq, NULL);
