@@ -601,72 +601,73 @@ fb_precision_name(fb_precision p)
 	return p == FB_PRECISION_INT8 ? "int8" : "fp32";
 }
 
-/* int8 copies of every layer's weight matrices (layers sharing weights,
- * as in ALBERT, share them too). */
-static fb_status
-quantize_layers(fb_model *m, fb_error *err)
+/* One of a layer's four weight matrices: the row-major fp32 copy (K x N)
+ * and the slots of its int8 and packed fp32 copies. */
+typedef struct layer_mat
 {
-	const fb_config *c = &m->cfg;
-	int			H = c->hidden,
-				I = c->intermediate;
+	const float *w;
+	int			K,
+				N;
+	fb_qmat   **q;
+	fb_pmat   **p;
+} layer_mat;
 
-	m->qmats = calloc((size_t) c->n_layers * 4, sizeof(fb_qmat *));
-	if (m->qmats == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	for (int l = 0; l < c->n_layers; l++)
-	{
-		fb_layer   *L = &m->layers[l];
-
-		if (l > 0 && L->qkv_w == m->layers[0].qkv_w)
-		{
-			L->qkv_q = m->layers[0].qkv_q;
-			L->attn_out_q = m->layers[0].attn_out_q;
-			L->inter_q = m->layers[0].inter_q;
-			L->out_q = m->layers[0].out_q;
-			continue;
-		}
-		L->qkv_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->qkv_w, H, 3 * H);
-		L->attn_out_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->attn_out_w, H, H);
-		L->inter_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->inter_w, H, I);
-		L->out_q = m->qmats[m->n_qmats++] = fb_qmat_new(L->out_w, I, H);
-		if (!L->qkv_q || !L->attn_out_q || !L->inter_q || !L->out_q)
-			return fb_fail(err, FB_ERR_NOMEM, "out of memory quantising layer %d", l);
-	}
-	m->precision = FB_PRECISION_INT8;
-	return FB_OK;
+static void
+layer_mats(fb_layer *L, int H, int I, layer_mat mats[4])
+{
+	mats[0] = (layer_mat) {L->qkv_w, H, 3 * H, &L->qkv_q, &L->qkv_p};
+	mats[1] = (layer_mat) {L->attn_out_w, H, H, &L->attn_out_q, &L->attn_out_p};
+	mats[2] = (layer_mat) {L->inter_w, H, I, &L->inter_q, &L->inter_p};
+	mats[3] = (layer_mat) {L->out_w, I, H, &L->out_q, &L->out_p};
 }
 
-/* Packed fp32 copies of every layer's weight matrices (fb_f32.h), shared
- * like the int8 ones. */
+/*
+ * int8 (quantised) or packed fp32 copies of every layer's weight matrices,
+ * into m->qmats or m->pmats, which own them.  Layers sharing layer 0's
+ * weights, as in ALBERT, share its copies too.
+ */
 static fb_status
-pack_layers(fb_model *m, fb_error *err)
+convert_layers(fb_model *m, bool int8, fb_error *err)
 {
 	const fb_config *c = &m->cfg;
-	int			H = c->hidden,
-				I = c->intermediate;
+	layer_mat	first[4];
 
-	m->pmats = calloc((size_t) c->n_layers * 4, sizeof(fb_pmat *));
-	if (m->pmats == NULL)
+	if (int8)
+		m->qmats = calloc((size_t) c->n_layers * 4, sizeof(fb_qmat *));
+	else
+		m->pmats = calloc((size_t) c->n_layers * 4, sizeof(fb_pmat *));
+	if (int8 ? m->qmats == NULL : m->pmats == NULL)
 		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	layer_mats(&m->layers[0], c->hidden, c->intermediate, first);
 	for (int l = 0; l < c->n_layers; l++)
 	{
 		fb_layer   *L = &m->layers[l];
+		layer_mat	mats[4];
+		bool		shared = l > 0 && L->qkv_w == m->layers[0].qkv_w;
 
-		if (l > 0 && L->qkv_w == m->layers[0].qkv_w)
+		layer_mats(L, c->hidden, c->intermediate, mats);
+		for (int i = 0; i < 4; i++)
 		{
-			L->qkv_p = m->layers[0].qkv_p;
-			L->attn_out_p = m->layers[0].attn_out_p;
-			L->inter_p = m->layers[0].inter_p;
-			L->out_p = m->layers[0].out_p;
-			continue;
+			if (int8)
+			{
+				*mats[i].q = shared ? *first[i].q : fb_qmat_new(mats[i].w, mats[i].K, mats[i].N);
+				if (*mats[i].q == NULL)
+					return fb_fail(err, FB_ERR_NOMEM, "out of memory quantising layer %d", l);
+				if (!shared)
+					m->qmats[m->n_qmats++] = *mats[i].q;
+			}
+			else
+			{
+				*mats[i].p = shared ? *first[i].p : fb_pmat_new(mats[i].w, mats[i].K, mats[i].N);
+				if (*mats[i].p == NULL)
+					return fb_fail(err, FB_ERR_NOMEM, "out of memory packing layer %d", l);
+				if (!shared)
+					m->pmats[m->n_pmats++] = *mats[i].p;
+			}
 		}
-		L->qkv_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->qkv_w, H, 3 * H);
-		L->attn_out_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->attn_out_w, H, H);
-		L->inter_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->inter_w, H, I);
-		L->out_p = m->pmats[m->n_pmats++] = fb_pmat_new(L->out_w, I, H);
-		if (!L->qkv_p || !L->attn_out_p || !L->inter_p || !L->out_p)
-			return fb_fail(err, FB_ERR_NOMEM, "out of memory packing layer %d", l);
 	}
+	if (int8)
+		m->precision = FB_PRECISION_INT8;
 	return FB_OK;
 }
 
@@ -741,13 +742,13 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 		goto fail;
 	if (opts->precision == FB_PRECISION_INT8)
 	{
-		if ((st = quantize_layers(m, err)) != FB_OK)
+		if ((st = convert_layers(m, true, err)) != FB_OK)
 			goto fail;
 		release_fp32_matrices(m);
 	}
 	else if (fb_cpu_kernels_get()->f32_panel != NULL)
 	{
-		if ((st = pack_layers(m, err)) != FB_OK)
+		if ((st = convert_layers(m, false, err)) != FB_OK)
 			goto fail;
 		release_fp32_matrices(m);
 	}
