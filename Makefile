@@ -56,17 +56,17 @@ $(ENGINE_LIB): $(ENGINE_OBJS)
 
 BENCH := $(BUILD)/bench_engine
 bench-engine: $(BENCH)
-$(BENCH): bench/bench_engine.c $(ENGINE_LIB)
+$(BENCH): bench/bench_engine.c bench/bench_util.h $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
 # one attention head: fp32 (OpenBLAS) against the bfloat16 kernel
 bench-attention: $(BUILD)/bench_attention
-$(BUILD)/bench_attention: bench/bench_attention.c $(ENGINE_LIB)
+$(BUILD)/bench_attention: bench/bench_attention.c bench/bench_util.h $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
 # finbert's int8 GEMM against oneDNN's (needs libdnnl-dev; not part of all)
 bench-onednn: $(BUILD)/bench_q8_onednn
-$(BUILD)/bench_q8_onednn: bench/bench_q8_onednn.c $(ENGINE_LIB)
+$(BUILD)/bench_q8_onednn: bench/bench_q8_onednn.c bench/bench_util.h $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) -ldnnl $(ENGINE_LIBS)
 
 $(CLI): src/cli/finbert_cli.c $(ENGINE_LIB)

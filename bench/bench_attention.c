@@ -17,19 +17,11 @@
 #include "fb_attn.h"
 #include "fb_kernels.h"
 #include "fb_ops.h"
+#include "bench_util.h"
 
 void		openblas_set_num_threads(int);
 
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-/* microseconds per head over n_heads_run heads of n_seq sequences */
+/* microseconds per head, over every head of n_seq sequences */
 static double
 run(const fb_cpu_kernels *k, bool bf16, const float *qkv, float *out, void *scratch,
 	int n_seq, int L, int H, int n_heads)
@@ -37,7 +29,7 @@ run(const fb_cpu_kernels *k, bool bf16, const float *qkv, float *out, void *scra
 	int			dh = H / n_heads,
 				ld = 3 * H;
 	int			reps = 0;
-	double		t0 = now(),
+	double		t0 = bench_now(),
 				t;
 
 	do
@@ -56,7 +48,7 @@ run(const fb_cpu_kernels *k, bool bf16, const float *qkv, float *out, void *scra
 									  k->softmax);
 		}
 		reps++;
-		t = now() - t0;
+		t = bench_now() - t0;
 	} while (t < 2.0);
 	return t / ((double) reps * n_seq * n_heads) * 1e6;
 }

@@ -14,18 +14,10 @@
 #include <unistd.h>
 
 #include "finbert.h"
+#include "bench_util.h"
 
 char	   *openblas_get_corename(void);
 char	   *openblas_get_config(void);
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int
 cmp_double(const void *a, const void *b)
@@ -126,13 +118,13 @@ main(int argc, char **argv)
 		task = classify ? "classify" : "forward";
 		while (done < iters || total < min_seconds)
 		{
-			double		t0 = now();
+			double		t0 = bench_now();
 
 			if (classify)
 				fb_classify_batch(s, &bt, hidden, NULL, &err);
 			else
 				fb_forward(s, &bt, hidden, info->has_pooler ? pooled : NULL, &err);
-			lat[done] = now() - t0;
+			lat[done] = bench_now() - t0;
 			total += lat[done];
 			done++;
 			if (done >= iters + 99999)

@@ -17,15 +17,7 @@
 
 #include "fb_kernels.h"
 #include "fb_q8.h"
-
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 int
 main(int argc, char **argv)
@@ -69,18 +61,18 @@ main(int argc, char **argv)
 		k->q8_quantize(x, T, K, &r);
 		for (int rep = 0; rep < 5; rep++)
 		{
-			t0 = now();
+			t0 = bench_now();
 			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &r, T, q, zeros, NULL, y, 0, N);
-			t0 = now() - t0;
+			t0 = bench_now() - t0;
 			tf = t0 < tf ? t0 : tf;
-			t0 = now();
+			t0 = bench_now();
 			if (dnnl_gemm_u8s8s32('N', 'N', 'F', T, N, K, 1.0f, r.q, r.Kp, 0, wq, N, 0,
 								  0.0f, c, N, &co) != dnnl_success)
 			{
 				fprintf(stderr, "dnnl_gemm_u8s8s32 failed\n");
 				return 1;
 			}
-			t0 = now() - t0;
+			t0 = bench_now() - t0;
 			td = t0 < td ? t0 : td;
 		}
 		printf("%-18s %9.1f G/s %9.1f G/s %7.2fx\n", names[si],

@@ -463,6 +463,7 @@ phase_rows(void *arg, int tid, int nt)
 	int			H = s->model->cfg.hidden,
 				I = s->model->cfg.intermediate;
 	bool		last = j->layer + 1 == s->model->cfg.n_layers;
+	size_t		chunk = rows_chunk(j->T, nt);
 
 	if (j->cls_only && last)
 	{
@@ -479,21 +480,17 @@ phase_rows(void *arg, int tid, int nt)
 	 * backends, the host) does less of the work instead of holding the
 	 * others at the end of the phase.
 	 */
+	while (!job_stopping(j, tid))
 	{
-		size_t		chunk = rows_chunk(j->T, nt);
+		size_t		a = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED) * chunk;
+		size_t		n;
 
-		while (!job_stopping(j, tid))
-		{
-			size_t		a = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED) * chunk;
-			size_t		n;
-
-			if (a >= j->T)
-				break;
-			n = j->T - a < chunk ? j->T - a : chunk;
-			rows_layer(j, serial_linear, a, s->x + a * H, s->ctx + a * H,
-					   s->tmp + a * H, s->inter + a * I, (int) n,
-					   last ? NULL : s->qkv + a * 3 * H);
-		}
+		if (a >= j->T)
+			break;
+		n = j->T - a < chunk ? j->T - a : chunk;
+		rows_layer(j, serial_linear, a, s->x + a * H, s->ctx + a * H,
+				   s->tmp + a * H, s->inter + a * I, (int) n,
+				   last ? NULL : s->qkv + a * 3 * H);
 	}
 }
 
