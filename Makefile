@@ -64,6 +64,12 @@ bench-attention: $(BUILD)/bench_attention
 $(BUILD)/bench_attention: bench/bench_attention.c bench/bench_util.h $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
+# the CPU's fp32 / int8 / bfloat16 multiply-add peaks and the BERT-base ceilings
+bench-peak: $(BUILD)/bench_peak
+$(BUILD)/bench_peak: bench/bench_peak.c bench/bench_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(FB_CFLAGS) -o $@ $< -lpthread
+
 # finbert's int8 GEMM against oneDNN's (needs libdnnl-dev; not part of all)
 bench-onednn: $(BUILD)/bench_q8_onednn
 $(BUILD)/bench_q8_onednn: bench/bench_q8_onednn.c bench/bench_util.h $(ENGINE_LIB)

@@ -9,8 +9,15 @@ case runs in two environments: as given (e.g. OPENBLAS_CORETYPE=Haswell
 forcing AVX2 GEMM kernels) and with OPENBLAS_CORETYPE unset (OpenBLAS picks
 the kernel for this CPU); the OpenBLAS core in use is reported.
 
+Each environment starts with build/bench_peak: the CPU's measured fp32 FMA,
+int8 vpdpbusd and bfloat16 vdpbf16ps peaks on the same threads.  From them
+and each model's geometry every finbert figure is also given as a share of
+the ceiling: all multiply-adds at the fp32 peak (fp32), or the linear layers
+at the int8 peak and attention at the bfloat16 peak (int8, as the engine
+runs them), with everything else free.
+
 Usage: python3 bench/make_models.py   (once; writes bench/work/)
-       make bench-engine && python3 bench/run.py [--quick] [--repeat N] [--json out.jsonl]
+       make bench-engine bench-peak && python3 bench/run.py [--quick] [--repeat N] [--json out.jsonl]
 
 With --repeat N every engine runs N times per case, interleaved with the
 others, and the table shows each engine's best run (all runs' tokens/s are
@@ -37,6 +44,36 @@ def run_json(cmd, env):
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
+def macs_per_token(model_dir, length, task="forward"):
+    """(linear, attention) multiply-adds per token of a BERT encoder at this length.
+
+    For "classify" the last layer needs only the [CLS] row after its QKV
+    projection (keys and values of every row, one query), as the engine runs
+    it, so that layer's attention, output projection and feed-forward count
+    once per sequence: 6 % fewer multiply-adds for BERT-base at length 128.
+    """
+    with open(os.path.join(model_dir, "config.json")) as f:
+        c = json.load(f)
+    n, h, i = c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"]
+    lin, att = 4 * h * h + 2 * h * i, 2 * length * h      # one layer, per token
+    if task == "classify":
+        return (n - 1) * lin + 3 * h * h + (h * h + 2 * h * i) / length, (n - 1) * att + att / length
+    return n * lin, n * att
+
+
+def ceilings(peak, model_dir, length, task):
+    """Tokens/s if every multiply-add ran at the measured peak (see the module doc)."""
+    lin, att = macs_per_token(model_dir, length, task)
+    out = {}
+    fp32 = max((peak.get(k) or {}).get("gmac_per_s", 0.0) for k in ("fp32_fma_zmm", "fp32_fma_ymm"))
+    if fp32 > 0:
+        out["fp32"] = fp32 * 1e9 / (lin + att)
+    q8, bf = (peak.get("int8_vpdpbusd_zmm") or {}), (peak.get("bf16_vdpbf16ps_zmm") or {})
+    if q8 and bf:
+        out["int8"] = 1.0 / (lin / (q8["gmac_per_s"] * 1e9) + att / (bf["gmac_per_s"] * 1e9))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -46,6 +83,7 @@ def main():
     ap.add_argument("--precisions", default="fp32,int8", help="finbert precisions to run")
     ap.add_argument("--json", default=None)
     ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench_engine"))
+    ap.add_argument("--peak", default=os.path.join(ROOT, "build", "bench_peak"))
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure every engine this many times, interleaved, and keep each "
                          "engine's best run (on a shared machine the slow runs are other jobs' doing)")
@@ -57,6 +95,11 @@ def main():
         envs.append(("coretype-unset", best))
     rows = []
     for env_name, env in envs:
+        peak = run_json([args.peak, "--threads", str(args.threads), "--seconds", "1.5"], env)[0]
+        peak.update(engine="peak", env=env_name)
+        rows.append(peak)
+        print(f"{env_name:15s} measured peaks, {args.threads} threads: " + ", ".join(
+            f"{k} {v['gmac_per_s']:.1f} G MAC/s" for k, v in peak.items() if isinstance(v, dict)), flush=True)
         for model, batch, length in (QUICK if args.quick else CASES):
             d = os.path.join(HERE, "work", model)
             common = ["--batch", str(batch), "--length", str(length), "--threads", str(args.threads),
@@ -80,9 +123,14 @@ def main():
                 r.update(model=model, env=env_name)
             rows += res
             mine = {r["precision"]: r for r in res if r["engine"] == "finbert"}
+            ceil = ceilings(peak, d, length, next(iter(mine.values()))["task"]) if mine else {}
             line = [f"{env_name:15s} {model:9s} b={batch:<3d} L={length:<4d}"]
             for prec, fb in mine.items():
-                line.append(f"finbert-{prec} {fb['tokens_per_s']:8.0f} tok/s p50 {fb['p50_ms']:8.1f} ms"
+                share = ""
+                if prec in ceil:
+                    fb["ceiling_tok_s"] = round(ceil[prec], 1)
+                    share = f" = {100 * fb['tokens_per_s'] / ceil[prec]:.0f}% of {ceil[prec]:.0f}"
+                line.append(f"finbert-{prec} {fb['tokens_per_s']:8.0f} tok/s{share} p50 {fb['p50_ms']:8.1f} ms"
                             f" [{fb['kernel']}/{fb['blas_core']}]")
             for r in res:
                 if r["engine"] == "finbert":
