@@ -84,11 +84,38 @@ check_set(const fb_cpu_kernels *k)
 				for (int i = 0; i < n * 3; i++)
 					a[i] += 100.0f;
 				memcpy(b, a, sizeof(float) * n * 3);
-				fb_cpu_layernorm(b, g, beta, 3, n, 1e-12f);
+				fb_cpu_layernorm(b, NULL, g, beta, 3, n, 1e-12f);
 				memcpy(c, a, sizeof(float) * n * 3);
-				k->layernorm(c, g, beta, 3, n, 1e-12f);
+				k->layernorm(c, NULL, g, beta, 3, n, 1e-12f);
 				if (n > 1)
 					CHECK(max_rel_err(c, b, (size_t) n * 3, 2e-4, 1e-4) <= 1.0, "%s layernorm n=%d scale=%g", k->name, n, scales[sc]);
+
+				/*
+				 * With the residual connection: LN(x + res) against the
+				 * reference on the explicit sum, and the kernel's
+				 * in-place result must equal LN applied to x + res
+				 * summed beforehand by the same kernel (one fused pass,
+				 * same values).
+				 */
+				{
+					float	   *res = malloc(sizeof(float) * n * 3),
+							   *d = malloc(sizeof(float) * n * 3);
+
+					for (int i = 0; i < n * 3; i++)
+						res[i] = frand(&st, scales[sc]) - 100.0f;	/* cancels most of a's offset */
+					for (int i = 0; i < n * 3; i++)
+						b[i] = a[i] + res[i];
+					memcpy(d, b, sizeof(float) * n * 3);
+					fb_cpu_layernorm(b, NULL, g, beta, 3, n, 1e-12f);
+					memcpy(c, a, sizeof(float) * n * 3);
+					k->layernorm(c, res, g, beta, 3, n, 1e-12f);
+					if (n > 1)
+						CHECK(max_rel_err(c, b, (size_t) n * 3, 2e-4, 1e-4) <= 1.0, "%s layernorm+residual n=%d scale=%g", k->name, n, scales[sc]);
+					k->layernorm(d, NULL, g, beta, 3, n, 1e-12f);
+					CHECK(memcmp(c, d, sizeof(float) * n * 3) == 0, "%s layernorm+residual n=%d scale=%g: same as the sum first", k->name, n, scales[sc]);
+					free(res);
+					free(d);
+				}
 				free(c);
 			}
 			free(a);

@@ -274,7 +274,7 @@ embed_rows(fb_session *s, size_t r0, size_t r1, float *emb)
 		for (int i = 0; i < E; i++)
 			o[i] = w[i] + pe[i] + te[i];
 	}
-	fb_cpu_kernels_get()->layernorm(emb + r0 * E, m->emb_ln_g, m->emb_ln_b,
+	fb_cpu_kernels_get()->layernorm(emb + r0 * E, NULL, m->emb_ln_g, m->emb_ln_b,
 									(int) (r1 - r0), E, c->layer_norm_eps);
 }
 
@@ -390,18 +390,20 @@ rows_layer(fwd_job *j, linear_fn linear, size_t r0, float *x, const float *ctx,
 	int			H = c->hidden,
 				I = c->intermediate;
 
-	/* tmp = LN(x + ctx W_o + b_o) */
-	fb_cpu_residual_bias(tmp, x, L->attn_out_b, n, H);
-	linear(s, r0, ctx, L->attn_out_w, L->attn_out_q, L->attn_out_p, NULL, tmp, n, H, H, 0);
-	k->layernorm(tmp, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
+	/*
+	 * tmp = LN(ctx W_o + b_o + x): the GEMM stores bias + product without
+	 * reading tmp, and the residual x joins in LayerNorm's first pass over
+	 * each row (no separate pass over the rows for it).
+	 */
+	linear(s, r0, ctx, L->attn_out_w, L->attn_out_q, L->attn_out_p, L->attn_out_b, tmp, n, H, H, 0);
+	k->layernorm(tmp, x, L->attn_ln_g, L->attn_ln_b, n, H, c->layer_norm_eps);
 
 	/* inter = act(tmp W_i + b_i) */
 	linear(s, r0, tmp, L->inter_w, L->inter_q, L->inter_p, L->inter_b, inter, n, I, H, 1);
 
-	/* x = LN(tmp + inter W_out + b_out) */
-	fb_cpu_residual_bias(x, tmp, L->out_b, n, H);
-	linear(s, r0, inter, L->out_w, L->out_q, L->out_p, NULL, x, n, H, I, 0);
-	k->layernorm(x, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
+	/* x = LN(inter W_out + b_out + tmp) */
+	linear(s, r0, inter, L->out_w, L->out_q, L->out_p, L->out_b, x, n, H, I, 0);
+	k->layernorm(x, tmp, L->out_ln_g, L->out_ln_b, n, H, c->layer_norm_eps);
 
 	if (next_qkv != NULL)
 	{

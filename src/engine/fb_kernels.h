@@ -20,7 +20,9 @@
 typedef struct fb_cpu_kernels
 {
 	const char *name;
-	void		(*layernorm) (float *x, const float *g, const float *b, int T, int C, float eps);
+	/* x = LayerNorm(x + res) row by row; res NULL: LayerNorm(x) */
+	void		(*layernorm) (float *x, const float *res, const float *g, const float *b, int T, int C,
+							  float eps);
 	void		(*gelu_erf) (float *x, size_t n);
 	void		(*gelu_tanh) (float *x, size_t n);
 	void		(*softmax) (float *x, int rows, int n);
@@ -37,13 +39,15 @@ const fb_cpu_kernels *fb_cpu_kernels_get(void);
 const fb_cpu_kernels *fb_cpu_kernels_by_name(const char *name);
 
 /* AVX2 entry points (ops_avx2.c). */
-void		fb_avx2_layernorm(float *x, const float *g, const float *b, int T, int C, float eps);
+void		fb_avx2_layernorm(float *x, const float *res, const float *g, const float *b, int T, int C,
+							  float eps);
 void		fb_avx2_gelu_erf(float *x, size_t n);
 void		fb_avx2_gelu_tanh(float *x, size_t n);
 void		fb_avx2_softmax(float *x, int rows, int n);
 
 /* AVX-512 entry points (ops_avx512.c). */
-void		fb_avx512_layernorm(float *x, const float *g, const float *b, int T, int C, float eps);
+void		fb_avx512_layernorm(float *x, const float *res, const float *g, const float *b, int T, int C,
+								float eps);
 void		fb_avx512_gelu_erf(float *x, size_t n);
 void		fb_avx512_gelu_tanh(float *x, size_t n);
 void		fb_avx512_softmax(float *x, int rows, int n);

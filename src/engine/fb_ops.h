@@ -18,12 +18,10 @@ void		fb_cpu_linear_cols(const float *x, const float *w, float *y, int T,
 							   int n0, int n1, int N, int K);
 /* y[T, N] = bias broadcast over rows (before an accumulating linear). */
 void		fb_cpu_fill_bias(float *y, const float *bias, int T, int N);
-/* y[T, N] = res[T, N] + bias (residual connection before the GEMM). */
-void		fb_cpu_residual_bias(float *y, const float *res, const float *bias,
-								 int T, int N);
-/* In-place LayerNorm over the last dimension. */
-void		fb_cpu_layernorm(float *x, const float *g, const float *b, int T,
-							 int C, float eps);
+/* In-place LayerNorm over the last dimension of x + res (the residual
+ * connection, added in the same pass; res may be NULL). */
+void		fb_cpu_layernorm(float *x, const float *res, const float *g,
+							 const float *b, int T, int C, float eps);
 /* In-place activations. */
 void		fb_cpu_gelu_erf(float *x, size_t n);
 void		fb_cpu_gelu_tanh(float *x, size_t n);

@@ -68,22 +68,39 @@ hmax256(__m256 v)
 }
 
 AVX2 void
-fb_avx2_layernorm(float *x, const float *g, const float *b, int T, int C, float eps)
+fb_avx2_layernorm(float *x, const float *res, const float *g, const float *b, int T, int C,
+				  float eps)
 {
 	for (int t = 0; t < T; t++)
 	{
 		float	   *r = x + (size_t) t * C;
-		/* work on x - x0: a large common offset cancels exactly instead of
-		 * costing the mantissa of the mean (x - x0 is exact for nearby
-		 * values), and the mean of the shifted values stays small */
-		float		shift = r[0];
-		__m256		vs = _mm256_set1_ps(shift);
+		float		shift;
+		__m256		vs;
 		__m256		acc = _mm256_setzero_ps();
 		float		m,
 					var,
 					inv;
 		int			i = 0;
 
+		if (res != NULL)
+		{
+			/* the residual connection, on the row while it is in L1 */
+			const float *rr = res + (size_t) t * C;
+
+			for (i = 0; i + 8 <= C; i += 8)
+				_mm256_storeu_ps(r + i, _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(rr + i)));
+			for (; i < C; i++)
+				r[i] += rr[i];
+			i = 0;
+		}
+
+		/*
+		 * work on x - x0: a large common offset cancels exactly instead of
+		 * costing the mantissa of the mean (x - x0 is exact for nearby
+		 * values), and the mean of the shifted values stays small
+		 */
+		shift = r[0];
+		vs = _mm256_set1_ps(shift);
 		for (; i + 8 <= C; i += 8)
 			acc = _mm256_add_ps(acc, _mm256_sub_ps(_mm256_loadu_ps(r + i), vs));
 		m = hsum256(acc);

@@ -24,13 +24,17 @@ lanes(size_t n)
 }
 
 AVX512 void
-fb_avx512_layernorm(float *x, const float *g, const float *b, int T, int C, float eps)
+fb_avx512_layernorm(float *x, const float *res, const float *g, const float *b, int T, int C,
+					float eps)
 {
 	for (int t = 0; t < T; t++)
 	{
 		float	   *r = x + (size_t) t * C;
-		/* shifted by r[0], as in the AVX2 kernel (see there why) */
-		__m512		vs = _mm512_set1_ps(r[0]);
+		const float *rr = res != NULL ? res + (size_t) t * C : NULL;
+
+		/* shifted by the row's first value, as in the AVX2 kernel (see
+		 * there why) */
+		__m512		vs = _mm512_set1_ps(rr != NULL ? r[0] + rr[0] : r[0]);
 		__m512		acc = _mm512_setzero_ps();
 		__m512		vm,
 					iv;
@@ -40,8 +44,15 @@ fb_avx512_layernorm(float *x, const float *g, const float *b, int T, int C, floa
 		for (int i = 0; i < C; i += 16)
 		{
 			__mmask16	k = lanes((size_t) (C - i));
+			__m512		v = _mm512_maskz_loadu_ps(k, r + i);
 
-			acc = _mm512_add_ps(acc, _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, r + i), vs));
+			if (rr != NULL)
+			{
+				/* the residual connection, in the same pass */
+				v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, rr + i));
+				_mm512_mask_storeu_ps(r + i, k, v);
+			}
+			acc = _mm512_add_ps(acc, _mm512_maskz_sub_ps(k, v, vs));
 		}
 		m = _mm512_reduce_add_ps(acc) / (float) C;
 		vm = _mm512_set1_ps(m);

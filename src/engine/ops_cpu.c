@@ -41,21 +41,8 @@ fb_cpu_fill_bias(float *y, const float *bias, int T, int N)
 }
 
 void
-fb_cpu_residual_bias(float *y, const float *res, const float *bias, int T, int N)
-{
-	for (int t = 0; t < T; t++)
-	{
-		float	   *yr = y + (size_t) t * N;
-		const float *rr = res + (size_t) t * N;
-
-		for (int i = 0; i < N; i++)
-			yr[i] = rr[i] + bias[i];
-	}
-}
-
-void
-fb_cpu_layernorm(float *x, const float *g, const float *b, int T, int C,
-				 float eps)
+fb_cpu_layernorm(float *x, const float *res, const float *g, const float *b,
+				 int T, int C, float eps)
 {
 	for (int t = 0; t < T; t++)
 	{
@@ -64,6 +51,9 @@ fb_cpu_layernorm(float *x, const float *g, const float *b, int T, int C,
 					var = 0.0;
 		float		inv;
 
+		if (res != NULL)
+			for (int i = 0; i < C; i++)
+				r[i] += res[(size_t) t * C + i];
 		for (int i = 0; i < C; i++)
 			mean += r[i];
 		mean /= C;
