@@ -62,7 +62,7 @@ main(int argc, char **argv)
 		for (int rep = 0; rep < 5; rep++)
 		{
 			t0 = bench_now();
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &r, T, q, zeros, NULL, y, 0, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, NULL, &r, T, q, zeros, NULL, y, 0, N);
 			t0 = bench_now() - t0;
 			tf = t0 < tf ? t0 : tf;
 			t0 = bench_now();

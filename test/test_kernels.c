@@ -219,8 +219,8 @@ check_q8(const fb_cpu_kernels *k)
 		for (int i = 0; i < T * N; i++)
 			yk[i] = yr[i] = frand(&st, 1.0f);	/* the GEMM accumulates */
 		memcpy(yf, yr, sizeof(float) * T * N);
-		fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, NULL, yk, 0, N);
-		fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, NULL, yr, 0, N);
+		fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, NULL, &rk, T, q, NULL, NULL, yk, 0, N);
+		fb_q8_gemm_cols(fb_q8_panel_ref, NULL, NULL, &rr, T, q, NULL, NULL, yr, 0, N);
 		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s q8 GEMM == reference (%d x %d x %d)", k->name, T, K, N);
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++)
@@ -253,7 +253,7 @@ check_q8(const fb_cpu_kernels *k)
 		if (N > FB_Q8_NR)
 		{
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, NULL, yk, FB_Q8_NR, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, NULL, &rk, T, q, NULL, NULL, yk, FB_Q8_NR, N);
 			for (int t = 0; t < T; t++)
 			{
 				CHECK(memcmp(yk + (size_t) t * N, yf + (size_t) t * N, sizeof(float) * FB_Q8_NR) == 0,
@@ -272,10 +272,10 @@ check_q8(const fb_cpu_kernels *k)
 				bias[n] = frand(&st, 1.0f);
 			for (int t = 0; t < T; t++)
 				memcpy(yk + (size_t) t * N, bias, sizeof(float) * N);
-			fb_q8_gemm_cols(fb_q8_panel_ref, NULL, &rr, T, q, NULL, NULL, yk, 0, N);
+			fb_q8_gemm_cols(fb_q8_panel_ref, NULL, NULL, &rr, T, q, NULL, NULL, yk, 0, N);
 			for (int i = 0; i < T * N; i++)
 				yb[i] = NAN;
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, bias, NULL, yb, 0, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, NULL, &rk, T, q, bias, NULL, yb, 0, N);
 			CHECK(memcmp(yb, yk, sizeof(float) * T * N) == 0,
 				  "%s q8 GEMM with bias == bias pre-filled (%d x %d x %d)", k->name, T, K, N);
 			/* the activation applied tile by tile inside the GEMM == applied
@@ -283,11 +283,21 @@ check_q8(const fb_cpu_kernels *k)
 			 * kernel set takes a scalar tail in one case only) */
 			if (N % 16 == 0)
 			{
-				fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, bias, k->gelu_erf, yb, 0, N);
+				float	   *yg = malloc(sizeof(float) * T * N);
+
+				fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, NULL, &rk, T, q, bias, k->gelu_erf, yb, 0, N);
 				for (int t = 0; t < T; t++)
 					k->gelu_erf(yk + (size_t) t * N, (size_t) N);
 				CHECK(memcmp(yb, yk, sizeof(float) * T * N) == 0,
-					  "%s q8 GEMM + fused GELU == GELU after (%d x %d x %d)", k->name, T, K, N);
+					  "%s q8 GEMM + GELU per tile == GELU after (%d x %d x %d)", k->name, T, K, N);
+				/* the kernel that applies GELU as it stores: same bits */
+				for (int i = 0; i < T * N; i++)
+					yg[i] = NAN;
+				fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, k->q8_panel2_gelu, &rk, T, q, bias,
+								k->gelu_erf, yg, 0, N);
+				CHECK(memcmp(yg, yk, sizeof(float) * T * N) == 0,
+					  "%s q8 GEMM + GELU in the store == GELU after (%d x %d x %d)", k->name, T, K, N);
+				free(yg);
 			}
 			free(bias);
 			free(yb);
@@ -298,7 +308,7 @@ check_q8(const fb_cpu_kernels *k)
 			x[K + K / 2] = INFINITY;
 			k->q8_quantize(x, T, K, &rk);
 			memcpy(yk, yf, sizeof(float) * T * N);
-			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, &rk, T, q, NULL, NULL, yk, 0, N);
+			fb_q8_gemm_cols(k->q8_panel, k->q8_panel2, NULL, &rk, T, q, NULL, NULL, yk, 0, N);
 			CHECK(isnan(rk.scale[1]) && isnan(yk[N]) && isnan(yk[2 * N - 1]) && isfinite(yk[0]),
 				  "%s inf in row 1 -> NaN outputs in row 1 only", k->name);
 		}

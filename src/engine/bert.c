@@ -342,6 +342,15 @@ act_fn(const fb_config *c)
 	return fb_cpu_relu;
 }
 
+/* The int8 two-panel kernel that applies act itself, if the set has one. */
+static fb_q8_panel2_fn
+q8_panel2_act(fb_act_fn act)
+{
+	const fb_cpu_kernels *k = fb_cpu_kernels_get();
+
+	return act != NULL && act == k->gelu_erf ? k->q8_panel2_gelu : NULL;
+}
+
 /* Rows [r0, r0 + T) of y += x W (+ act) on the calling thread, or y = bias
  * + x W (+ act) when bias is not NULL; q is the int8 copy of W in int8
  * mode, p the packed fp32 copy in packed fp32 mode, else both NULL and w
@@ -355,9 +364,10 @@ serial_linear(fb_session *s, size_t r0, const float *x, const float *w,
 	if (q != NULL)
 	{
 		fb_q8_rows	r = quantize_rows(s, r0, x, q, T);
+		fb_act_fn	f = act ? act_fn(&s->model->cfg) : NULL;
 
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &r, T, q,
-						bias, act ? act_fn(&s->model->cfg) : NULL, y, 0, N);
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, q8_panel2_act(f),
+						&r, T, q, bias, f, y, 0, N);
 	}
 	else if (p != NULL)
 		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, x, T, p, bias,
@@ -605,8 +615,8 @@ phase_linear_cols(void *arg, int tid, int nt)
 	fb_act_fn	act = j->act ? act_fn(&j->s->model->cfg) : NULL;
 
 	if (j->q != NULL)
-		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, &j->qx, j->T,
-						j->q, j->bias, act, j->y, (int) n0, (int) n1);
+		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, q8_panel2_act(act),
+						&j->qx, j->T, j->q, j->bias, act, j->y, (int) n0, (int) n1);
 	else if (j->p != NULL)
 		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, j->x, j->T, j->p, j->bias, act, j->y,
 						 (int) n0, (int) n1);

@@ -29,6 +29,8 @@ typedef struct fb_cpu_kernels
 	fb_q8_quantize_fn q8_quantize;	/* int8 linear layers (fb_q8.h) */
 	fb_q8_panel_fn q8_panel;
 	fb_q8_panel2_fn q8_panel2;	/* NULL: one panel at a time */
+	fb_q8_panel2_fn q8_panel2_gelu; /* q8_panel2 + gelu_erf as it stores; NULL:
+									 * separate */
 	fb_f32_panel_fn f32_panel;	/* packed fp32 layers (fb_f32.h); NULL: BLAS */
 	fb_attn_bf16_fn attn_bf16;	/* int8 mode's attention (fb_attn.h); NULL: fp32 */
 } fb_cpu_kernels;

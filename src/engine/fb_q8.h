@@ -120,6 +120,11 @@ void		fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
 								size_t panel_stride, const float *sw,
 								const int32_t *colsum, const float *bias, float *y, size_t ldy,
 								int ncols);
+void		fb_avx512_q8_panel2_gelu(const uint8_t *q, int ldq, int kc, const float *sx,
+									 const int32_t *zero, const int8_t *panel,
+									 size_t panel_stride, const float *sw,
+									 const int32_t *colsum, const float *bias, float *y,
+									 size_t ldy, int ncols);
 void		fb_avx2_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r);
 void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
 							 const int32_t *zero, int mr, const int8_t *panel,
@@ -132,11 +137,13 @@ void		fb_avx2_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
  * panels, panel2_fn when not NULL; n0 must be a multiple of FB_Q8_NR.
  * With bias ([N]) not NULL, y = bias + x W instead (y is not read).  With
  * act not NULL, act (an element-wise activation) is applied to each tile
- * of the result as soon as it is final, while it is still in cache.
+ * of the result as soon as it is final, while it is still in cache; where
+ * panel2_act is not NULL (a panel2_fn that applies that same activation as
+ * it stores, bit for bit), the last chunk's two-panel tiles use it instead.
  */
 void		fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
-							const fb_q8_rows *r, int T, const fb_qmat *w,
-							const float *bias, fb_act_fn act, float *y, int n0,
-							int n1);
+							fb_q8_panel2_fn panel2_act, const fb_q8_rows *r, int T,
+							const fb_qmat *w, const float *bias, fb_act_fn act,
+							float *y, int n0, int n1);
 
 #endif

@@ -180,8 +180,9 @@ fb_q8_panel_ref(const uint8_t *q, int ldq, int kc, const float *sx,
 
 void
 fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
-				const fb_q8_rows *r, int T, const fb_qmat *w, const float *bias,
-				fb_act_fn act, float *y, int n0, int n1)
+				fb_q8_panel2_fn panel2_act, const fb_q8_rows *r, int T,
+				const fb_qmat *w, const float *bias, fb_act_fn act, float *y,
+				int n0, int n1)
 {
 	int			Kp = w->Kp;
 	size_t		n_cols = (size_t) w->n_panels * FB_Q8_NR;
@@ -205,6 +206,8 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 			 * last one leaves final values, ready for the activation */
 			const float *b0 = k0 == 0 ? bias : NULL;
 			bool		last = k0 + FB_Q8_KC >= Kp;
+			/* the last chunk's full tiles store act(y) at once */
+			fb_q8_panel2_fn p2 = act != NULL && last && panel2_act != NULL ? panel2_act : panel2_fn;
 
 			for (int c0 = n0; c0 < n1;)
 			{
@@ -219,11 +222,15 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 					int			mr = t1 - t < FB_Q8_MR ? t1 - t : FB_Q8_MR;
 					const uint8_t *qt = r->q + (size_t) t * r->Kp + k0;
 					float	   *yt = y + (size_t) t * w->N + c0;
+					bool		fused = false;
 
 					if (np == 2 && mr == FB_Q8_MR)
-						panel2_fn(qt, r->Kp, kc, r->scale + t, r->zero + t, panel,
-								  (size_t) Kp * FB_Q8_NR, w->scale + c0, csum + c0,
-								  b0 != NULL ? b0 + c0 : NULL, yt, (size_t) w->N, nc);
+					{
+						fused = p2 != panel2_fn;
+						p2(qt, r->Kp, kc, r->scale + t, r->zero + t, panel,
+						   (size_t) Kp * FB_Q8_NR, w->scale + c0, csum + c0,
+						   b0 != NULL ? b0 + c0 : NULL, yt, (size_t) w->N, nc);
+					}
 					else
 						for (int p = 0; p < np; p++)
 							panel_fn(qt, r->Kp, kc, r->scale + t, r->zero + t, mr,
@@ -232,7 +239,7 @@ fb_q8_gemm_cols(fb_q8_panel_fn panel_fn, fb_q8_panel2_fn panel2_fn,
 									 b0 != NULL ? b0 + c0 + p * FB_Q8_NR : NULL,
 									 yt + p * FB_Q8_NR, (size_t) w->N,
 									 nc - p * FB_Q8_NR < FB_Q8_NR ? nc - p * FB_Q8_NR : FB_Q8_NR);
-					if (act != NULL && last)
+					if (act != NULL && last && !fused)
 						for (int i = 0; i < mr; i++)
 							act(yt + (size_t) i * w->N, (size_t) nc);
 				}

@@ -14,10 +14,12 @@
  * kernel on every CPU.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <immintrin.h>
 
+#include "fb_gelu512.h"
 #include "fb_q8.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512vnni,fma")))
@@ -69,10 +71,12 @@ fb_avx512_q8_quantize(const float *x, int T, int K, const fb_q8_rows *r)
 }
 
 /* Dequantises one row's 16 sums into y (first ncols columns), adding to y
- * or, with bias not NULL, to the bias (y then not read). */
+ * or, with bias not NULL, to the bias (y then not read); with gelu (a
+ * constant once inlined), GELU of the result is stored instead. */
 AVX512 static INLINE void
-store_row(__m512i acc, float sx, int32_t zero, const float *sw,
-		  const int32_t *colsum, const float *bias, float *y, int ncols)
+store_row_act(__m512i acc, float sx, int32_t zero, const float *sw,
+			  const int32_t *colsum, const float *bias, float *y, int ncols,
+			  const bool gelu)
 {
 	const __mmask16 cols = ncols >= FB_Q8_NR ? (__mmask16) 0xffff : (__mmask16) ((1u << ncols) - 1u);
 	__m512i		s = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(zero),
@@ -80,7 +84,16 @@ store_row(__m512i acc, float sx, int32_t zero, const float *sw,
 	__m512		scale = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(sw));
 	__m512		base = _mm512_maskz_loadu_ps(cols, bias != NULL ? bias : y);
 
-	_mm512_mask_storeu_ps(y, cols, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, base));
+	__m512		v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, base);
+
+	_mm512_mask_storeu_ps(y, cols, gelu ? fb_gelu_erf512(v) : v);
+}
+
+AVX512 static INLINE void
+store_row(__m512i acc, float sx, int32_t zero, const float *sw,
+		  const int32_t *colsum, const float *bias, float *y, int ncols)
+{
+	store_row_act(acc, sx, zero, sw, colsum, bias, y, ncols, false);
 }
 
 /* The micro-kernel for a constant number of rows MR (inlined per MR). */
@@ -222,11 +235,11 @@ fb_avx512_q8_panel(const uint8_t *q, int ldq, int kc, const float *sx,
  * ahead of the broadcasts; measured best of 128/256/512 */
 #define PFD "256"
 
-AVX512 void
-fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
-					const int32_t *zero, const int8_t *panel, size_t panel_stride,
-					const float *sw, const int32_t *colsum, const float *bias,
-					float *y, size_t ldy, int ncols)
+AVX512 static INLINE void
+panel2_body(const uint8_t *q, int ldq, int kc, const float *sx,
+			const int32_t *zero, const int8_t *panel, size_t panel_stride,
+			const float *sw, const int32_t *colsum, const float *bias,
+			float *y, size_t ldy, int ncols, const bool gelu)
 {
 	/* sums[r] (first panel) and sums[8 + r] (second panel) of row r; the
 	 * accumulators live in zmm0-15 for the whole loop (more asm operands
@@ -302,9 +315,33 @@ fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
 #undef SAVE
 	for (int r = 0; r < 8; r++)
 	{
-		store_row(sums[r], sx[r], zero[r], sw, colsum, bias, y + (size_t) r * ldy, FB_Q8_NR);
-		store_row(sums[8 + r], sx[r], zero[r], sw + FB_Q8_NR, colsum + FB_Q8_NR,
-				  bias != NULL ? bias + FB_Q8_NR : NULL,
-				  y + (size_t) r * ldy + FB_Q8_NR, ncols - FB_Q8_NR);
+		store_row_act(sums[r], sx[r], zero[r], sw, colsum, bias, y + (size_t) r * ldy, FB_Q8_NR, gelu);
+		store_row_act(sums[8 + r], sx[r], zero[r], sw + FB_Q8_NR, colsum + FB_Q8_NR,
+					  bias != NULL ? bias + FB_Q8_NR : NULL,
+					  y + (size_t) r * ldy + FB_Q8_NR, ncols - FB_Q8_NR, gelu);
 	}
+}
+
+AVX512 void
+fb_avx512_q8_panel2(const uint8_t *q, int ldq, int kc, const float *sx,
+					const int32_t *zero, const int8_t *panel, size_t panel_stride,
+					const float *sw, const int32_t *colsum, const float *bias,
+					float *y, size_t ldy, int ncols)
+{
+	panel2_body(q, ldq, kc, sx, zero, panel, panel_stride, sw, colsum, bias, y, ldy, ncols, false);
+}
+
+/*
+ * The same, GELU (erf) applied to the results as they are stored: for the
+ * last chunk of the feed-forward GEMM, the activation costs no extra pass
+ * over the tile and no call per row (same bits as fb_avx512_gelu_erf after
+ * fb_avx512_q8_panel2: the same fb_gelu_erf512).
+ */
+AVX512 void
+fb_avx512_q8_panel2_gelu(const uint8_t *q, int ldq, int kc, const float *sx,
+						 const int32_t *zero, const int8_t *panel, size_t panel_stride,
+						 const float *sw, const int32_t *colsum, const float *bias,
+						 float *y, size_t ldy, int ncols)
+{
+	panel2_body(q, ldq, kc, sx, zero, panel, panel_stride, sw, colsum, bias, y, ldy, ncols, true);
 }

@@ -2,7 +2,7 @@
  * ops_avx512.c — AVX-512 versions of the element-wise kernels.
  *
  * Same algorithms and constants as ops_avx2.c (Cephes expf), 16 lanes wide,
- * except erf (a rational approximation without exp, see erf512); the tails
+ * except erf (a rational approximation without exp, see fb_gelu512.h); the tails
  * run under a lane mask instead of a scalar loop, so every element goes
  * through the same polynomial.  Checked
  * against the reference kernels in test/test_kernels.c.
@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include "fb_exp512.h"
+#include "fb_gelu512.h"
 #include "fb_kernels.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
@@ -78,51 +79,14 @@ fb_avx512_layernorm(float *x, const float *res, const float *g, const float *b, 
 	}
 }
 
-/*
- * erf for 16 lanes: x P(x^2) / Q(x^2) on x clamped to [-4, 4] (beyond, erf
- * is +-1 in fp32), the rational approximation of Eigen / XLA's float erf.
- * 14 operations and no exp: half the work of Abramowitz & Stegun 7.1.26
- * with exp, which the AVX2 set uses; GELU is a twentieth of an int8 forward
- * pass.  Largest error 4.2e-7 against erf in double (GELU: within 1e-6 +
- * 1e-5 |x| of the reference on a dense sweep of [-6, 6]).
- */
-AVX512 static inline __m512
-erf512(__m512 x)
-{
-	__m512		x2,
-				p,
-				q;
-
-	x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(4.0f)), _mm512_set1_ps(-4.0f));
-	x2 = _mm512_mul_ps(x, x);
-	p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f), _mm512_set1_ps(2.77068142495902e-08f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
-	p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
-	p = _mm512_mul_ps(x, p);
-	q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f), _mm512_set1_ps(-2.13374055278905e-04f));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
-	q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
-	return _mm512_div_ps(p, q);
-}
-
 AVX512 void
 fb_avx512_gelu_erf(float *x, size_t n)
 {
-	const __m512 half = _mm512_set1_ps(0.5f);
-	const __m512 rs2 = _mm512_set1_ps((float) M_SQRT1_2);
-	const __m512 one = _mm512_set1_ps(1.0f);
-
 	for (size_t i = 0; i < n; i += 16)
 	{
 		__mmask16	k = lanes(n - i);
-		__m512		v = _mm512_maskz_loadu_ps(k, x + i);
-		__m512		e = erf512(_mm512_mul_ps(v, rs2));
 
-		_mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, e)));
+		_mm512_mask_storeu_ps(x + i, k, fb_gelu_erf512(_mm512_maskz_loadu_ps(k, x + i)));
 	}
 }
 
