@@ -225,6 +225,9 @@ typedef struct fwd_job
 	fb_session *s;
 	const fb_batch *b;
 	const size_t *seq_off;		/* first packed row of each sequence */
+	const int  *chunk_seq;		/* wide batches: chunk k = sequences
+								 * [chunk_seq[k], chunk_seq[k + 1]) */
+	int			n_chunks;
 	size_t		T;
 	int			layer;			/* layer whose row phase runs next */
 	int			cls_only;		/* last layer for the [CLS] rows only */
@@ -437,23 +440,76 @@ rows_layer(fwd_job *j, linear_fn linear, size_t r0, float *x, const float *ctx,
 	}
 }
 
+static void attention_head(fb_session *s, const float *qkv, float *out, float *scores,
+						   int L, int n_query, int h);
+
+/*
+ * Attention of layer j->layer + next over sequences [a, b) (all heads), on
+ * the calling thread, into their ctx rows; a stop request is seen between
+ * sequences.  In the last layer of a cls_only pass only the [CLS] rows are
+ * queries.
+ */
+static void
+chunk_attention(fwd_job *j, int tid, int a, int b, int next)
+{
+	fb_session *s = j->s;
+	int			n_heads = s->model->cfg.n_heads,
+				H = s->model->cfg.hidden;
+	float	   *scores = s->scores + (size_t) tid * s->score_stride;
+	bool		cls = j->cls_only && j->layer + next + 1 == s->model->cfg.n_layers;
+
+	for (int i = a; i < b && !job_stopping(j, tid); i++)
+	{
+		size_t		off = j->seq_off[i];
+
+		for (int h = 0; h < n_heads; h++)
+			attention_head(s, s->qkv + off * 3 * H, s->ctx + off * H, scores,
+						   j->b->lens[i], cls ? 1 : j->b->lens[i], h);
+	}
+}
+
+/* First and one-past-last packed row of chunk k. */
+static void
+chunk_rows(const fwd_job *j, int k, size_t *r0, size_t *r1)
+{
+	int			b = j->chunk_seq[k + 1];
+
+	*r0 = j->seq_off[j->chunk_seq[k]];
+	*r1 = b < j->b->n_seq ? j->seq_off[b] : j->T;
+}
+
+/*
+ * Wide batches: chunks of whole sequences are claimed one at a time; each
+ * gets its embeddings, layer 0's QKV projection and layer 0's attention on
+ * the same thread, so attention reads Q, K and V while they are still in
+ * cache (a batch's whole QKV matrix can exceed the L3 cache: 38 MB for
+ * 4,096 BERT-base tokens).
+ */
 static void
 phase_embed(void *arg, int tid, int nt)
 {
 	fwd_job    *j = arg;
-	size_t		r0,
-				r1;
 
-	fb_split_range(j->T, tid, nt, 4, &r0, &r1);
-	if (r0 < r1)
+	(void) nt;
+	while (!job_stopping(j, tid))
+	{
+		int			k = (int) __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		size_t		r0,
+					r1;
+
+		if (k >= j->n_chunks)
+			break;
+		chunk_rows(j, k, &r0, &r1);
 		rows_embed(j, r0, r1);
+		chunk_attention(j, tid, j->chunk_seq[k], j->chunk_seq[k + 1], 0);
+	}
 }
 
 /*
- * Rows per claimed chunk of the row phase: about four chunks per thread
- * (late threads can still even out), at most FB_ROWS_PER_CHECK, at least
- * 64 (each chunk re-reads the layer's weights), a multiple of the int8
- * micro-kernel's 8 rows.
+ * Rows per claimed chunk of a wide pass (a target: chunks hold whole
+ * sequences): about four chunks per thread (late threads can still even
+ * out), at most FB_ROWS_PER_CHECK, at least 64 (each chunk re-reads the
+ * layer's weights), a multiple of the int8 micro-kernel's 8 rows.
  */
 static size_t
 rows_chunk(size_t T, int nt)
@@ -475,7 +531,6 @@ phase_rows(void *arg, int tid, int nt)
 	int			H = s->model->cfg.hidden,
 				I = s->model->cfg.intermediate;
 	bool		last = j->layer + 1 == s->model->cfg.n_layers;
-	size_t		chunk = rows_chunk(j->T, nt);
 
 	if (j->cls_only && last)
 	{
@@ -486,23 +541,27 @@ phase_rows(void *arg, int tid, int nt)
 					   j->ctmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0), NULL);
 		return;
 	}
+
 	/*
-	 * Chunks of rows are claimed one at a time rather than split in
-	 * equal parts up front, so a thread whose core is shared (other
-	 * backends, the host) does less of the work instead of holding the
-	 * others at the end of the phase.
+	 * Chunks of whole sequences are claimed one at a time rather than
+	 * split in equal parts up front, so a thread whose core is shared
+	 * (other backends, the host) does less of the work instead of holding
+	 * the others at the end of the phase.  A chunk runs this layer's rows,
+	 * the next layer's QKV projection and, while Q, K and V are still in
+	 * cache, the next layer's attention for its sequences.
 	 */
 	while (!job_stopping(j, tid))
 	{
-		size_t		a = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED) * chunk;
-		size_t		n;
+		int			k = (int) __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
 
-		if (a >= j->T)
+		if (k >= j->n_chunks)
 			break;
-		n = j->T - a < chunk ? j->T - a : chunk;
-		rows_layer(j, serial_linear, a, s->x + a * H, s->ctx + a * H,
-				   s->tmp + a * H, s->inter + a * I, (int) n,
-				   last ? NULL : s->qkv + a * 3 * H);
+		chunk_rows(j, k, &r0, &r1);
+		rows_layer(j, serial_linear, r0, s->x + r0 * H, s->ctx + r0 * H,
+				   s->tmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0),
+				   last ? NULL : s->qkv + r0 * 3 * H);
+		if (!last)
+			chunk_attention(j, tid, j->chunk_seq[k], j->chunk_seq[k + 1], 1);
 	}
 }
 
@@ -733,6 +792,7 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	size_t		T = 0;
 	int			maxL = 0;
 	size_t	   *seq_off;
+	int		   *chunk_seq;
 	fwd_job		job;
 	bool		narrow;
 	fb_status	st = FB_OK;
@@ -744,8 +804,13 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	if ((st = fb_session_reserve(s, T, (size_t) maxL, err)) != FB_OK)
 		return st;
 	seq_off = malloc(sizeof(size_t) * (size_t) b->n_seq);
-	if (seq_off == NULL)
+	chunk_seq = malloc(sizeof(int) * ((size_t) b->n_seq + 1));
+	if (seq_off == NULL || chunk_seq == NULL)
+	{
+		free(seq_off);
+		free(chunk_seq);
 		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	}
 	{
 		size_t		row = 0;
 
@@ -769,10 +834,29 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	pthread_mutex_init(&job.mu, NULL);
 
 	narrow = s->pool != NULL && T < narrow_rows_per_thread() * (size_t) s->n_threads;
+	if (!narrow)
+	{
+		/* chunks of whole sequences, about rows_chunk() rows each */
+		size_t		target = rows_chunk(T, s->n_threads),
+					rows = 0;
+
+		job.n_chunks = 0;
+		for (int i = 0; i < b->n_seq; i++)
+		{
+			if (rows == 0)
+				chunk_seq[job.n_chunks++] = i;
+			rows += (size_t) b->lens[i];
+			if (rows >= target)
+				rows = 0;
+		}
+		chunk_seq[job.n_chunks] = b->n_seq;
+		job.chunk_seq = chunk_seq;
+	}
+	job.layer = 0;
 	if (narrow)
 		narrow_embed(&job);
 	else
-		fb_pool_run(s->pool, phase_embed, &job);
+		fb_pool_run(s->pool, phase_embed, &job);	/* + layer 0's attention */
 	for (int l = 0; l < c->n_layers; l++)
 	{
 		if (job.stop || session_interrupted(s))
@@ -781,12 +865,15 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 			goto done;
 		}
 		job.layer = l;
-		job.next = 0;
-		fb_pool_run(s->pool, phase_attention, &job);
-		if (job.stop || session_interrupted(s))
+		if (narrow)
 		{
-			st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
-			goto done;
+			job.next = 0;
+			fb_pool_run(s->pool, phase_attention, &job);
+			if (job.stop || session_interrupted(s))
+			{
+				st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
+				goto done;
+			}
 		}
 		if (cls_only && l + 1 == c->n_layers)
 		{
@@ -843,6 +930,7 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 done:
 	pthread_mutex_destroy(&job.mu);
 	free(seq_off);
+	free(chunk_seq);
 	return st;
 }
 
