@@ -248,7 +248,8 @@ typedef struct fwd_job
  * Inside a phase: thread 0 (the host's own thread, the only one allowed to
  * call the host's interrupt callback) polls it and raises j->stop; every
  * thread stops taking work once it is set.  So a cancel lands within one
- * attention item or FB_ROWS_PER_CHECK rows, however large the batch.
+ * sequence's attention or FB_ROWS_PER_CHECK rows (one sequence's, if it is
+ * longer), however large the batch.
  */
 static bool
 job_stopping(fwd_job *j, int tid)
@@ -836,18 +837,23 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	narrow = s->pool != NULL && T < narrow_rows_per_thread() * (size_t) s->n_threads;
 	if (!narrow)
 	{
-		/* chunks of whole sequences, about rows_chunk() rows each */
+		/*
+		 * chunks of whole sequences, at most rows_chunk() rows each unless
+		 * one sequence is longer (then it is a chunk of its own): at most
+		 * FB_ROWS_PER_CHECK rows between two stop checks
+		 */
 		size_t		target = rows_chunk(T, s->n_threads),
 					rows = 0;
 
 		job.n_chunks = 0;
 		for (int i = 0; i < b->n_seq; i++)
 		{
-			if (rows == 0)
+			if (rows == 0 || rows + (size_t) b->lens[i] > target)
+			{
 				chunk_seq[job.n_chunks++] = i;
-			rows += (size_t) b->lens[i];
-			if (rows >= target)
 				rows = 0;
+			}
+			rows += (size_t) b->lens[i];
 		}
 		chunk_seq[job.n_chunks] = b->n_seq;
 		job.chunk_seq = chunk_seq;
