@@ -469,14 +469,25 @@ chunk_attention(fwd_job *j, int tid, int a, int b, int next)
 	}
 }
 
-/* First and one-past-last packed row of chunk k. */
-static void
-chunk_rows(const fwd_job *j, int k, size_t *r0, size_t *r1)
+/*
+ * Claims the next unclaimed chunk of a wide pass: false when none is left
+ * or a stop was requested; else its number and first and one-past-last
+ * packed rows.
+ */
+static bool
+next_chunk(fwd_job *j, int tid, int *k, size_t *r0, size_t *r1)
 {
-	int			b = j->chunk_seq[k + 1];
+	int			b;
 
-	*r0 = j->seq_off[j->chunk_seq[k]];
+	if (job_stopping(j, tid))
+		return false;
+	*k = (int) __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+	if (*k >= j->n_chunks)
+		return false;
+	b = j->chunk_seq[*k + 1];
+	*r0 = j->seq_off[j->chunk_seq[*k]];
 	*r1 = b < j->b->n_seq ? j->seq_off[b] : j->T;
+	return true;
 }
 
 /*
@@ -490,48 +501,43 @@ static void
 phase_embed(void *arg, int tid, int nt)
 {
 	fwd_job    *j = arg;
+	int			k;
+	size_t		r0,
+				r1;
 
 	(void) nt;
-	while (!job_stopping(j, tid))
+	while (next_chunk(j, tid, &k, &r0, &r1))
 	{
-		int			k = (int) __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-		size_t		r0,
-					r1;
-
-		if (k >= j->n_chunks)
-			break;
-		chunk_rows(j, k, &r0, &r1);
 		rows_embed(j, r0, r1);
 		chunk_attention(j, tid, j->chunk_seq[k], j->chunk_seq[k + 1], 0);
 	}
 }
 
 /*
- * Rows per claimed chunk of a wide pass (a target: chunks hold whole
+ * Most rows of a claimed chunk of a wide pass (chunks hold whole
  * sequences): about four chunks per thread (late threads can still even
  * out), at most FB_ROWS_PER_CHECK, at least 64 (each chunk re-reads the
- * layer's weights), a multiple of the int8 micro-kernel's 8 rows.
+ * layer's weights).
  */
 static size_t
 rows_chunk(size_t T, int nt)
 {
 	size_t		c = T / ((size_t) nt * 4);
 
-	c = c < 64 ? 64 : c > FB_ROWS_PER_CHECK ? FB_ROWS_PER_CHECK : c;
-	return (c + 7) & ~(size_t) 7;
+	return c < 64 ? 64 : c > FB_ROWS_PER_CHECK ? FB_ROWS_PER_CHECK : c;
 }
 
 static void
 phase_rows(void *arg, int tid, int nt)
 {
 	fwd_job    *j = arg;
-	size_t		r0,
-				r1;
-
 	fb_session *s = j->s;
 	int			H = s->model->cfg.hidden,
 				I = s->model->cfg.intermediate;
 	bool		last = j->layer + 1 == s->model->cfg.n_layers;
+	int			k;
+	size_t		r0,
+				r1;
 
 	if (j->cls_only && last)
 	{
@@ -551,13 +557,8 @@ phase_rows(void *arg, int tid, int nt)
 	 * the next layer's QKV projection and, while Q, K and V are still in
 	 * cache, the next layer's attention for its sequences.
 	 */
-	while (!job_stopping(j, tid))
+	while (next_chunk(j, tid, &k, &r0, &r1))
 	{
-		int			k = (int) __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-
-		if (k >= j->n_chunks)
-			break;
-		chunk_rows(j, k, &r0, &r1);
 		rows_layer(j, serial_linear, r0, s->x + r0 * H, s->ctx + r0 * H,
 				   s->tmp + r0 * H, s->inter + r0 * I, (int) (r1 - r0),
 				   last ? NULL : s->qkv + r0 * 3 * H);
