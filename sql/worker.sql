@@ -151,10 +151,12 @@ SELECT requests, worker_requests FROM finbert_stats;
 -- a request cancelled (statement_timeout) while the worker runs it: 57014,
 -- the worker drops it, the slot returns to the free pool
 SET finbert.execution = worker;
+\set SHOW_CONTEXT never
 SET statement_timeout = '100ms';
 SELECT count(*) FROM finbert_entities(repeat('股市大涨，宁德时代签约。', 29000));
 \echo :LAST_ERROR_SQLSTATE
 RESET statement_timeout;
+\set SHOW_CONTEXT errors
 CREATE FUNCTION pg_temp.wait_until(cond text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE ok boolean;
