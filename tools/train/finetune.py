@@ -59,6 +59,12 @@ def parse():
                     help="ner: add, for a fraction P of the training sentences naming a person, a copy with every "
                          "person name replaced by another training-set name (seeded); teaches name boundaries "
                          "from context rather than from the names seen")
+    ap.add_argument("--pseudo", metavar="FILE",
+                    help="ner: add the pseudo-labelled sentences of FILE (pseudo.py) to the training set, each "
+                         "as a corpus annotating only the types pseudo.py labelled")
+    ap.add_argument("--name-copies", type=int, default=1, metavar="K",
+                    help="industry: K copies of each training company's name-only example (a company's name "
+                         "carries more of its industry than the texts around it, tasks.industry)")
     ap.add_argument("--bf16", action="store_true",
                     help="training forward pass under bfloat16 autocast (fp32 weights, optimizer and loss); "
                          "~1.5x faster on CPUs with AVX512-BF16/AMX; evaluation and export stay fp32")
@@ -127,6 +133,17 @@ def augment_names(examples, p, seed):
             if c is not None:
                 extra.append(c)
     return extra, len(pool)
+
+
+def load_pseudo(path):
+    """Pseudo-labelled sentences of pseudo.py as training examples of a partially annotated corpus."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            out.append({"text": d["text"], "spans": [tuple(s) for s in d["spans"]], "ignore": [],
+                        "source": "pseudo", "types": d["types"]})
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,6 +526,8 @@ def main():
         for k in ("epochs", "lr", "batch", "max_len", "seed"):
             setattr(a, k, ck["args"][k])
         a.aug_names = ck["args"].get("aug_names", 0.0)  # the data must match the checkpoint's
+        a.pseudo = ck["args"].get("pseudo")
+        a.name_copies = ck["args"].get("name_copies", 1)
         enc_info = ck["encoder_info"]
     else:
         st = os.path.join(a.encoder, "pretrain_state.json")
@@ -522,6 +541,21 @@ def main():
         data["notes"] += (f" Name substitution (--aug-names {a.aug_names}): {len(extra)} more training sentences, "
                           f"copies of sentences naming a person with every person name replaced by one of the "
                           f"{n_pool} distinct Chinese person names of the training sentences.")
+    if a.name_copies > 1:
+        if task != "industry":
+            sys.exit("--name-copies applies to industry only")
+        names = [e for e in data["train"] if e["text"] == e["company"]]
+        data["train"] = data["train"] + names * (a.name_copies - 1)
+        data["notes"] += f" Each training-company name example appears {a.name_copies} times (--name-copies)."
+    if a.pseudo:
+        if data["kind"] != "tok":
+            sys.exit("--pseudo applies to ner only")
+        extra = load_pseudo(a.pseudo)
+        data["train"] = data["train"] + extra
+        data["notes"] += (f" Self-training (--pseudo {os.path.basename(a.pseudo)}): {len(extra)} more training "
+                          f"sentences from the unlabelled shared text, labelled by an ensemble of earlier NER runs "
+                          f"(tools/train/pseudo.py; types {', '.join(extra[0]['types']) if extra else '-'}, the "
+                          f"others left open).")
     common.seed_all(a.seed)
     tok = common.tokenizer()
     model = build_model(data, task, a.encoder)
@@ -599,6 +633,7 @@ def main():
     info = {"task": task, "steps": step, "epochs": a.epochs, "lr": a.lr, "batch": a.batch, "max_len": a.max_len,
             "seed": a.seed, "train_examples": len(enc_tr), "encoder": enc_info, "threads": nthr, "bf16": a.bf16,
             "crf": bool(data.get("crf")), "aug_names": a.aug_names,
+            "pseudo": os.path.basename(a.pseudo) if a.pseudo else None, "name_copies": a.name_copies,
             "metrics": res}
     import export
     info["export"] = export.export(model, data, out, encv, info)
