@@ -211,6 +211,8 @@ def write_card(out, task, data, info):
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
           + (f" --aug-names {info['aug_names']}" if info.get("aug_names") else "")
+          + (f" --name-copies {info['name_copies']}" if info.get("name_copies", 1) > 1 else "")
+          + (f" --pseudo tools/train/work/{info['pseudo']}" if info.get("pseudo") else "")
           + (" --bf16" if info.get("bf16") else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "

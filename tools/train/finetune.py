@@ -65,6 +65,9 @@ def parse():
     ap.add_argument("--name-copies", type=int, default=1, metavar="K",
                     help="industry: K copies of each training company's name-only example (a company's name "
                          "carries more of its industry than the texts around it, tasks.industry)")
+    ap.add_argument("--dev", action="store_true",
+                    help="industry: train and score on the development split (tasks.industry(dev=True)) to choose "
+                         "options without the reported split; needs --out")
     ap.add_argument("--bf16", action="store_true",
                     help="training forward pass under bfloat16 autocast (fp32 weights, optimizer and loss); "
                          "~1.5x faster on CPUs with AVX512-BF16/AMX; evaluation and export stay fp32")
@@ -513,7 +516,9 @@ def main():
                                                              weights_only=False).get("done"))):
         os.remove(ck_path)
     nthr = common.threads()
-    data = tasks.BUILDERS[task]()
+    if a.dev and (task != "industry" or not a.out):
+        sys.exit("--dev applies to industry and needs --out")
+    data = tasks.industry(dev=True) if a.dev else tasks.BUILDERS[task]()
     if os.environ.get("FINBERT_SMOKE"):  # quick pipeline test on a few examples
         n = int(os.environ["FINBERT_SMOKE"])
         data["train"] = data["train"][:n]
@@ -546,7 +551,9 @@ def main():
             sys.exit("--name-copies applies to industry only")
         names = [e for e in data["train"] if e["text"] == e["company"]]
         data["train"] = data["train"] + names * (a.name_copies - 1)
-        data["notes"] += f" Each training-company name example appears {a.name_copies} times (--name-copies)."
+        data["notes"] += (f" Each training-company name example appears {a.name_copies} times (--name-copies "
+                          f"{a.name_copies}, chosen on a development split of the training companies: "
+                          f"finetune.py --dev, tools/train/README.md).")
     if a.pseudo:
         if data["kind"] != "tok":
             sys.exit("--pseudo applies to ner only")
