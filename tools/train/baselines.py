@@ -10,7 +10,9 @@ against them (for industry: how far the weak labels themselves carry).
 
 `industry-names`: the same model trained on the training companies' short names alone and applied to the
 name of the company each validation text is about (the text itself unused): how much of the industry task
-a company's name gives away.
+a company's name gives away. `industry-masked`: the text model with the company's name replaced by a
+placeholder in every text (training and validation): how much the rest of the text says. `industry-text-name`:
+masked text and company name as two separate feature blocks.
 """
 import argparse
 import json
@@ -74,12 +76,44 @@ def run_industry_names():
             "seconds": round(time.time() - t0, 1)}
 
 
+def run_industry_split(name_block, text_block):
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    t0 = time.time()
+    d = tasks.industry()
+    name, val = next(iter(d["val"].items()))
+    train = [e for e in d["train"] if e["text"] != e["company"] or name_block]
+
+    def masked(e):
+        return e["text"].replace(e["company"], "□")
+
+    blocks, vblocks = [], []
+    if text_block:
+        vt = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
+        blocks.append(vt.fit_transform([masked(e) for e in train]))
+        vblocks.append(vt.transform([masked(e) for e in val]))
+    if name_block:
+        vn = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+        blocks.append(vn.fit_transform([e["company"] for e in train]))
+        vblocks.append(vn.transform([e["company"] for e in val]))
+    clf = LogisticRegression(C=1.0, max_iter=3000).fit(sp.hstack(blocks).tocsr(), [e["y"] for e in train])
+    acc = float((clf.predict(sp.hstack(vblocks).tocsr()) == np.array([e["y"] for e in val])).mean())
+    return {"accuracy": round(acc, 4), "validation": name, "n": len(val), "train": len(train),
+            "seconds": round(time.time() - t0, 1)}
+
+
+EXTRA = {"industry-names": run_industry_names,
+         "industry-masked": lambda: run_industry_split(False, True),
+         "industry-text-name": lambda: run_industry_split(True, True)}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("tasks", nargs="*", default=["sentiment", "type", "industry", "industry-names"])
+    ap.add_argument("tasks", nargs="*", default=["sentiment", "type", "industry", *EXTRA])
     ap.add_argument("--out")
     a = ap.parse_args()
-    out = {t: run_industry_names() if t == "industry-names" else run(t) for t in a.tasks}
+    out = {t: EXTRA[t]() if t in EXTRA else run(t) for t in a.tasks}
     print(json.dumps(out, ensure_ascii=False, indent=1))
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:
