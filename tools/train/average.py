@@ -47,6 +47,15 @@ def ensemble(model, sds, avg, data, encv):
     return res
 
 
+def load_runs(runs):
+    """The runs' final state dicts and their weight average (integer tensors from the first run)."""
+    sds = [torch.load(os.path.join(common.WORK, r, "ckpt.pt"), map_location="cpu", weights_only=False)["model"]
+           for r in runs]
+    avg = {k: (sum(sd[k].float() for sd in sds) / len(sds)) if sds[0][k].is_floating_point() else sds[0][k]
+           for k in sds[0]}
+    return sds, avg
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("task", choices=sorted(tasks.BUILDERS))
@@ -58,10 +67,7 @@ def main():
     data = tasks.BUILDERS[a.task]()
     tok = common.tokenizer()
     model = finetune.build_model(data, a.task, a.encoder)
-    sds = [torch.load(os.path.join(common.WORK, r, "ckpt.pt"), map_location="cpu", weights_only=False)["model"]
-           for r in a.runs]
-    avg = {k: (sum(sd[k].float() for sd in sds) / len(sds)) if sds[0][k].is_floating_point() else sds[0][k]
-           for k in sds[0]}
+    sds, avg = load_runs(a.runs)
     if data["kind"] == "tok":
         encv = {"all": finetune.encode(tok, data, data["val"]["all"], 512)}
     else:

@@ -422,16 +422,22 @@ def decode_spans(labels, tag_ids, offsets):
     return spans
 
 
+def scored_spans(labels, e, r, tag_ids):
+    """The predicted spans of example e that are scored: none overlapping an ignored gold span, and only
+    types e's corpus annotates (a corpus that does not annotate a type cannot judge predictions of it,
+    tasks.NER_SOURCE_TYPES)."""
+    pred = decode_spans(labels, tag_ids, r["offsets"])
+    pred = [p for p in pred if not any(p[0] < t and s < p[1] for s, t in e["ignore"])]
+    if e.get("types"):
+        pred = [p for p in pred if p[2] in e["types"]]
+    return pred
+
+
 def ner_metrics(labels, examples, enc, logits, tags=None):
     types = sorted({l.split("-", 1)[1] for l in labels if l != "O"})
     c = {t: [0, 0, 0] for t in types}  # tp, fp, fn
     for e, r, lg in zip(examples, enc, logits):
-        pred = decode_spans(labels, tags(lg) if tags else lg.argmax(-1).tolist(), r["offsets"])
-        ign = e["ignore"]
-        pred = [p for p in pred if not any(p[0] < t and s < p[1] for s, t in ign)]
-        # a corpus that does not annotate a type cannot judge predictions of it (tasks.NER_SOURCE_TYPES)
-        if e.get("types"):
-            pred = [p for p in pred if p[2] in e["types"]]
+        pred = scored_spans(labels, e, r, tags(lg) if tags else lg.argmax(-1).tolist())
         gold = set(e["spans"])
         ps = set(pred)
         for p in ps:

@@ -35,8 +35,7 @@ def main():
     enc = finetune.encode(common.tokenizer(), data, ex, 512)
     kinds, rows = collections.Counter(), []
     for e, r, lg in zip(ex, enc, finetune.predict(model, enc, "tok")):
-        pred = finetune.decode_spans(data["labels"], finetune.token_tags(model, lg), r["offsets"])
-        pred = [p for p in pred if not any(p[0] < t and s < p[1] for s, t in e["ignore"]) and p[2] in e["types"]]
+        pred = finetune.scored_spans(data["labels"], e, r, finetune.token_tags(model, lg))
         t = e["text"]
         gold = {s for s in e["spans"] if s[2] == a.type}
         mine = {p for p in pred if p[2] == a.type}

@@ -23,6 +23,7 @@ import time
 import numpy as np
 import torch
 
+import average
 import common
 import finetune
 import tasks
@@ -65,10 +66,7 @@ def main():
     labels = data["labels"]
     tok = common.tokenizer()
     model = finetune.build_model(data, "ner", a.encoder)
-    sds = [torch.load(os.path.join(common.WORK, r, "ckpt.pt"), map_location="cpu", weights_only=False)["model"]
-           for r in a.runs]
-    avg = {k: (sum(sd[k].float() for sd in sds) / len(sds)) if sds[0][k].is_floating_point() else sds[0][k]
-           for k in sds[0]}
+    sds, avg = average.load_runs(a.runs)
     texts = sentences(a.limit)
     print(f"{len(texts)} unlabelled pieces", flush=True)
     exs = [{"text": t, "spans": [], "ignore": []} for t in texts]
