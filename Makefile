@@ -28,7 +28,7 @@ WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes
 OPT     ?= -O2 -g
 FB_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fPIC -fvisibility=hidden -Isrc/engine $(ENGINE_CFLAGS) $(SAN)
 
-ENGINE_SRCS := $(wildcard src/engine/*.c)
+ENGINE_SRCS := $(wildcard src/engine/*.c src/engine/*/*.c)
 ENGINE_OBJS := $(patsubst src/engine/%.c,$(BUILD)/engine/%.o,$(ENGINE_SRCS))
 ENGINE_LIB  := $(BUILD)/libfinbert_engine.a
 CLI         := $(BUILD)/finbert-cli
@@ -45,7 +45,9 @@ engine: $(ENGINE_LIB)
 cli: $(CLI)
 unit-tests: $(TEST_BINS) $(FUZZ_REPLAY)
 
-$(BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h)
+ENGINE_HDRS := $(wildcard src/engine/*.h src/engine/*/*.h)
+
+$(BUILD)/engine/%.o: src/engine/%.c $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(FB_CFLAGS) -c -o $@ $<
 

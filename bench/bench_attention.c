@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "fb_attn.h"
-#include "fb_kernels.h"
-#include "fb_ops.h"
+#include "cpu/fb_attn.h"
+#include "cpu/fb_kernels.h"
+#include "cpu/fb_ops.h"
 #include "bench_util.h"
 
 void		openblas_set_num_threads(int);

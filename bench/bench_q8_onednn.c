@@ -15,8 +15,8 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "fb_kernels.h"
-#include "fb_q8.h"
+#include "cpu/fb_kernels.h"
+#include "cpu/fb_q8.h"
 #include "bench_util.h"
 
 int

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fb_attn.h"
-#include "fb_f32.h"
-#include "fb_kernels.h"
-#include "fb_ops.h"
-#include "fb_pool.h"
-#include "fb_q8.h"
+#include "cpu/fb_attn.h"
+#include "cpu/fb_f32.h"
+#include "cpu/fb_kernels.h"
+#include "cpu/fb_ops.h"
+#include "cpu/fb_pool.h"
+#include "cpu/fb_q8.h"
 #include "fb_test.h"
 
 static float

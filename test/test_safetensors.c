@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "fb_test.h"
-#include "fb_safetensors.h"
+#include "formats/fb_safetensors.h"
 
 #define DATA_DIR "test/data/safetensors"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure where ICU and Hugging Face `tokenizers` disagree on the Unicode
 properties the BERT tokenizer uses, and write the differences as
-src/engine/unicode_hf_overrides.h.
+src/engine/text/unicode_hf_overrides.h.
 
 Hugging Face's BertNormalizer / BertPreTokenizer rely on the Rust crates
 `unicode_categories` (general categories: "other" for clean_text, Mn for
@@ -28,7 +28,7 @@ import tokenizers
 from tokenizers import normalizers, pre_tokenizers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "src", "engine", "unicode_hf_overrides.h")
+OUT = os.path.join(ROOT, "src", "engine", "text", "unicode_hf_overrides.h")
 
 FIELDS = ["clean", "cjk", "ws", "punct", "mn", "ccc", "decomp", "lower"]
 

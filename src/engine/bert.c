@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fb_kernels.h"
+#include "cpu/fb_kernels.h"
 #include "fb_model.h"
-#include "fb_ops.h"
-#include "fb_pool.h"
+#include "cpu/fb_ops.h"
+#include "cpu/fb_pool.h"
 
 void		openblas_set_num_threads(int);
 

@@ -9,10 +9,10 @@
 #ifndef FB_MODEL_H
 #define FB_MODEL_H
 
-#include "fb_config.h"
-#include "fb_f32.h"
+#include "formats/fb_config.h"
+#include "cpu/fb_f32.h"
 #include "fb_internal.h"
-#include "fb_q8.h"
+#include "cpu/fb_q8.h"
 
 typedef struct fb_layer
 {

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fb_kernels.h"
+#include "cpu/fb_kernels.h"
 #include "fb_model.h"
-#include "fb_safetensors.h"
+#include "formats/fb_safetensors.h"
 
 fb_model_options
 fb_model_default_options(void)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fb_ops.h"
+#include "cpu/fb_ops.h"
 #include "fb_tasks.h"
 
 void

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fb_model.h"
-#include "fb_ops.h"
+#include "cpu/fb_ops.h"
 #include "fb_tasks.h"
 
 /* label rows this small live on the stack */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fb_config.h"
+#include "formats/fb_config.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

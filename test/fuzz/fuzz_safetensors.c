@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fb_safetensors.h"
+#include "formats/fb_safetensors.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
