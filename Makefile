@@ -3,6 +3,8 @@
 #
 #   make            engine library, CLI, unit tests and finbert.so
 #   make install    finbert.so and the SQL files into the PostgreSQL tree
+#   make stress-test  the unit tests of the plain and ASan builds 20 times
+#                   (STRESS_ROUNDS=N): catches a flaky test before CI does
 #   make test       unit tests + pg_regress suite on throw-away clusters
 #                   (inline and worker passes) + TAP tests of the
 #                   background worker (as root: installs first, runs the
@@ -37,7 +39,7 @@ TEST_BINS   := $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%_replay,$(FUZZ_SRCS))
 
-.PHONY: all engine cli unit-tests test check-unit asan-test fuzz fuzz-replay clean-engine
+.PHONY: all engine cli unit-tests test check-unit asan-test stress-test fuzz fuzz-replay clean-engine
 
 all: engine cli unit-tests
 
@@ -101,8 +103,17 @@ fuzz:
 check-unit: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI)
 	@sh test/run_unit.sh $(BUILD)
 
+ASAN_MAKE = $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+            SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
+
 asan-test:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check-unit
+	$(ASAN_MAKE) check-unit
+
+# the unit tests of the plain and the ASan build, STRESS_ROUNDS times each
+STRESS_ROUNDS ?= 20
+stress-test: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI)
+	$(ASAN_MAKE) unit-tests cli
+	@sh test/stress.sh $(STRESS_ROUNDS) $(BUILD) build-asan
 
 test: check-unit check-regress check-tap
 

@@ -521,14 +521,38 @@ count_polls(void *arg)
 	return 0;
 }
 
-static int
-stop_at_fifth_poll(void *arg)
+/* Stops at the poll whose number the int (first member) holds; counts in
+ * the second. */
+typedef struct stop_at
 {
-	return ++*(int *) arg >= 5;	/* inside the first attention phase */
+	int			at;
+	int			polls;
+} stop_at;
+
+static int
+stop_at_poll(void *arg)
+{
+	stop_at    *a = arg;
+
+	return ++a->polls >= a->at;
 }
 
-/* The interrupt callback stops a long run between layers or chunks, and
- * inside a layer's phases (per attention item, per block of rows). */
+/* Polls the tokenizer makes on these texts alone (deterministic). */
+static int
+tokenizer_polls(const fb_model *m, const fb_text *texts, int n)
+{
+	int			polls = 0;
+	fb_run_ctl	count = {count_polls, &polls};
+	fb_encoding enc;
+	fb_error	err = {0};
+
+	fb_encoding_init(&enc);
+	for (int i = 0; i < n; i++)
+		fb_tokenizer_encode(fb_model_tokenizer(m), texts[i].data, texts[i].len, 0, &count, &enc, &err);
+	fb_encoding_free(&enc);
+	return polls;
+}
+
 static void
 check_interrupt(void)
 {
@@ -556,19 +580,35 @@ check_interrupt(void)
 	st = fb_classify(s, all, (size_t) n_texts, NULL, out, NULL, &err);
 	CHECK_STATUS(st, err);
 	{
-		int			polls = 0;
-		fb_run_ctl	count = {count_polls, &polls},
-					stop5 = {stop_at_fifth_poll, &polls};
+		/*
+		 * How many polls a run makes depends on which thread claims which
+		 * chunk (only the caller's thread polls), so counts are checked on
+		 * one thread, where they are fixed: the forward pass polls per
+		 * chunk and per sequence, not only between layers.  On any number
+		 * of threads, a stop raised at the forward pass's first poll
+		 * (inside its first phase: the caller polls before claiming work
+		 * and while it waits for the others) ends the run.
+		 */
+		int			polls = 0,
+					tok_polls = tokenizer_polls(m, all, n_texts);
+		fb_run_ctl	count = {count_polls, &polls};
+		stop_at		first = {tok_polls + 1, 0};
+		fb_run_ctl	stop_first = {stop_at_poll, &first};
 		float	   *again = calloc((size_t) n_texts * 3, sizeof(float));
 		int			n_layers = fb_model_get_info(m)->n_layers;
+		fb_session *s1 = fb_session_new(m);
 
-		fb_session_set_ctl(s, &count);
-		CHECK_STATUS(fb_classify(s, all, (size_t) n_texts, NULL, again, NULL, &err), err);
-		CHECK(polls > 4 * n_layers, "polled inside the phases: %d polls for %d layers", polls, n_layers);
-		polls = 0;
-		fb_session_set_ctl(s, &stop5);
+		fb_session_set_ctl(s1, &count);
+		CHECK_STATUS(fb_classify(s1, all, (size_t) n_texts, NULL, again, NULL, &err), err);
+		CHECK(polls - tok_polls > 4 * n_layers, "one thread polled inside the phases: %d forward polls for %d layers",
+			  polls - tok_polls, n_layers);
+		fb_session_free(s1);
+
+		fb_session_set_ctl(s, &stop_first);
 		st = fb_classify(s, all, (size_t) n_texts, NULL, again, NULL, &err);
-		CHECK(st == FB_ERR_INTERRUPTED, "stopped inside a phase: %d %s", st, err.msg);
+		CHECK(st == FB_ERR_INTERRUPTED && first.polls == first.at,
+			  "%d thread(s): stopped at the first poll inside the first phase: %d %s (poll %d of %d)",
+			  test_threads, st, err.msg, first.polls, first.at);
 		fb_session_set_ctl(s, NULL);
 		CHECK_STATUS(fb_classify(s, all, (size_t) n_texts, NULL, again, NULL, &err), err);
 		CHECK(memcmp(out, again, sizeof(float) * n_texts * 3) == 0, "results after a stop equal a clean run");

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cpu/fb_attn.h"
 #include "cpu/fb_f32.h"
@@ -429,6 +431,70 @@ pool_fn(void *arg, int tid, int n)
 		__atomic_add_fetch(&pool_bad_n, 1, __ATOMIC_SEQ_CST);
 }
 
+/*
+ * fb_pool_run_polled: the caller's own share is empty and the workers take
+ * tens of milliseconds, as when the caller's thread claims no chunk of a
+ * phase.  The caller must keep polling while it waits (a host's cancel
+ * would otherwise wait for the phase to end), and stop once poll says so.
+ */
+typedef struct slow_job
+{
+	int			stop;			/* set by poll_stop_third */
+	int			polls;
+	int			worker_polls_seen;	/* workers that saw stop before finishing */
+} slow_job;
+
+static void
+slow_workers_fn(void *arg, int tid, int n)
+{
+	slow_job   *j = arg;
+
+	if (tid == 0)
+		return;
+	/* up to 200 ms, less once the caller's poll raised stop */
+	for (int i = 0; i < 200 && !__atomic_load_n(&j->stop, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	if (__atomic_load_n(&j->stop, __ATOMIC_ACQUIRE))
+		__atomic_add_fetch(&j->worker_polls_seen, 1, __ATOMIC_SEQ_CST);
+}
+
+static bool
+poll_stop_third(void *arg)
+{
+	slow_job   *j = arg;
+
+	if (++j->polls >= 3)
+		__atomic_store_n(&j->stop, 1, __ATOMIC_RELEASE);
+	return j->polls >= 3;
+}
+
+static void
+check_pool_polled(void)
+{
+	fb_pool    *p = fb_pool_create(3);
+	slow_job	j = {0};
+	struct timespec t0,
+				t1;
+	double		ms;
+
+	CHECK(p != NULL, "pool created");
+	if (p == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fb_pool_run_polled(p, slow_workers_fn, &j, poll_stop_third, &j);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	CHECK(j.polls == 3, "the waiting caller polled until stop, then no more: %d polls", j.polls);
+	CHECK(j.worker_polls_seen == 2, "both workers saw the stop raised by the caller's poll: %d", j.worker_polls_seen);
+	CHECK(ms < 150, "the phase ended soon after the stop: %.1f ms (200 ms without it)", ms);
+	/* without a poll function the same job runs to its end */
+	j = (slow_job) {0};
+	fb_pool_run_polled(p, slow_workers_fn, &j, NULL, NULL);
+	CHECK(j.polls == 0 && j.worker_polls_seen == 0, "no poll function: nobody polled (%d, %d)",
+		  j.polls, j.worker_polls_seen);
+	fb_pool_destroy(p);
+}
+
 /* Attention in double: the exact value the bfloat16 kernel approximates. */
 static void
 attention_double(const float *q, const float *k, const float *v, int ld, float *out,
@@ -582,6 +648,7 @@ main(void)
 			  "every thread ran every job: %d %d %d", pool_hits[0], pool_hits[1], pool_hits[2]);
 		fb_pool_destroy(p);
 	}
+	check_pool_polled();
 	printf("kernels in use: %s\n", fb_cpu_kernel_name());
 	return fbt_finish("kernels");
 }

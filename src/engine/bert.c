@@ -246,7 +246,8 @@ typedef struct fwd_job
 
 /*
  * Inside a phase: thread 0 (the host's own thread, the only one allowed to
- * call the host's interrupt callback) polls it and raises j->stop; every
+ * call the host's interrupt callback) polls it, before each item it claims
+ * and while it waits for the others (job_poll), and raises j->stop; every
  * thread stops taking work once it is set.  So a cancel lands within one
  * sequence's attention or FB_ROWS_PER_CHECK rows (one sequence's, if it is
  * longer), however large the batch.
@@ -257,6 +258,15 @@ job_stopping(fwd_job *j, int tid)
 	if (tid == 0 && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED) && session_interrupted(j->s))
 		__atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
 	return __atomic_load_n(&j->stop, __ATOMIC_RELAXED) != 0;
+}
+
+/* The caller's poll while it waits for the other threads of a phase
+ * (fb_pool_run_polled): with work claimed dynamically, thread 0 may run
+ * out of chunks first and would otherwise not poll until the phase ends. */
+static bool
+job_poll(void *arg)
+{
+	return job_stopping(arg, 0);
 }
 
 /* Rows [r0, r1) of word + position + token-type (0) embeddings, then
@@ -863,7 +873,7 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	if (narrow)
 		narrow_embed(&job);
 	else
-		fb_pool_run(s->pool, phase_embed, &job);	/* + layer 0's attention */
+		fb_pool_run_polled(s->pool, phase_embed, &job, job_poll, &job);	/* + layer 0's attention */
 	for (int l = 0; l < c->n_layers; l++)
 	{
 		if (job.stop || session_interrupted(s))
@@ -875,7 +885,7 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 		if (narrow)
 		{
 			job.next = 0;
-			fb_pool_run(s->pool, phase_attention, &job);
+			fb_pool_run_polled(s->pool, phase_attention, &job, job_poll, &job);
 			if (job.stop || session_interrupted(s))
 			{
 				st = fb_fail(err, FB_ERR_INTERRUPTED, "interrupted");
@@ -897,7 +907,7 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 		if (!narrow)
 		{
 			job.next = 0;
-			fb_pool_run(s->pool, phase_rows, &job);
+			fb_pool_run_polled(s->pool, phase_rows, &job, job_poll, &job);
 		}
 		else if (cls_only && l + 1 == c->n_layers)
 			rows_layer(&job, par_linear, 0, job.cx, job.cctx, job.ctmp, s->inter,

@@ -24,6 +24,18 @@ int			fb_pool_size(const fb_pool *pool);
  * returns when all have finished.  pool may be NULL: fn(arg, 0, 1). */
 void		fb_pool_run(fb_pool *pool, fb_pool_fn fn, void *arg);
 
+/* true: stop requested.  Called on the caller's thread only. */
+typedef bool (*fb_pool_poll_fn) (void *arg);
+
+/*
+ * fb_pool_run, and while the caller waits for the other threads after its
+ * own share, it calls poll about every millisecond (more often while it
+ * spins) until poll returns true.  So a host's stop request is seen while
+ * the workers run, even when the caller's thread ran out of work first.
+ */
+void		fb_pool_run_polled(fb_pool *pool, fb_pool_fn fn, void *arg,
+							   fb_pool_poll_fn poll, void *poll_arg);
+
 /* Splits [0, n) into `parts` contiguous ranges aligned to `align`. */
 static inline void
 fb_split_range(size_t n, int part, int parts, size_t align, size_t *begin, size_t *end)

@@ -11,7 +11,9 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -23,6 +25,8 @@
 #include "fb_pool.h"
 
 #define FB_POOL_SPIN 4000		/* pauses before blocking (tens of µs) */
+#define FB_POOL_POLL_SPINS 256	/* pauses between two polls while spinning */
+#define FB_POOL_POLL_US 1000	/* the caller's poll interval while blocked */
 
 struct fb_pool
 {
@@ -171,6 +175,28 @@ fb_pool_size(const fb_pool *pool)
 void
 fb_pool_run(fb_pool *pool, fb_pool_fn fn, void *arg)
 {
+	fb_pool_run_polled(pool, fn, arg, NULL, NULL);
+}
+
+/* Absolute time `us` microseconds from now, for pthread_cond_timedwait. */
+static struct timespec
+deadline_after_us(long us)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += us * 1000;
+	ts.tv_sec += ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	return ts;
+}
+
+void
+fb_pool_run_polled(fb_pool *pool, fb_pool_fn fn, void *arg,
+				   fb_pool_poll_fn poll, void *poll_arg)
+{
+	bool		stopped = false;
+
 	if (pool == NULL)
 	{
 		fn(arg, 0, 1);
@@ -187,13 +213,38 @@ fb_pool_run(fb_pool *pool, fb_pool_fn fn, void *arg)
 
 	fn(arg, 0, pool->n);
 
+	/*
+	 * The caller may finish its share first (work is claimed dynamically,
+	 * and its core may be the less busy one): it keeps polling while it
+	 * waits, so a stop request reaches the workers however the work was
+	 * split.  Once poll says stop, the workers see it and finish soon.
+	 */
 	for (int i = 0; i < FB_POOL_SPIN && __atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0; i++)
+	{
+		if (poll != NULL && !stopped && i % FB_POOL_POLL_SPINS == FB_POOL_POLL_SPINS - 1)
+			stopped = poll(poll_arg);
 		cpu_relax();
+	}
 	if (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0)
 	{
 		pthread_mutex_lock(&pool->mu);
 		while (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0)
-			pthread_cond_wait(&pool->done, &pool->mu);
+		{
+			if (poll == NULL || stopped)
+			{
+				pthread_cond_wait(&pool->done, &pool->mu);
+				continue;
+			}
+			{
+				struct timespec until = deadline_after_us(FB_POOL_POLL_US);
+
+				pthread_cond_timedwait(&pool->done, &pool->mu, &until);
+			}
+			/* the callback runs without the pool's lock */
+			pthread_mutex_unlock(&pool->mu);
+			stopped = poll(poll_arg);
+			pthread_mutex_lock(&pool->mu);
+		}
 		pthread_mutex_unlock(&pool->mu);
 	}
 }
