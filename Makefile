@@ -7,8 +7,10 @@
 #                   (STRESS_ROUNDS=N): catches a flaky test before CI does
 #   make test       unit tests + pg_regress suite on throw-away clusters
 #                   (inline and worker passes) + TAP tests of the
-#                   background worker (as root: installs first, runs the
-#                   clusters as postgres)
+#                   background worker, from a private PostgreSQL
+#                   installation in a scratch directory (as root: the
+#                   clusters run as postgres; nothing is installed into
+#                   the system)
 #   make demo       a scratch cluster with the models and sample news, and
 #                   the headline queries (make demo-stop stops it)
 
@@ -115,7 +117,7 @@ stress-test: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI)
 	$(ASAN_MAKE) unit-tests cli
 	@sh test/stress.sh $(STRESS_ROUNDS) $(BUILD) build-asan
 
-test: check-unit check-regress check-tap
+test: check-unit check-pg
 
 clean-engine:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
@@ -140,19 +142,12 @@ PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 SHLIB_LINK += $(ENGINE_LIB) $(ENGINE_LIBS)
 
 # Regression suite: sql/<name>.sql + expected/<name>.out, run in this order
-# on a temporary cluster that preloads finbert (--temp-instance).  The
-# cluster's finbert.model_dir is $(REGRESS_DIR)/models: copies of the
-# fixture models plus corrupt and escaping variants made by
-# test/regress/prepare.sh.  The suite runs twice: as configured (execution
-# auto: inline in a single session) and on a second cluster with
+# on a temporary cluster that preloads finbert (--temp-instance), whose
+# finbert.model_dir holds copies of the fixture models plus corrupt and
+# escaping variants made by test/regress/prepare.sh.  The suite runs twice:
+# as configured (execution auto: inline in a single session) and with
 # finbert.execution = worker, against the same expected output.
-REGRESS_DIR ?= $(CURDIR)/build-regress
 REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats worker cache memory starter drop
-REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check \
-               --temp-config=$(REGRESS_DIR)/regress.conf \
-               --outputdir=$(REGRESS_DIR) \
-               --encoding=UTF8 --no-locale
-REGRESS_PREP = regress-prep
 
 # JIT bitcode of the glue is of no use; do not require clang.
 override with_llvm = no
@@ -164,66 +159,27 @@ $(shlib): $(ENGINE_LIB)
 $(OBJS): $(wildcard src/pg/*.h) src/engine/finbert.h
 all: $(ENGINE_LIB)
 
-.PHONY: regress-prep check-regress check-tap
+.PHONY: check-pg check-regress check-tap check-readme
 
-regress-prep: $(CLI)
-	@sh test/regress/prepare.sh "$(REGRESS_DIR)" "$(CURDIR)/test/fixtures/models" "$(CURDIR)/$(CLI)"
-	@sh test/regress/prepare.sh "$(REGRESS_DIR)/worker" "$(CURDIR)/test/fixtures/models" "$(CURDIR)/$(CLI)"
+# The PostgreSQL tests run in a scratch directory with a private
+# installation of PostgreSQL + finbert (+ pgvector), as postgres when make
+# runs as root: from any clone location, without touching the system's
+# PostgreSQL tree (test/pg/check.sh).
+PG_CHECK = env REGRESS="$(REGRESS)" PG_CONFIG="$(PG_CONFIG)" MAKE="$(MAKE)" \
+           sh test/pg/check.sh "$(CURDIR)" "$(CURDIR)/$(CLI)"
 
-PG_REGRESS     = $(dir $(PGXS))../../src/test/regress/pg_regress
-PG_BINDIR     := $(shell $(PG_CONFIG) --bindir)
-REGRESS_RUN    = $(PG_REGRESS) --inputdir=$(CURDIR) --bindir=$(PG_BINDIR) \
-                 --dbname=contrib_regression $(REGRESS_OPTS) $(REGRESS)
-REGRESS_WORKER_RUN = $(PG_REGRESS) --inputdir=$(CURDIR) --bindir=$(PG_BINDIR) \
-                 --dbname=contrib_regression \
-                 --temp-instance=$(REGRESS_DIR)/worker/tmp_check \
-                 --temp-config=$(REGRESS_DIR)/worker/regress-worker.conf \
-                 --outputdir=$(REGRESS_DIR)/worker \
-                 --encoding=UTF8 --no-locale $(REGRESS)
-
-# TAP tests (test/t/*.pl, PostgreSQL::Test::Cluster): concurrency and
-# faults of the background worker and the cache.  Each test prints its
-# results; prove prints the summary line.
-TAP_DIR       ?= $(REGRESS_DIR)/tap
-PG_PERL_DIR    = $(dir $(PGXS))../../src/test/perl
-TAP_RUN        = env TESTDIR="$(TAP_DIR)" PATH="$(PG_BINDIR):$$PATH" \
-                 PG_REGRESS="$(PG_REGRESS)" \
-                 FINBERT_FIXTURES="$(TAP_DIR)/fixtures" \
-                 prove -I "$(PG_PERL_DIR)" -I "$(CURDIR)/test/t" $(PROVE_FLAGS) \
-                 $(if $(PROVE_TESTS),$(PROVE_TESTS),$(CURDIR)/test/t/*.pl)
-
-# initdb refuses to run as root: as root, install into the PostgreSQL tree,
-# hand the regression directory to the postgres user and run pg_regress as
-# postgres; otherwise run it directly (finbert must already be installed).
-ifeq ($(shell id -u),0)
-AS_PG = runuser -u postgres --
-endif
-
-check-regress: all regress-prep
-ifeq ($(shell id -u),0)
-	$(MAKE) --no-print-directory install
-	chown -R postgres:postgres "$(REGRESS_DIR)"
-endif
-	cd "$(REGRESS_DIR)" && $(AS_PG) $(REGRESS_RUN) || \
-	  { cat "$(REGRESS_DIR)/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
-	@echo "finbert: the same suite with finbert.execution = worker"
-	cd "$(REGRESS_DIR)" && $(AS_PG) $(REGRESS_WORKER_RUN) || \
-	  { cat "$(REGRESS_DIR)/worker/regression.diffs" 2>/dev/null | head -n 200; exit 1; }
-
+check-pg: all
+	$(PG_CHECK) regress worker tap
+check-regress: all
+	$(PG_CHECK) regress worker
 check-tap: all
-ifeq ($(shell id -u),0)
-	$(MAKE) --no-print-directory install
-endif
-	rm -rf "$(TAP_DIR)" && mkdir -p "$(TAP_DIR)"
-	cp -R test/fixtures/models "$(TAP_DIR)/fixtures"
-ifeq ($(shell id -u),0)
-	chown -R postgres:postgres "$(TAP_DIR)"
-endif
-	cd "$(TAP_DIR)" && $(AS_PG) $(TAP_RUN)
+	$(PG_CHECK) tap
+check-readme: all
+	$(PG_CHECK) readme
 
-clean: clean-regress
-clean-regress:
-	rm -rf "$(REGRESS_DIR)"
+clean: clean-pgvector
+clean-pgvector:
+	rm -rf $(BUILD)/pgvector $(BUILD)/pgvector.log
 
 # make demo: build, install (as root), start a throw-away cluster under
 # build-demo/ on its own port, register the models, load sample news and
