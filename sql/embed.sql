@@ -52,3 +52,16 @@ SELECT finbert_embed(repeat('新能源车补贴退坡', 200)) = finbert_embed(le
 
 SELECT finbert_embed(NULL) IS NULL AS a, finbert_embed('x', NULL) IS NULL AS b,
        finbert_embed('x', 'encoder', NULL) IS NULL AS c;
+
+-- finbert_cosine: similarity without pgvector
+SELECT round(finbert_cosine(ARRAY[1, 0, 0]::real[], ARRAY[1, 1, 0]::real[])::numeric, 6) AS cos45;
+SELECT finbert_cosine(ARRAY[1, 2]::real[], ARRAY[-1, -2]::real[]) AS opposite;
+SELECT finbert_cosine(ARRAY[0, 0]::real[], ARRAY[1, 2]::real[]) AS zero_is_null;
+SELECT finbert_cosine(ARRAY[1, 2]::real[], ARRAY[1, 2, 3]::real[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT finbert_cosine(ARRAY[1, NULL]::real[], ARRAY[1, 2]::real[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT finbert_cosine(ARRAY[[1, 2]]::real[], ARRAY[1, 2]::real[]);
+\echo :LAST_ERROR_SQLSTATE
+-- an embedding with itself
+SELECT round(finbert_cosine(finbert_embed('央行降准', 'encoder'), finbert_embed('央行降准', 'encoder'))::numeric, 5) AS self;

@@ -122,6 +122,14 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.finbert_load_model(text, text, text, text) IS
 'registers (or re-registers) the model directory path, relative to finbert.model_dir, under name; task defaults from the model head; precision fp32 (default) or int8 (admin only)';
 
+CREATE FUNCTION @extschema@.finbert_load_models("precision" text DEFAULT 'fp32')
+RETURNS TABLE (name text, task text, registered boolean, detail text)
+AS 'MODULE_PATHNAME', 'finbert_load_models'
+LANGUAGE C VOLATILE PARALLEL UNSAFE COST 100000 ROWS 10
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_load_models(text) IS
+'registers every model directory under finbert.model_dir by its directory name (task from the finbert.*_model setting naming it, else from the head); reports each with registered = false and the error where it does not load (admin only)';
+
 CREATE FUNCTION @extschema@.finbert_unload_model(name text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'finbert_unload_model'
@@ -516,17 +524,27 @@ CREATE VIEW @extschema@.finbert_stats AS
 COMMENT ON VIEW @extschema@.finbert_stats IS
 'finbert requests, batches, mean batch size, tokens/s (overall and last minute), queue depth, errors, embedding cache and worker state';
 
+CREATE FUNCTION @extschema@.finbert_cosine(a real[], b real[])
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'finbert_cosine'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 10
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_cosine(real[], real[]) IS
+'cosine similarity of two embeddings (NULL when one is all zeros); without pgvector, ORDER BY finbert_cosine(...) DESC finds the nearest texts';
+
 -- ---------------------------------------------------------------------------
 -- Privileges
 -- ---------------------------------------------------------------------------
 REVOKE ALL ON FUNCTION
 	@extschema@.finbert_load_model(text, text, text, text),
+	@extschema@.finbert_load_models(text),
 	@extschema@.finbert_unload_model(text),
 	@extschema@.finbert_stats_reset(),
 	@extschema@.finbert_cache_clear(text)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	@extschema@.finbert_load_model(text, text, text, text),
+	@extschema@.finbert_load_models(text),
 	@extschema@.finbert_unload_model(text),
 	@extschema@.finbert_stats_reset(),
 	@extschema@.finbert_cache_clear(text)

@@ -61,6 +61,7 @@
 #include "finbert_pg.h"
 
 PG_FUNCTION_INFO_V1(finbert_load_model);
+PG_FUNCTION_INFO_V1(finbert_load_models);
 PG_FUNCTION_INFO_V1(finbert_unload_model);
 PG_FUNCTION_INFO_V1(finbert_loaded_models);
 
@@ -669,20 +670,16 @@ TaskMismatch(const char *task, const fb_model_info *info)
 }
 
 /*
- * finbert_load_model(name text, path text, task text DEFAULT NULL,
- *                    precision text DEFAULT 'fp32') → void
- *
- * Validates the model directory by opening it with that precision, hashes
- * its weight file and registers (or re-registers) it in finbert.models.
- * A NULL task defaults from the model's head, a NULL precision to fp32.
+ * Validates the model directory path by opening it with the precision,
+ * hashes its weight file and registers (or re-registers) it in
+ * finbert.models under name.  A NULL task defaults from the model's head.
+ * Returns the task registered; *summary (when not NULL) receives one line
+ * describing the model.  Raises an ERROR for anything that does not load.
  */
-Datum
-finbert_load_model(PG_FUNCTION_ARGS)
+static const char *
+RegisterModel(const char *name, const char *path, const char *task,
+			  const char *precision_name, char **summary)
 {
-	char	   *name;
-	char	   *path;
-	char	   *task = NULL;
-	const char *precision_name = "fp32";
 	fb_precision precision = FB_PRECISION_FP32;
 	char	   *real;
 	char	   *relative;
@@ -711,17 +708,6 @@ finbert_load_model(PG_FUNCTION_ARGS)
 	Datum	   *labels;
 	ArrayType  *label_array;
 
-	FinbertCheckAdmin("load finbert models");
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name and path must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (!PG_ARGISNULL(2))
-		task = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
-		precision_name = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	CheckModelName(name);
 	if (task && !ValidTask(task))
 		ereport(ERROR,
@@ -826,7 +812,166 @@ finbert_load_model(PG_FUNCTION_ARGS)
 	 * precision.
 	 */
 	FinbertForgetModel(name);
+	if (summary)
+		*summary = psprintf("%s, %s head, %d layers, hidden %d, %d labels, %s %s", arch,
+							strcmp(head, "none") == 0 ? "no" : head, layers, hidden, nlabels,
+							weight_file, weight_dtype);
+	return task;
+}
+
+/*
+ * finbert_load_model(name text, path text, task text DEFAULT NULL,
+ *                    precision text DEFAULT 'fp32') → void
+ */
+Datum
+finbert_load_model(PG_FUNCTION_ARGS)
+{
+	FinbertCheckAdmin("load finbert models");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model name and path must not be null")));
+	RegisterModel(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+				  PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : "fp32",
+				  NULL);
 	PG_RETURN_VOID();
+}
+
+/* The task whose finbert.*_model setting names this model, or NULL. */
+static const char *
+TaskNamingModel(const char *name)
+{
+	if (finbert_sentiment_model && strcmp(name, finbert_sentiment_model) == 0)
+		return "sentiment";
+	if (finbert_industry_model && strcmp(name, finbert_industry_model) == 0)
+		return "industry";
+	if (finbert_type_model && strcmp(name, finbert_type_model) == 0)
+		return "type";
+	if (finbert_ner_model && strcmp(name, finbert_ner_model) == 0)
+		return "ner";
+	if (finbert_embed_model && strcmp(name, finbert_embed_model) == 0)
+		return "embed";
+	return NULL;
+}
+
+static int
+CompareNames(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * finbert_load_models(precision text DEFAULT 'fp32')
+ *   → setof (name text, task text, registered boolean, detail text)
+ *
+ * Registers every directory directly under finbert.model_dir under its own
+ * name, in name order, each in a subtransaction: one that does not load is
+ * reported (registered false, detail = the error) and the others still
+ * register.  The task is the one whose finbert.*_model setting names the
+ * directory (so the task functions find the starter models), else it
+ * defaults from the model's head.  Hidden entries and plain files are
+ * ignored.  A cancel or timeout still ends the whole call.
+ */
+Datum
+finbert_load_models(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *precision_name = PG_ARGISNULL(0) ? "fp32" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *root;
+	DIR		   *dir;
+	struct dirent *de;
+	char	  **names = NULL;
+	int			n = 0,
+				cap = 0;
+
+	fb_precision precision;
+
+	FinbertCheckAdmin("load finbert models");
+	if (fb_precision_from_name(precision_name, &precision) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown finbert precision \"%s\"", precision_name),
+				 errhint("Precisions are: %s.", FINBERT_PRECISION_NAMES)));
+	InitMaterializedSRF(fcinfo, 0);
+	root = ModelRoot();
+	dir = AllocateDir(root);
+	while ((de = ReadDir(dir, root)) != NULL)
+	{
+		struct stat st;
+		char	   *full;
+
+		if (de->d_name[0] == '.')
+			continue;
+		full = psprintf("%s/%s", root, de->d_name);
+		if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+		{
+			if (n == cap)
+			{
+				cap = cap ? cap * 2 : 16;
+				names = names ? repalloc(names, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
+			}
+			names[n++] = pstrdup(de->d_name);
+		}
+		pfree(full);
+	}
+	FreeDir(dir);
+	if (n > 1)
+		qsort(names, n, sizeof(char *), CompareNames);
+
+	for (int i = 0; i < n; i++)
+	{
+		MemoryContext caller = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+		const char *task = TaskNamingModel(names[i]);
+		char	   *detail = NULL;
+		bool		ok = false;
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(caller);
+		PG_TRY();
+		{
+			task = RegisterModel(names[i], names[i], task, precision_name, &detail);
+			ok = true;
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(caller);
+			edata = CopyErrorData();
+			/* a cancel, timeout or shutdown ends the call, as in PL/pgSQL */
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+				PG_RE_THROW();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller);
+			CurrentResourceOwner = owner;
+			detail = edata->detail ? psprintf("%s (%s): %s", edata->message,
+											  unpack_sql_state(edata->sqlerrcode), edata->detail)
+				: psprintf("%s (%s)", edata->message, unpack_sql_state(edata->sqlerrcode));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+
+		values[0] = CStringGetTextDatum(names[i]);
+		if (task)
+			values[1] = CStringGetTextDatum(task);
+		else
+			nulls[1] = true;
+		values[2] = BoolGetDatum(ok);
+		values[3] = CStringGetTextDatum(detail);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	pfree(root);
+	return (Datum) 0;
 }
 
 /* finbert_unload_model(name text) → void */
