@@ -5,11 +5,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION finbert;
 
 \o /dev/null
-SELECT finbert_load_model('finbert-sentiment', 'finbert-sentiment', 'sentiment');
-SELECT finbert_load_model('finbert-industry', 'finbert-industry', 'industry');
-SELECT finbert_load_model('finbert-type', 'finbert-type', 'type');
-SELECT finbert_load_model('finbert-ner', 'finbert-ner', 'ner');
-SELECT finbert_load_model('finbert-base', 'finbert-base', 'embed');
+SELECT * FROM finbert_load_models();   -- every model directory under finbert.model_dir, by name
 \o
 
 \echo
@@ -57,12 +53,9 @@ SELECT id, finbert_companies(body) AS companies, finbert_persons(body) AS person
 
 \echo
 \echo '== nearest news to ''新能源车补贴退坡'' by finbert_embed (cosine; embeddings are unit length)'
-WITH q AS (SELECT finbert_embed('新能源车补贴退坡') AS v)
-SELECT id, round(sim::numeric, 4) AS cosine, body
-  FROM (SELECT n.id, n.body,
-               (SELECT sum(a * b) FROM unnest(finbert_embed(n.body), q.v) AS u(a, b)) AS sim
-          FROM news n, q) s
- ORDER BY sim DESC
+SELECT id, round(finbert_cosine(finbert_embed(body), finbert_embed('新能源车补贴退坡'))::numeric, 4) AS cosine, body
+  FROM news
+ ORDER BY cosine DESC
  LIMIT 3;
 
 \echo
