@@ -29,6 +29,7 @@ fi
 
 rm -rf "$dir"
 mkdir -p "$dir/blocks" "$dir/models"
+cp "$repo/scripts/demo.sql" "$dir/demo.sql"	# psql runs as postgres: read from here
 for m in "$repo"/models/finbert-*; do
 	[ -f "$m/config.json" ] && cp -R "$m" "$dir/models/"
 done
@@ -137,7 +138,7 @@ done
 
 # make demo's script, in a database of its own (it creates the extension)
 as_pg "$pgbin/createdb" -h "$dir" -p "$port" -U postgres demo
-if psql_run demo "$repo/scripts/demo.sql" "$dir/demo.out"; then
+if psql_run demo "$dir/demo.sql" "$dir/demo.out"; then
 	echo "readme: scripts/demo.sql: ok"
 else
 	echo "readme: scripts/demo.sql FAILED:"
