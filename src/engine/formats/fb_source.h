@@ -111,6 +111,15 @@ typedef struct fb_source
  */
 fb_status	fb_source_open_dir(const char *dir, fb_source **out, fb_error *err);
 
+/*
+ * Opens every other weight candidate of dir and compares the tensors the
+ * loader used from `chosen` with them (fb_source_compare).  notice gets
+ * one sentence per candidate that differs or cannot be read, "" when all
+ * agree or there is none.  Errors only for out of memory.
+ */
+fb_status	fb_source_check_alternates(const char *dir, fb_source *chosen,
+									   char *notice, size_t cap, fb_error *err);
+
 /* Opens one weight file as the given format (tests, fuzzing, inspect). */
 fb_status	fb_source_open_safetensors(const char *dir, const char *file,
 									   fb_source **out, fb_error *err);
