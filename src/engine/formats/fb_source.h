@@ -78,6 +78,7 @@ typedef struct fb_source_file
 	char	   *path;			/* dir/name, for messages */
 	uint8_t    *map;
 	size_t		len;
+	int			owned;			/* mapped by the source (else a caller's buffer) */
 } fb_source_file;
 
 typedef struct fb_source
@@ -163,6 +164,14 @@ fb_source  *fb_source_new(const char *dir, const char *format);
 /* Maps dir/name read-only and adds it; returns its index, or -1 with err
  * set (FB_ERR_IO when it cannot be opened). */
 int			fb_source_add_file(fb_source *src, const char *name, fb_error *err);
+
+/* Adds a caller's buffer as file `name` (tests, fuzzing); the buffer must
+ * outlive the source.  Returns its index or -1. */
+int			fb_source_add_memory(fb_source *src, const char *name,
+								 const uint8_t *buf, size_t len, fb_error *err);
+
+/* Index of the file called name, -1 when the source has none. */
+int			fb_source_file_index(const fb_source *src, const char *name);
 
 /* A zeroed tensor with its names copied (stored NULL: same as name), or
  * NULL (out of memory or over FB_ST_MAX_TENSORS, err set). */

@@ -23,6 +23,14 @@ typedef enum fb_tf_name
 	FB_TF_NAME_TOO_LONG
 } fb_tf_name;
 
+/*
+ * Adds the variables of the bundle whose .index is the source's file fi;
+ * its data shards are the source's files of the same prefix when present
+ * (tests, fuzzing), otherwise mapped from the directory.  The source's
+ * layout is set from the variable names.
+ */
+fb_status	fb_tf_add_bundle(fb_source *src, int fi, fb_error *err);
+
 /* Which project wrote the checkpoint, from its variable names. */
 fb_layout	fb_tf_detect_layout(const char *const *names, size_t n);
 

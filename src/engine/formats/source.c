@@ -108,24 +108,24 @@ fb_source_new(const char *dir, const char *format)
 	return src;
 }
 
-int
-fb_source_add_file(fb_source *src, const char *name, fb_error *err)
+/* A new, zeroed file slot with its names, or NULL (err set). */
+static fb_source_file *
+new_file(fb_source *src, const char *name, fb_error *err)
 {
 	fb_source_file *files;
 	fb_source_file *f;
-	fb_status	st;
 
 	if (src->n_files >= FB_SOURCE_MAX_FILES)
 	{
 		fb_fail(err, FB_ERR_CORRUPT, "%s: a checkpoint of more than %d files",
 				src->dir, FB_SOURCE_MAX_FILES);
-		return -1;
+		return NULL;
 	}
 	files = realloc(src->files, (size_t) (src->n_files + 1) * sizeof(*files));
 	if (files == NULL)
 	{
 		fb_fail(err, FB_ERR_NOMEM, "out of memory");
-		return -1;
+		return NULL;
 	}
 	src->files = files;
 	f = &files[src->n_files];
@@ -137,8 +137,42 @@ fb_source_add_file(fb_source *src, const char *name, fb_error *err)
 		free(f->name);
 		free(f->path);
 		fb_fail(err, FB_ERR_NOMEM, "out of memory");
-		return -1;
+		return NULL;
 	}
+	return f;
+}
+
+int
+fb_source_add_memory(fb_source *src, const char *name, const uint8_t *buf,
+					 size_t len, fb_error *err)
+{
+	fb_source_file *f = new_file(src, name, err);
+
+	if (f == NULL)
+		return -1;
+	f->map = (uint8_t *) buf;
+	f->len = len;
+	f->owned = 0;
+	return src->n_files++;
+}
+
+int
+fb_source_file_index(const fb_source *src, const char *name)
+{
+	for (int i = 0; i < src->n_files; i++)
+		if (strcmp(src->files[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+int
+fb_source_add_file(fb_source *src, const char *name, fb_error *err)
+{
+	fb_source_file *f = new_file(src, name, err);
+	fb_status	st;
+
+	if (f == NULL)
+		return -1;
 	st = fb_map_file(f->path, &f->map, &f->len, err);
 	if (st != FB_OK)
 	{
@@ -146,6 +180,7 @@ fb_source_add_file(fb_source *src, const char *name, fb_error *err)
 		free(f->path);
 		return -1;
 	}
+	f->owned = 1;
 	return src->n_files++;
 }
 
@@ -452,7 +487,8 @@ fb_source_close(fb_source *src)
 		return;
 	for (int i = 0; i < src->n_files; i++)
 	{
-		fb_unmap_file(src->files[i].map, src->files[i].len);
+		if (src->files[i].owned)
+			fb_unmap_file(src->files[i].map, src->files[i].len);
 		free(src->files[i].name);
 		free(src->files[i].path);
 	}

@@ -614,8 +614,8 @@ map_dtype(int tf, bool *known)
 
 /* One variable as a tensor view of its shard. */
 static fb_status
-add_variable(fb_source *src, const bundle *b, const tf_entry *e, int first_shard,
-			 fb_error *err)
+add_variable(fb_source *src, const bundle *b, const tf_entry *e,
+			 const int *shard_files, fb_error *err)
 {
 	char		name[FB_ST_MAX_NAME_BYTES + 64];
 	bool		transpose = false,
@@ -651,7 +651,7 @@ add_variable(fb_source *src, const bundle *b, const tf_entry *e, int first_shard
 					   "variable \"%.200s\": %llu bytes, its shape and dtype need %llu",
 					   e->name, (unsigned long long) e->size,
 					   (unsigned long long) (n > UINT64_MAX / fb_dtype_size(dt) ? 0 : n * fb_dtype_size(dt)));
-	shard = &src->files[first_shard + (int) e->shard];
+	shard = &src->files[shard_files[e->shard]];
 	if (e->offset > shard->len || e->size > shard->len - e->offset)
 		return tf_fail(shard->path, err, FB_ERR_CORRUPT,
 					   "variable \"%.200s\" (%llu bytes at offset %llu) runs past the end of the shard",
@@ -660,7 +660,7 @@ add_variable(fb_source *src, const bundle *b, const tf_entry *e, int first_shard
 	t = fb_source_add_tensor(src, name, e->name, err);
 	if (t == NULL)
 		return err ? err->status : FB_ERR_NOMEM;
-	t->file = first_shard + (int) e->shard;
+	t->file = shard_files[e->shard];
 	t->dtype = dt;
 	t->ndim = e->ndim;
 	memcpy(t->shape, e->shape, sizeof(int64_t) * (size_t) e->ndim);
@@ -735,33 +735,19 @@ bundle_free(bundle *b)
 }
 
 fb_status
-fb_source_open_tf(const char *dir, const char *index_file, fb_source **out,
-				  fb_error *err)
+fb_tf_add_bundle(fb_source *src, int fi, fb_error *err)
 {
-	fb_source  *src = fb_source_new(dir, "tensorflow checkpoint");
 	bundle		b;
+	const char *index_file = src->files[fi].name;
 	size_t		plen = strlen(index_file);
-	int			fi,
-				first_shard = 0;
+	int		   *shard_files = NULL;
 	const char **names = NULL;
 	fb_status	st;
 
-	*out = NULL;
 	memset(&b, 0, sizeof(b));
-	if (src == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	if (plen <= 6 || strcmp(index_file + plen - 6, ".index") != 0 || plen > 900)
-	{
-		fb_source_close(src);
-		return fb_fail(err, FB_ERR_INVALID, "\"%s\" is not a checkpoint .index file name", index_file);
-	}
-	fi = fb_source_add_file(src, index_file, err);
-	if (fi < 0)
-	{
-		st = err ? err->status : FB_ERR_IO;
-		goto done;
-	}
 	b.file = src->files[fi].path;
+	if (plen <= 6 || strcmp(index_file + plen - 6, ".index") != 0 || plen > 900)
+		return fb_fail(err, FB_ERR_INVALID, "\"%s\" is not a checkpoint .index file name", index_file);
 	if ((st = fb_tf_table_scan(src->files[fi].map, src->files[fi].len, b.file,
 							   bundle_entry, &b, err)) != FB_OK)
 		goto done;
@@ -771,15 +757,21 @@ fb_source_open_tf(const char *dir, const char *index_file, fb_source **out,
 		goto done;
 	}
 
-	/* the data shards, all of them, in order */
-	first_shard = src->n_files;
+	/* the data shards, all of them (already added ones reused) */
+	shard_files = malloc((size_t) b.n_shards * sizeof(int));
+	if (shard_files == NULL)
+	{
+		st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		goto done;
+	}
 	for (uint64_t s = 0; s < b.n_shards; s++)
 	{
 		char		shard[1024];
 
 		snprintf(shard, sizeof(shard), "%.*s.data-%05llu-of-%05llu", (int) (plen - 6),
 				 index_file, (unsigned long long) s, (unsigned long long) b.n_shards);
-		if (fb_source_add_file(src, shard, err) < 0)
+		shard_files[s] = fb_source_file_index(src, shard);
+		if (shard_files[s] < 0 && (shard_files[s] = fb_source_add_file(src, shard, err)) < 0)
 		{
 			st = err ? err->status : FB_ERR_IO;
 			goto done;
@@ -796,7 +788,7 @@ fb_source_open_tf(const char *dir, const char *index_file, fb_source **out,
 		names[i] = b.entries[i].name;
 	src->layout = fb_tf_detect_layout(names, b.n_entries);
 	for (size_t i = 0; i < b.n_entries; i++)
-		if ((st = add_variable(src, &b, &b.entries[i], first_shard, err)) != FB_OK)
+		if ((st = add_variable(src, &b, &b.entries[i], shard_files, err)) != FB_OK)
 			goto done;
 	if (src->layout == FB_LAYOUT_TF_ALBERT_ZH)
 	{
@@ -807,11 +799,31 @@ fb_source_open_tf(const char *dir, const char *index_file, fb_source **out,
 	if (b.n_shards > 1)
 		snprintf(src->format, sizeof(src->format), "tensorflow checkpoint (%llu shards)",
 				 (unsigned long long) b.n_shards);
-	st = fb_source_finish(src, err);
+	else
+		snprintf(src->format, sizeof(src->format), "tensorflow checkpoint");
 
 done:
+	free(shard_files);
 	free(names);
 	bundle_free(&b);
+	return st;
+}
+
+fb_status
+fb_source_open_tf(const char *dir, const char *index_file, fb_source **out,
+				  fb_error *err)
+{
+	fb_source  *src = fb_source_new(dir, "tensorflow checkpoint");
+	int			fi;
+	fb_status	st;
+
+	*out = NULL;
+	if (src == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	fi = fb_source_add_file(src, index_file, err);
+	st = fi < 0 ? (err ? err->status : FB_ERR_IO) : fb_tf_add_bundle(src, fi, err);
+	if (st == FB_OK)
+		st = fb_source_finish(src, err);
 	if (st != FB_OK)
 	{
 		fb_source_close(src);
