@@ -359,8 +359,16 @@ find_tf_index(const char *dir, char *file, size_t cap, fb_error *err)
 		if (path != NULL && fb_read_file(path, 1 << 20, &text, &len, &ignore) == FB_OK &&
 			(p = strstr(text, "model_checkpoint_path:")) != NULL &&
 			(p = strchr(p, '"')) != NULL && (q = strchr(p + 1, '"')) != NULL &&
-			q - p - 1 > 0 && q - p - 1 < 200 && memchr(p + 1, '/', (size_t) (q - p - 1)) == NULL)
+			q - p - 1 > 0 && q - p - 1 < 1000)
 		{
+			/* the saver may have written an absolute path of the author's
+			 * machine: only the file name counts, in this directory */
+			for (const char *s = p + 1; s < q; s++)
+				if (*s == '/')
+					p = s;
+			if (q - p - 1 <= 0 || q - p - 1 >= 200)
+				p = q - 1;
+
 			snprintf(file, cap, "%.*s.index", (int) (q - p - 1), p + 1);
 			free(text);
 			free(path);
