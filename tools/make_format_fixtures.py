@@ -641,6 +641,53 @@ def hostile(vocab, cls_model):
     shutil.copy(os.path.join(HOSTILE, "os_system.bin"), os.path.join(d, "pytorch_model.bin"))
 
 
+def fuzz_seeds():
+    """Small seeds (<= 4 KB) for test/fuzz/fuzz_torchbin.c and
+    fuzz_tfbundle.c: tiny state dicts in both serialisations and tiny
+    TensorFlow checkpoints (index length, index, data shard)."""
+    import hashlib
+    import tensorflow as tf
+
+    def put(kind, data):
+        d = os.path.join(ROOT, "test", "fuzz", "corpus", kind)
+        os.makedirs(d, exist_ok=True)
+        assert len(data) <= 4096, (kind, len(data))
+        with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
+            f.write(data)
+
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(3, 4, generator=g)
+    sds = [collections.OrderedDict([("a.weight", base), ("a.bias", torch.randn(3, generator=g))]),
+           collections.OrderedDict([("t", base.t()), ("s", base[1:, 1:3]), ("same", base)]),
+           collections.OrderedDict([("h", base.half()), ("b", base.bfloat16()),
+                                    ("i", torch.arange(3)), ("LayerNorm.gamma", torch.ones(2))])]
+    for sd in sds:
+        for legacy in (False, True):
+            with tempfile.NamedTemporaryFile() as f:
+                torch.save(sd, f.name, _use_new_zipfile_serialization=not legacy)
+                put("fuzz_torchbin", open(f.name, "rb").read())
+    for name in sorted(os.listdir(HOSTILE)):
+        put("fuzz_torchbin", open(os.path.join(HOSTILE, name), "rb").read())
+
+    rng = np.random.default_rng(4)
+    layouts = [[("bert/embeddings/word_embeddings", rng.normal(size=(3, 2)).astype(np.float32)),
+                ("bert/embeddings/LayerNorm/gamma", np.ones(2, np.float32)),
+                ("bert/encoder/layer_0/attention/self/query/kernel", rng.normal(size=(2, 2)).astype(np.float32)),
+                ("output_weights", rng.normal(size=(2, 2)).astype(np.float16))],
+               [("bert/embeddings/word_embeddings", rng.normal(size=(3, 2)).astype(np.float32)),
+                ("bert/embeddings/word_embeddings_2", rng.normal(size=(2, 4)).astype(np.float32)),
+                ("bert/encoder/layer_shared/output/dense/kernel", rng.normal(size=(4, 4)).astype(np.float32))],
+               [("electra/embeddings_project/kernel", rng.normal(size=(2, 3)).astype(np.float32)),
+                ("bert/encoder/transformer/group_0/inner_group_0/LayerNorm_1/beta", np.zeros(3, np.float32))]]
+    for variables in layouts:
+        with tempfile.TemporaryDirectory() as tmp:
+            prefix = os.path.join(tmp, "model.ckpt")
+            tf_session_save(with_adam(variables), prefix, shards=1)
+            index = open(prefix + ".index", "rb").read()
+            data = open(prefix + ".data-00000-of-00001", "rb").read()
+            put("fuzz_tfbundle", len(index).to_bytes(4, "little") + index + data)
+
+
 def main():
     import tensorflow as tf
     cpus = tf.config.list_physical_devices("CPU")
@@ -664,6 +711,7 @@ def main():
     tf_electra(tok, texts, vocab, golden)
     tf_albert_zh(tok, texts, vocab, golden)
     hostile(vocab, cls_model)
+    fuzz_seeds()
     os.remove(vocab)
     ids = [tok(t, truncation=True, max_length=128)["input_ids"] for t in texts]
     with open(GOLDEN, "w") as f:

@@ -955,7 +955,7 @@ add_report(inspect_owner *o, const fb_source *src, const fb_tensor *t,
 	if (t != NULL)
 	{
 		r->stored = keep(o, t->stored);
-		r->file = t->file >= 0 ? src->files[t->file].name : "(derived)";
+		r->file = t->file >= 0 ? keep(o, src->files[t->file].name) : "(derived)";
 		r->dtype = fb_dtype_name(t->dtype);
 		r->ndim = t->ndim;
 		memcpy(r->shape, t->shape, sizeof(int64_t) * (size_t) t->ndim);

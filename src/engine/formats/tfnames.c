@@ -241,6 +241,9 @@ fb_tf_map_name(fb_layout layout, const char *stored, char *out, size_t cap,
 			   bool *transpose)
 {
 	const char *s = strip_module(stored);
+	/* the factor names without the "albert." written before them */
+	const char *zh_factor = &FB_TF_ALBERT_ZH_FACTOR[7];
+	const char *zh_projection = &FB_TF_ALBERT_ZH_PROJECTION[7];
 	size_t		len = 0;
 	bool		ok;
 
@@ -284,14 +287,12 @@ fb_tf_map_name(fb_layout layout, const char *stored, char *out, size_t cap,
 			ok = ok && append(out, cap, &len, "pooler.", 7) &&
 				map_components(r + 13, out, cap, &len, transpose);
 		else if (layout == FB_LAYOUT_TF_ALBERT_ZH && strcmp(r, "embeddings/word_embeddings") == 0)
-			ok = ok && append(out, cap, &len, FB_TF_ALBERT_ZH_FACTOR + 7,
-							  strlen(FB_TF_ALBERT_ZH_FACTOR + 7));
+			ok = ok && append(out, cap, &len, zh_factor, strlen(zh_factor));
 		else if (layout == FB_LAYOUT_TF_ALBERT_ZH && strcmp(r, "embeddings/word_embeddings_2") == 0)
 		{
 			/* [E, H] used as x W: a kernel */
 			*transpose = true;
-			ok = ok && append(out, cap, &len, FB_TF_ALBERT_ZH_PROJECTION + 7,
-							  strlen(FB_TF_ALBERT_ZH_PROJECTION + 7));
+			ok = ok && append(out, cap, &len, zh_projection, strlen(zh_projection));
 		}
 		else
 			ok = ok && map_components(r, out, cap, &len, transpose);
