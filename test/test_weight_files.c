@@ -30,27 +30,6 @@
 #define FIXTURES "test/fixtures/formats/"
 #define PWNED "/tmp/finbert-pwned"
 
-static uint8_t *
-slurp(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf;
-	long		n;
-
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t) n + 1);
-	if (fread(buf, 1, (size_t) n, f) != (size_t) n)
-		n = 0;
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
-}
-
 /* ------------------------------------------------------------------------
  * Reading a file image the way the loader does
  * ------------------------------------------------------------------------
@@ -395,7 +374,7 @@ test_truncations(void)
 				tried = 0;
 
 	/* zip: every record boundary -1 / +0 / +1, and every 101st byte */
-	b = slurp(FIXTURES "bin_zip_cls/pytorch_model.bin", &len);
+	b = fbt_slurp(FIXTURES "bin_zip_cls/pytorch_model.bin", &len);
 	CHECK(b != NULL && read_all(K_TORCH, "z.bin", b, len, NULL, NULL, 0, &ref, &err) == FB_OK,
 		  "zip fixture reads: %s", err.msg);
 	nb = zip_boundaries(b, len, bounds, 4096);
@@ -447,7 +426,7 @@ test_truncations(void)
 	free(b);
 
 	/* legacy: every byte of the pickles, and around every storage */
-	b = slurp(FIXTURES "bin_legacy_pretraining/pytorch_model.bin", &len);
+	b = fbt_slurp(FIXTURES "bin_legacy_pretraining/pytorch_model.bin", &len);
 	CHECK(b != NULL && read_all(K_TORCH, "l.bin", b, len, NULL, NULL, 0, &ref, &err) == FB_OK,
 		  "legacy fixture reads: %s", err.msg);
 	bad = tried = 0;
@@ -466,11 +445,11 @@ test_truncations(void)
 	free(b);
 
 	/* TensorFlow: every truncation of the index, every flipped byte of it */
-	b = slurp(FIXTURES "tf_bert/bert_model.ckpt.index", &len);
+	b = fbt_slurp(FIXTURES "tf_bert/bert_model.ckpt.index", &len);
 	{
-		uint8_t    *s0 = slurp(FIXTURES "tf_bert/bert_model.ckpt.data-00000-of-00002", &sl);
+		uint8_t    *s0 = fbt_slurp(FIXTURES "tf_bert/bert_model.ckpt.data-00000-of-00002", &sl);
 		size_t		sl1;
-		uint8_t    *s1 = slurp(FIXTURES "tf_bert/bert_model.ckpt.data-00001-of-00002", &sl1);
+		uint8_t    *s1 = fbt_slurp(FIXTURES "tf_bert/bert_model.ckpt.data-00001-of-00002", &sl1);
 		fb_source  *src = fb_source_new("mem", "test");
 		int			fi = fb_source_add_memory(src, "b.index", b, len, &err);
 		fb_status	st;

@@ -159,6 +159,14 @@ fb_status	fb_source_compare(fb_source *a, fb_source *b, int *same,
  * For the format readers
  * ------------------------------------------------------------------------ */
 
+/* Adds the tensors of the source's file fi (one format's reader). */
+typedef fb_status (*fb_source_reader) (fb_source *src, int fi, fb_error *err);
+
+/* A new source of one file dir/file read by `read`, finished. */
+fb_status	fb_source_open_file(const char *dir, const char *file,
+								const char *format, fb_source_reader read,
+								fb_source **out, fb_error *err);
+
 fb_source  *fb_source_new(const char *dir, const char *format);
 
 /* Maps dir/name read-only and adds it; returns its index, or -1 with err

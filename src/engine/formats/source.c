@@ -278,6 +278,30 @@ fb_tensor_set_contiguous(fb_tensor *t)
 	}
 }
 
+fb_status
+fb_source_open_file(const char *dir, const char *file, const char *format,
+					fb_source_reader read, fb_source **out, fb_error *err)
+{
+	fb_source  *src = fb_source_new(dir, format);
+	int			fi;
+	fb_status	st;
+
+	*out = NULL;
+	if (src == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	fi = fb_source_add_file(src, file, err);
+	st = fi < 0 ? (err ? err->status : FB_ERR_IO) : read(src, fi, err);
+	if (st == FB_OK)
+		st = fb_source_finish(src, err);
+	if (st != FB_OK)
+	{
+		fb_source_close(src);
+		return st;
+	}
+	*out = src;
+	return FB_OK;
+}
+
 const char *
 fb_source_file_name(const fb_source *src, int file)
 {

@@ -813,22 +813,6 @@ fb_status
 fb_source_open_tf(const char *dir, const char *index_file, fb_source **out,
 				  fb_error *err)
 {
-	fb_source  *src = fb_source_new(dir, "tensorflow checkpoint");
-	int			fi;
-	fb_status	st;
-
-	*out = NULL;
-	if (src == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	fi = fb_source_add_file(src, index_file, err);
-	st = fi < 0 ? (err ? err->status : FB_ERR_IO) : fb_tf_add_bundle(src, fi, err);
-	if (st == FB_OK)
-		st = fb_source_finish(src, err);
-	if (st != FB_OK)
-	{
-		fb_source_close(src);
-		return st;
-	}
-	*out = src;
-	return FB_OK;
+	return fb_source_open_file(dir, index_file, "tensorflow checkpoint",
+							   fb_tf_add_bundle, out, err);
 }

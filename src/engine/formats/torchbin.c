@@ -396,10 +396,12 @@ fb_status
 fb_torch_add_file(fb_source *src, int fi, fb_error *err)
 {
 	const fb_source_file *f = &src->files[fi];
+	bool		zip = fb_zip_sniff(f->map, f->len);
 
-	if (fb_zip_sniff(f->map, f->len))
-		return add_zip(src, fi, err);
-	return add_legacy(src, fi, err);
+	/* a source of one .bin says which serialisation it is */
+	if (strcmp(src->format, "pytorch") == 0)
+		snprintf(src->format, sizeof(src->format), "%s", zip ? "pytorch zip" : "pytorch legacy");
+	return zip ? add_zip(src, fi, err) : add_legacy(src, fi, err);
 }
 
 bool
@@ -412,30 +414,5 @@ fb_status
 fb_source_open_torch(const char *dir, const char *file, fb_source **out,
 					 fb_error *err)
 {
-	fb_source  *src = fb_source_new(dir, "pytorch");
-	int			fi;
-	fb_status	st;
-
-	*out = NULL;
-	if (src == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	fi = fb_source_add_file(src, file, err);
-	if (fi < 0)
-	{
-		st = err ? err->status : FB_ERR_IO;
-		fb_source_close(src);
-		return st;
-	}
-	snprintf(src->format, sizeof(src->format), "%s",
-			 fb_torch_is_zip(src, fi) ? "pytorch zip" : "pytorch legacy");
-	st = fb_torch_add_file(src, fi, err);
-	if (st == FB_OK)
-		st = fb_source_finish(src, err);
-	if (st != FB_OK)
-	{
-		fb_source_close(src);
-		return st;
-	}
-	*out = src;
-	return FB_OK;
+	return fb_source_open_file(dir, file, "pytorch", fb_torch_add_file, out, err);
 }

@@ -87,24 +87,7 @@ fb_status
 fb_source_open_safetensors(const char *dir, const char *file, fb_source **out,
 						   fb_error *err)
 {
-	fb_source  *src = fb_source_new(dir, "safetensors");
-	int			fi;
-	fb_status	st;
-
-	*out = NULL;
-	if (src == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	fi = fb_source_add_file(src, file, err);
-	st = fi < 0 ? (err ? err->status : FB_ERR_IO) : add_safetensors(src, fi, err);
-	if (st == FB_OK)
-		st = fb_source_finish(src, err);
-	if (st != FB_OK)
-	{
-		fb_source_close(src);
-		return st;
-	}
-	*out = src;
-	return FB_OK;
+	return fb_source_open_file(dir, file, "safetensors", add_safetensors, out, err);
 }
 
 /* ------------------------------------------------------------------------
