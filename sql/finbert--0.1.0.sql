@@ -51,6 +51,7 @@ CREATE TABLE finbert.models (
 	max_length		integer NOT NULL,
 	labels			text[] NOT NULL,
 	weight_file		text NOT NULL,
+	weight_files	text[] NOT NULL DEFAULT '{}',
 	weight_dtype	text NOT NULL,
 	weight_bytes	bigint NOT NULL CHECK (weight_bytes >= 0),
 	sha256			text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
@@ -63,7 +64,13 @@ COMMENT ON TABLE finbert.models IS
 COMMENT ON COLUMN finbert.models.path IS
 'model directory relative to finbert.model_dir';
 COMMENT ON COLUMN finbert.models.sha256 IS
-'SHA-256 of the weight file when the model was registered';
+'SHA-256 of the weight files when the model was registered, read in the order of weight_files as one stream (for one file, that file''s SHA-256)';
+COMMENT ON COLUMN finbert.models.weight_file IS
+'the weight file loaded (safetensors preferred over pytorch_model.bin over a TensorFlow checkpoint), or the index of a checkpoint of several files';
+COMMENT ON COLUMN finbert.models.weight_files IS
+'every file the weights were read from: weight_file, then its shards in order';
+COMMENT ON COLUMN finbert.models.weight_bytes IS
+'total size of weight_files';
 COMMENT ON COLUMN finbert.models.precision IS
 'arithmetic of the encoder''s linear layers: fp32, or int8 (weights quantised per output channel when the model is opened, activations per row; faster, results differ slightly from fp32); a change reopens the model everywhere';
 REVOKE ALL ON finbert.models FROM PUBLIC;
@@ -510,7 +517,7 @@ COMMENT ON FUNCTION @extschema@.finbert_stats_reset() IS
 CREATE VIEW @extschema@.finbert_models AS
 	SELECT m.name, m.task, m.architecture, m.head, m.layers, m.hidden_size,
 		   m.heads, m.vocab_size, m.max_length, m.labels, m.multi_label,
-		   m.path, m.weight_file, m.weight_dtype, m.weight_bytes AS bytes,
+		   m.path, m.weight_file, m.weight_dtype, m.weight_bytes AS bytes, m.weight_files,
 		   m.sha256, m.precision, 'cpu'::text AS device,
 		   (l.name IS NOT NULL) AS loaded_here, l.resident_bytes,
 		   m.created_at, m.created_by

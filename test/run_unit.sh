@@ -29,6 +29,22 @@ done
 for k in avx2 generic; do
 	run_test " (FINBERT_CPU_KERNEL=$k)" env FINBERT_CPU_KERNEL=$k "$BUILD/test/test_forward"
 done
+# finbert-cli inspect: a TensorFlow checkpoint that loads (exit 0, its
+# optimizer slots counted), a pickle calling os.system (exit 2, the reason)
+inspect_check() {
+	label=$1 want_rc=$2 pattern=$3 dir=$4
+	out=$("$BUILD/finbert-cli" inspect "$dir" 2>&1); rc=$?
+	if [ "$rc" = "$want_rc" ] && printf '%s\n' "$out" | grep -q "$pattern"; then
+		pass=$((pass + 1)); echo "cli inspect $label: ok"
+	else
+		fail=$((fail + 1)); echo "cli inspect $label: FAILED (exit $rc)"; printf '%s\n' "$out" | tail -n 5
+	fi
+}
+if [ -x "$BUILD/finbert-cli" ]; then
+	inspect_check tf_bert 0 "93 optimizer slots and counters skipped" test/fixtures/formats/tf_bert
+	inspect_check bin_evil 2 'os.system" is not allowed' test/fixtures/formats/bin_evil
+	inspect_check both_differ 0 "notice: .*pytorch_model.bin is also present and differs" test/fixtures/formats/both_differ
+fi
 for r in "$BUILD"/fuzz/*_replay; do
 	[ -x "$r" ] || continue
 	n=$(basename "$r" _replay)

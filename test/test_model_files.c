@@ -200,7 +200,7 @@ main(void)
 		unlink(path);
 		expect("no weights", FB_ERR_IO, "model.safetensors");
 		spit("pytorch_model.bin", "PK", 2);
-		expect("only pytorch_model.bin", FB_ERR_UNSUPPORTED, "pytorch_model.bin");
+		expect("only a broken pytorch_model.bin", FB_ERR_CORRUPT, "pytorch_model.bin");
 	}
 
 	/* the weight file truncated while the model is loaded: results keep

@@ -6,6 +6,10 @@
  *   finbert-cli entities MODEL_DIR [--max-length N] [--window STRIDE]
  *   finbert-cli embed    MODEL_DIR [--pooling cls|mean|pooler|none] [--normalize]
  *                                  [--max-length N]
+ *   finbert-cli inspect  MODEL_DIR [--all]
+ *       the weight format and files, architecture, every tensor the model
+ *       uses, misses or leaves unused (with --all, each unused one too),
+ *       dtypes and sizes, and why the directory would not load
  *   common: [--batch N] lines per engine call (classify, embed)
  *           [--precision fp32|int8] arithmetic of the linear layers
  *   entities: [--logits] adds "token_logits" (one row per token, no [CLS]/[SEP])
@@ -35,13 +39,14 @@ typedef struct cli_opts
 	int			threads;
 	fb_model_options model;
 	int			logits;			/* entities: also print token logits */
+	int			all;			/* inspect: list unused tensors too */
 } cli_opts;
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-			"usage: finbert-cli {tokenize|classify|entities|embed} MODEL_DIR [options]\n"
+			"usage: finbert-cli {tokenize|classify|entities|embed|inspect} MODEL_DIR [options]\n"
 			"  --max-length N     tokens per window including [CLS]/[SEP]\n"
 			"  --window STRIDE    classify: sliding windows; entities: window advance\n"
 			"  --pooling P        embed: cls | mean | pooler | none (default cls)\n"
@@ -49,7 +54,8 @@ usage(void)
 			"  --batch N          lines per engine call (default 32)\n"
 			"  --threads N        threads of the forward pass (default: all CPUs)\n"
 			"  --precision P      fp32 (default) | int8 linear layers\n"
-			"  --logits           entities: also print the token logits\n");
+			"  --logits           entities: also print the token logits\n"
+			"  --all              inspect: list every unused tensor\n");
 }
 
 static void
@@ -130,6 +136,8 @@ parse_args(int argc, char **argv, cli_opts *o)
 			o->task.normalize = 1;
 		else if (strcmp(a, "--logits") == 0)
 			o->logits = 1;
+		else if (strcmp(a, "--all") == 0)
+			o->all = 1;
 		else if (v == NULL)
 			return -1;
 		else if (strcmp(a, "--max-length") == 0 && parse_int(v, 3, 1 << 20, &o->task.max_length) == 0)
@@ -471,6 +479,84 @@ cmd_model(const cli_opts *o)
 	return rc;
 }
 
+static const char *const use_names[] = {"used", "unused", "MISSING", "BAD SHAPE"};
+
+static void
+print_shape(const int64_t *shape, int ndim)
+{
+	printf("[");
+	for (int d = 0; d < ndim; d++)
+		printf("%s%lld", d ? ", " : "", (long long) shape[d]);
+	printf("]");
+}
+
+/*
+ * finbert-cli inspect: a report on stdout of what the directory holds and
+ * what the loader makes of it.  Exit 0 when the model loads, 2 otherwise.
+ */
+static int
+cmd_inspect(const cli_opts *o)
+{
+	fb_inspect *ins = NULL;
+	fb_error	err = {0};
+	size_t		shown_unused = 0;
+
+	if (fb_model_inspect(o->dir, &ins, &err) != FB_OK)
+	{
+		fprintf(stderr, "finbert-cli: %s\n", err.msg);
+		return 2;
+	}
+	printf("directory:    %s\n", ins->dir);
+	printf("weights:      %s, %s names, %zu bytes in", ins->format, ins->layout, ins->weight_bytes);
+	for (int i = 0; ins->weight_files[i] != NULL; i++)
+		printf(" %s", ins->weight_files[i]);
+	printf("\n");
+	printf("config:       %s\n", ins->config_file ? ins->config_file : "(none)");
+	if (ins->model_type != NULL)
+		printf("architecture: %s%s%s, %d layers, hidden %d, head %s, %d labels\n",
+			   ins->model_type, ins->architecture[0] ? " " : "", ins->architecture,
+			   ins->n_layers, ins->hidden,
+			   ins->head == FB_HEAD_SEQUENCE ? "sequence" : ins->head == FB_HEAD_TOKEN ? "token" : "none",
+			   ins->n_labels);
+	printf("tensors:      %zu used, %zu missing, %zu with another shape, %zu unused, %zu optimizer slots and counters skipped\n",
+		   ins->n_used, ins->n_missing, ins->n_bad_shape, ins->n_unused, ins->n_skipped);
+	for (size_t i = 0; i < ins->n_tensors; i++)
+	{
+		const fb_inspect_tensor *t = &ins->tensors[i];
+
+		if (t->use == FB_TENSOR_UNUSED && !o->all && shown_unused++ >= 10)
+			continue;
+		printf("  %-9s %s", use_names[t->use], t->name);
+		if (t->stored != NULL && strcmp(t->stored, t->name) != 0)
+			printf(" (%s)", t->stored);
+		if (t->dtype != NULL)
+		{
+			printf(" %s ", t->dtype);
+			print_shape(t->shape, t->ndim);
+			printf(" %zu bytes in %s", t->bytes, t->file);
+		}
+		if (t->use == FB_TENSOR_MISSING || t->use == FB_TENSOR_BAD_SHAPE)
+		{
+			int64_t		want[2] = {t->expect[0], t->expect[1]};
+
+			printf(", the config implies ");
+			print_shape(want, want[1] > 0 ? 2 : 1);
+		}
+		printf("\n");
+	}
+	if (!o->all && shown_unused > 10)
+		printf("  ... %zu more unused (--all lists them)\n", shown_unused - 10);
+	if (ins->notice != NULL)
+		printf("notice:       %s\n", ins->notice);
+	printf("loads:        %s%s\n", ins->load_error ? "no: " : "yes", ins->load_error ? ins->load_error : "");
+	{
+		int			rc = ins->load_error ? 2 : 0;
+
+		fb_inspect_free(ins);
+		return rc;
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -483,6 +569,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(o.cmd, "tokenize") == 0)
 		return cmd_tokenize(&o);
+	if (strcmp(o.cmd, "inspect") == 0)
+		return cmd_inspect(&o);
 	if (strcmp(o.cmd, "classify") == 0 || strcmp(o.cmd, "entities") == 0 ||
 		strcmp(o.cmd, "embed") == 0)
 		return cmd_model(&o);

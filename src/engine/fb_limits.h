@@ -68,4 +68,55 @@
  * (FB_ERR_LIMIT) instead of unbounded memory (28 MB at this limit). */
 #define FB_TOKENIZER_MAX_MARK_RUN (1u << 20)
 
+/* Files of one checkpoint (index + shards): transformers shards at 5 GB
+ * (10 GB in older versions), so even a 10B-parameter fp32 model has a
+ * dozen; TensorFlow writes one data shard per device of the saving job. */
+#define FB_SOURCE_MAX_FILES      1024
+
+/* model.safetensors.index.json / pytorch_model.bin.index.json: one line
+ * per tensor, about 100 bytes each; a 1,000-tensor model is 100 KB. */
+#define FB_SHARD_INDEX_MAX_BYTES (16u * 1024u * 1024u)
+
+/* Zip archive of pytorch_model.bin: one entry per storage (BERT-large has
+ * about 400) plus a few bookkeeping files. */
+#define FB_ZIP_MAX_ENTRIES       1000000
+
+/* The pickled state dict (data.pkl or the legacy main pickle): about 100
+ * bytes per tensor, so BERT-large's is 50 KB.  Every object the unpickler
+ * builds costs at most one opcode byte, so this also bounds its memory. */
+#define FB_PICKLE_MAX_BYTES      (8u * 1024u * 1024u)
+
+/* Objects the unpickler builds (about 120 bytes each): a state dict makes
+ * about 15 per tensor, so 1M allows 60,000 tensors and bounds the memory a
+ * hostile program can claim to about 120 MB. */
+#define FB_PICKLE_MAX_OBJECTS    (1 << 20)
+
+/* Unpickler stack: pickle writes dict items in batches of 1,000, so a state
+ * dict needs about 2,000 slots; the rest is slack for other writers. */
+#define FB_PICKLE_MAX_STACK      100000
+
+/* Nested MARKs open at once: a state dict nests 4 deep (dict, tensor call,
+ * argument tuple, storage tuple). */
+#define FB_PICKLE_MAX_MARKS      64
+
+/* Memo indices: the pickler numbers memo entries from 0, about 8 per
+ * tensor, so BERT-large uses 3,200; an index is an array slot. */
+#define FB_PICKLE_MAX_MEMO       (1 << 20)
+
+/* Items held by all containers together (tuple, list and dict slots): a
+ * state dict holds a few dozen per tensor.  Bounds what DUP / BINGET and
+ * APPENDS of shared lists could otherwise multiply. */
+#define FB_PICKLE_MAX_ITEMS      (4 << 20)
+
+/* Dimensions of one tensor in a pickle: as in safetensors. */
+#define FB_PICKLE_MAX_DIMS       FB_ST_MAX_DIMS
+
+/* TensorFlow checkpoint .index (a LevelDB-format table of BundleEntryProto):
+ * about 100 bytes per variable, so BERT-large with its Adam slots is
+ * 150 KB. */
+#define FB_TF_MAX_INDEX_BYTES    (256u * 1024u * 1024u)
+
+/* Data shards of a TensorFlow bundle: one per device of the saving job. */
+#define FB_TF_MAX_SHARDS         FB_SOURCE_MAX_FILES
+
 #endif

@@ -83,7 +83,11 @@ struct fb_model
 	float	   *crf_start;		/* [L] */
 	float	   *crf_end;		/* [L] */
 
-	char		weight_file[32];
+	char		weight_file[256];	/* info.weight_file */
+	char		weight_format[64];
+	char	  **weight_files;	/* NULL-terminated */
+	char	   *weight_notice;
+	char		config_file[256];
 	char		dtype_name[8];
 	char	   *dir;
 };

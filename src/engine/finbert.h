@@ -189,17 +189,33 @@ typedef struct fb_model_info
 	float		layer_norm_eps;
 	int			has_pooler;
 	int			has_crf;		/* CRF transitions present (token head) */
-	size_t		weight_file_bytes;
+	size_t		weight_file_bytes;	/* all of weight_files together */
 	size_t		resident_bytes; /* fp32 copies made by the engine */
-	const char *weight_file;	/* file name inside the directory */
+	const char *weight_file;	/* file name inside the directory: the weight
+								 * file, or the index of a checkpoint of
+								 * several files */
 	const char *weight_dtype;	/* "F32", "F16", "BF16" */
 	fb_precision precision;		/* of the linear layers */
+	const char *weight_format;	/* "safetensors", "safetensors (2 shards)",
+								 * "pytorch zip", "pytorch legacy",
+								 * "tensorflow checkpoint", ... */
+	const char *const *weight_files;	/* every file the weights were read
+										 * from, weight_file first, then
+										 * shards in order; NULL-terminated */
+	const char *weight_notice;	/* NULL, or one line on other weight files
+								 * of the directory that differ from the one
+								 * loaded (with fb_model_options.
+								 * check_alternates) */
+	const char *config_file;	/* "config.json", "bert_config.json", ... */
 } fb_model_info;
 
 typedef struct fb_model_options
 {
 	int			max_batch_tokens;	/* upper bound for one forward pass */
 	fb_precision precision;
+	int			check_alternates;	/* compare the tensors used with the
+									 * directory's other weight files (reads
+									 * them all): fills weight_notice */
 } fb_model_options;
 
 /* "fp32" / "int8" -> *out; nonzero when the name is unknown. */
@@ -209,9 +225,14 @@ const char *fb_precision_name(fb_precision p);
 fb_model_options fb_model_default_options(void);
 
 /*
- * Opens a Hugging Face model directory: config.json, vocab.txt
- * (+tokenizer_config.json) and model.safetensors.  Everything is validated
- * before use.  Returns NULL in *out on failure.
+ * Opens a model directory as its authors publish it: config.json (or a
+ * TensorFlow release's bert_config.json / albert_config*.json), vocab.txt
+ * (+tokenizer_config.json), and the weights, first present of
+ * model.safetensors, model.safetensors.index.json (sharded),
+ * pytorch_model.bin (torch.save zip or legacy), pytorch_model.bin.index.json,
+ * a TensorFlow checkpoint (PREFIX.index + data shards).  Everything is
+ * validated before use; a directory without weights is FB_ERR_IO, a
+ * malformed file FB_ERR_CORRUPT naming it.  Returns NULL in *out on failure.
  */
 fb_status	fb_model_open(const char *dir, const fb_model_options *opts,
 						  fb_model **out, fb_error *err);
@@ -219,6 +240,71 @@ void		fb_model_free(fb_model *model);
 
 const fb_model_info *fb_model_get_info(const fb_model *model);
 const fb_tokenizer *fb_model_tokenizer(const fb_model *model);
+
+/*
+ * Is name a file fb_model_open may read in a model directory?  (Hosts that
+ * check model files for symbolic-link escapes before opening them.)
+ */
+int			fb_model_file_may_read(const char *name);
+
+/* ------------------------------------------------------------------------
+ * Inspecting a model directory (finbert-cli inspect)
+ * ------------------------------------------------------------------------ */
+typedef enum fb_tensor_use
+{
+	FB_TENSOR_USED = 0,			/* read by the loader */
+	FB_TENSOR_UNUSED,			/* in the file, not needed (MLM/NSP heads, ...) */
+	FB_TENSOR_MISSING,			/* needed, not in the file */
+	FB_TENSOR_BAD_SHAPE			/* needed, in the file with another shape */
+} fb_tensor_use;
+
+typedef struct fb_inspect_tensor
+{
+	const char *name;			/* transformers name */
+	const char *stored;			/* name in the file (TensorFlow: the variable) */
+	const char *file;			/* NULL when missing */
+	const char *dtype;			/* "F32", ...; NULL when missing */
+	int			ndim;
+	int64_t		shape[8];		/* as found (transformers orientation) */
+	int64_t		expect[2];		/* MISSING / BAD_SHAPE: what config.json
+								 * implies ([d0] or [d0, d1]; d1 = 0) */
+	size_t		bytes;			/* as stored */
+	fb_tensor_use use;
+} fb_inspect_tensor;
+
+typedef struct fb_inspect
+{
+	const char *dir;
+	const char *format;			/* as fb_model_info.weight_format */
+	const char *layout;			/* variable names: "transformers",
+								 * "google-research/bert", ... */
+	const char *config_file;	/* NULL when none could be read */
+	const char *model_type;		/* "bert", "albert", "electra"; NULL */
+	const char *architecture;	/* architectures[0] or "" */
+	fb_head		head;
+	int			n_layers,
+				hidden,
+				n_labels;
+	const char *const *weight_files;
+	size_t		weight_bytes;
+	fb_inspect_tensor *tensors;	/* used, then missing / bad, then unused */
+	size_t		n_tensors;
+	size_t		n_used,
+				n_unused,
+				n_missing,
+				n_bad_shape,
+				n_skipped;		/* optimizer slots and counters left out */
+	const char *load_error;		/* what fb_model_open reports, NULL: loads */
+	const char *notice;			/* other weight files that differ, or NULL */
+} fb_inspect;
+
+/*
+ * Reads a model directory the way fb_model_open does and reports what it
+ * found.  FB_OK whenever the weights could be listed, even if the model
+ * does not load (load_error says why); otherwise the error.
+ */
+fb_status	fb_model_inspect(const char *dir, fb_inspect **out, fb_error *err);
+void		fb_inspect_free(fb_inspect *ins);
 
 /* ------------------------------------------------------------------------
  * Sessions and tasks

@@ -3,15 +3,20 @@
  * parameter block.
  *
  * Weights are copied (and converted from fp16/bf16) out of the mapped
- * safetensors file into one aligned allocation, after which the mapping is
- * released.  This costs one copy per process, but a file truncated or
+ * weight files into one aligned allocation, after which the mappings are
+ * released.  The files are read through a tensor source (formats/
+ * fb_source.h), so this loader sees transformers tensor names and fp32
+ * whatever the directory holds: safetensors (one file or shards),
+ * pytorch_model.bin (zip or legacy torch.save) or a TensorFlow checkpoint.  This costs one copy per process, but a file truncated or
  * replaced while a model is loaded can never fault (SIGBUS) a running
  * forward pass, and the fast paths get aligned, pre-arranged weights
  * (query/key/value stacked into one GEMM).
  *
  * Tensor names follow transformers: BertModel / BertFor*, ElectraModel /
  * ElectraFor*, AlbertModel / AlbertFor*, with or without the base-model
- * prefix ("bert.", "electra.", "albert.").
+ * prefix ("bert.", "roberta." for BERT, "electra.", "albert."); tensors the
+ * model does not need (MLM / NSP heads of *ForPreTraining and *ForMaskedLM
+ * checkpoints, position_ids buffers) are left unused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +24,8 @@
 
 #include "cpu/fb_kernels.h"
 #include "fb_model.h"
-#include "formats/fb_safetensors.h"
+#include "formats/fb_source.h"
+#include "formats/fb_tfbundle.h"
 
 fb_model_options
 fb_model_default_options(void)
@@ -32,11 +38,24 @@ fb_model_default_options(void)
 }
 
 /* Loader state while the parameter block is filled. */
+/* What an inspection records about one tensor the model needs. */
+typedef struct need_rec
+{
+	char	   *name;
+	int64_t		d0,
+				d1;
+	const fb_tensor *found;		/* NULL: missing */
+} need_rec;
+
 typedef struct loader
 {
-	const fb_safetensors *st;
-	const char *path;
+	fb_source  *src;
+	const char *path;			/* the weight file, for messages */
 	const char *prefix;			/* "bert." or "" */
+	need_rec   *needs;			/* inspection: record instead of failing */
+	size_t		n_needs;
+	size_t		cap_needs;
+	bool		inspect;
 	bool		dry;			/* first pass: check shapes, count floats */
 	bool		to_mat;			/* reserve in the layer-matrix block */
 	size_t		counted;		/* floats a real pass will need */
@@ -50,37 +69,44 @@ typedef struct loader
 				n_f32;
 } loader;
 
-static const fb_st_tensor *
+/* LayerNorm "gamma"/"beta" names of old TF-converted checkpoints are
+ * renamed by the source, as transformers does on load. */
+static const fb_tensor *
 find_tensor(const loader *ld, const char *name, bool with_prefix)
 {
 	char		full[512];
 
 	snprintf(full, sizeof(full), "%s%s", with_prefix ? ld->prefix : "", name);
-	return fb_safetensors_find(ld->st, full);
+	return fb_source_find(ld->src, full);
 }
 
-/* LayerNorm parameters are "weight"/"bias" or, in old TF-converted
- * checkpoints, "gamma"/"beta" (transformers renames them on load). */
-static const fb_st_tensor *
-find_with_ln_alias(const loader *ld, const char *name, bool with_prefix)
+/* Inspection: notes a needed tensor (found with the wrong shape, or not). */
+static fb_status
+note_need(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1,
+		  const fb_tensor *found, fb_error *err)
 {
-	const fb_st_tensor *t = find_tensor(ld, name, with_prefix);
-	char		alt[512];
-	size_t		n = strlen(name);
+	need_rec   *r;
 
-	if (t != NULL)
-		return t;
-	if (n > 7 && strcmp(name + n - 7, ".weight") == 0 && strstr(name, "LayerNorm") != NULL)
+	if (ld->n_needs == ld->cap_needs)
 	{
-		snprintf(alt, sizeof(alt), "%.*s.gamma", (int) (n - 7), name);
-		return find_tensor(ld, alt, with_prefix);
+		size_t		cap = ld->cap_needs ? ld->cap_needs * 2 : 32;
+		need_rec   *n = realloc(ld->needs, cap * sizeof(*n));
+
+		if (n == NULL)
+			return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		ld->needs = n;
+		ld->cap_needs = cap;
 	}
-	if (n > 5 && strcmp(name + n - 5, ".bias") == 0 && strstr(name, "LayerNorm") != NULL)
-	{
-		snprintf(alt, sizeof(alt), "%.*s.beta", (int) (n - 5), name);
-		return find_tensor(ld, alt, with_prefix);
-	}
-	return NULL;
+	r = &ld->needs[ld->n_needs];
+	r->name = malloc(strlen(name) + strlen(ld->prefix) + 1);
+	if (r->name == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	sprintf(r->name, "%s%s", with_prefix ? ld->prefix : "", name);
+	r->d0 = d0;
+	r->d1 = d1;
+	r->found = found;
+	ld->n_needs++;
+	return FB_OK;
 }
 
 /*
@@ -121,7 +147,7 @@ static fb_status
 take_into(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1,
 		  float *dst, bool *found, fb_error *err)
 {
-	const fb_st_tensor *t = find_with_ln_alias(ld, name, with_prefix);
+	const fb_tensor *t = find_tensor(ld, name, with_prefix);
 	int			rank = d1 > 0 ? 2 : 1;
 	fb_status	st;
 
@@ -131,11 +157,16 @@ take_into(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1
 	{
 		if (found != NULL)
 			return FB_OK;
+		if (ld->inspect)
+			return note_need(ld, name, with_prefix, d0, d1, NULL, err);
 		return fb_fail(err, FB_ERR_CORRUPT, "%s: tensor \"%s%s\" is missing",
 					   ld->path, with_prefix ? ld->prefix : "", name);
 	}
+	t = fb_source_get(ld->src, t->name);	/* marks it used */
 	if (t->ndim != rank || t->shape[0] != d0 || (rank == 2 && t->shape[1] != d1))
 	{
+		if (ld->inspect)
+			return note_need(ld, name, with_prefix, d0, d1, t, err);
 		char		shape[96] = "";
 		size_t		off = 0;
 
@@ -152,14 +183,9 @@ take_into(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1
 	}
 	if (ld->dry)
 		return FB_OK;
-	st = fb_tensor_to_f32(t, dst, err);
-	if (st != FB_OK)
-	{
-		char		msg[FB_ERRMSG_MAX];
-
-		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
-		return fb_fail(err, st, "%s: %s", ld->path, msg);
-	}
+	/* messages name the file and the tensor */
+	if ((st = fb_source_read_f32(ld->src, t, dst, err)) != FB_OK)
+		return st;
 	if (t->dtype == FB_DT_F16)
 		ld->n_f16++;
 	else if (t->dtype == FB_DT_BF16)
@@ -181,7 +207,7 @@ take(loader *ld, const char *name, bool with_prefix, int64_t d0, int64_t d1,
 	fb_status	st;
 
 	*out = NULL;
-	if (optional && find_with_ln_alias(ld, name, with_prefix) == NULL)
+	if (optional && find_tensor(ld, name, with_prefix) == NULL)
 		return FB_OK;
 	dst = reserve(ld, n);
 	if (dst == NULL)
@@ -332,7 +358,12 @@ take_all(loader *ld, fb_model *m, fb_error *err)
 		(st = take(ld, "embeddings.LayerNorm.bias", true, E, 0, false, &m->emb_ln_b, err)) != FB_OK)
 		return st;
 
-	if (c->arch == FB_ARCH_ALBERT)
+	if (c->arch == FB_ARCH_ALBERT && ld->src->emb_in_hidden)
+	{
+		/* brightmart/albert_zh: the source multiplied the factorised word
+		 * embeddings out to [V, H]; E = H here and there is no mapping */
+	}
+	else if (c->arch == FB_ARCH_ALBERT)
 	{
 		if ((st = take(ld, "encoder.embedding_hidden_mapping_in.weight", true, H, E, false, &m->emb_proj_w, err)) != FB_OK ||
 			(st = take(ld, "encoder.embedding_hidden_mapping_in.bias", true, H, 0, false, &m->emb_proj_b, err)) != FB_OK)
@@ -454,80 +485,103 @@ transpose_linears(fb_model *m, fb_error *err)
 	return ok ? FB_OK : fb_fail(err, FB_ERR_NOMEM, "out of memory transposing weights");
 }
 
+/* Base-model prefixes transformers checkpoints use, tried in order. */
 static const char *
-arch_prefix(fb_arch a)
+choose_prefix(const fb_source *src, fb_arch a)
 {
-	switch (a)
+	static const char *const bert[] = {"bert.", "roberta.", ""};
+	static const char *const albert[] = {"albert.", ""};
+	static const char *const electra[] = {"electra.", ""};
+	const char *const *cand = a == FB_ARCH_ALBERT ? albert :
+		a == FB_ARCH_ELECTRA ? electra : bert;
+	int			n = a == FB_ARCH_BERT ? 3 : 2;
+
+	for (int i = 0; i < n; i++)
 	{
-		case FB_ARCH_BERT:
-			return "bert.";
-		case FB_ARCH_ALBERT:
-			return "albert.";
-		case FB_ARCH_ELECTRA:
-			return "electra.";
+		char		probe[128];
+
+		snprintf(probe, sizeof(probe), "%sembeddings.word_embeddings.weight", cand[i]);
+		if (fb_source_find(src, probe) != NULL)
+			return cand[i];
 	}
 	return "";
 }
 
+/*
+ * TensorFlow configs name no labels: a classifier's label count is its
+ * output matrix's row count (LABEL_0 ...).
+ */
 static fb_status
-load_weights(fb_model *m, const char *dir, fb_error *err)
+labels_from_head(fb_model *m, const loader *ld, fb_error *err)
 {
-	fb_safetensors *st = NULL;
-	char	   *path = fb_path_join(dir, "model.safetensors");
+	const fb_tensor *t;
+
+	if (m->cfg.labels_given || m->info.head == FB_HEAD_NONE)
+		return FB_OK;
+	t = find_tensor(ld, m->info.head == FB_HEAD_SEQUENCE && m->cfg.arch == FB_ARCH_ELECTRA ?
+					"classifier.out_proj.weight" : "classifier.weight", false);
+	if (t == NULL || t->ndim != 2)
+		return FB_OK;			/* reported as missing by the shape checks */
+	return fb_config_set_n_labels(&m->cfg, (int) (t->shape[0] > FB_MAX_LABELS ? 0 : t->shape[0]), err);
+}
+
+/* The weight files' names and total size, for the model info. */
+static fb_status
+record_files(fb_model *m, const fb_source *src, fb_error *err)
+{
+	m->weight_files = calloc((size_t) src->n_files + 1, sizeof(char *));
+	if (m->weight_files == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	m->info.weight_file_bytes = 0;
+	for (int i = 0; i < src->n_files; i++)
+	{
+		m->weight_files[i] = strdup(src->files[i].name);
+		if (m->weight_files[i] == NULL)
+			return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		m->info.weight_file_bytes += src->files[i].len;
+	}
+	snprintf(m->weight_file, sizeof(m->weight_file), "%s", src->files[0].name);
+	snprintf(m->weight_format, sizeof(m->weight_format), "%s", src->format);
+	return FB_OK;
+}
+
+/* The loader state for a source, head detected, labels settled. */
+static fb_status
+prepare_loader(fb_model *m, fb_source *src, loader *ld, fb_error *err)
+{
+	memset(ld, 0, sizeof(*ld));
+	ld->src = src;
+	ld->path = fb_source_file_name(src, 0);
+	ld->prefix = choose_prefix(src, m->cfg.arch);
+	if (src->emb_in_hidden)
+		m->cfg.embedding_size = m->cfg.hidden;
+	m->info.head = detect_head(ld, &m->cfg);
+	return labels_from_head(m, ld, err);
+}
+
+static fb_status
+load_weights(fb_model *m, fb_source *src, fb_error *err)
+{
 	loader		ld;
 	fb_status	rc;
-	char		probe[128];
 
-	if (path == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	if (!fb_file_exists(path))
-	{
-		char	   *bin = fb_path_join(dir, "pytorch_model.bin");
-		bool		has_bin = bin != NULL && fb_file_exists(bin);
-
-		free(bin);
-		free(path);
-		if (has_bin)
-			return fb_fail(err, FB_ERR_UNSUPPORTED,
-						   "%s: only pytorch_model.bin is present; convert it with tools/convert_to_safetensors.py",
-						   dir);
-		return fb_fail(err, FB_ERR_IO, "%s: model.safetensors not found", dir);
-	}
-	rc = fb_safetensors_open(path, &st, err);
-	if (rc != FB_OK)
-	{
-		free(path);
+	if ((rc = prepare_loader(m, src, &ld, err)) != FB_OK)
 		return rc;
-	}
-
-	memset(&ld, 0, sizeof(ld));
-	ld.st = st;
-	ld.path = path;
-	snprintf(probe, sizeof(probe), "%sembeddings.word_embeddings.weight", arch_prefix(m->cfg.arch));
-	ld.prefix = fb_safetensors_find(st, probe) != NULL ? arch_prefix(m->cfg.arch) : "";
-
-	m->info.head = detect_head(&ld, &m->cfg);
 	m->layers = calloc((size_t) m->cfg.n_layers, sizeof(fb_layer));
 	if (m->layers == NULL)
-	{
-		rc = fb_fail(err, FB_ERR_NOMEM, "out of memory");
-		goto done;
-	}
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
 
 	/* Pass 1: every shape checked against config.json before allocating. */
 	ld.dry = true;
 	if ((rc = take_all(&ld, m, err)) != FB_OK)
-		goto done;
+		return rc;
 	m->n_params = ld.counted;
 	m->n_mat_params = ld.mat_counted;
 	m->params = fb_alloc_aligned(ld.counted * sizeof(float));
 	m->mat_params = fb_alloc_aligned(ld.mat_counted * sizeof(float));
 	if (m->params == NULL || m->mat_params == NULL)
-	{
-		rc = fb_fail(err, FB_ERR_NOMEM, "%s: cannot allocate %zu bytes of parameters",
-					 path, (ld.counted + ld.mat_counted) * sizeof(float));
-		goto done;
-	}
+		return fb_fail(err, FB_ERR_NOMEM, "%s: cannot allocate %zu bytes of parameters",
+					   ld.path, (ld.counted + ld.mat_counted) * sizeof(float));
 	/* Pass 2: convert. */
 	ld.dry = false;
 	ld.next = m->params;
@@ -535,21 +589,39 @@ load_weights(fb_model *m, const char *dir, fb_error *err)
 	ld.mat_next = m->mat_params;
 	ld.mat_end = m->mat_params + ld.mat_counted;
 	if ((rc = take_all(&ld, m, err)) != FB_OK)
-		goto done;
+		return rc;
 	if ((rc = transpose_linears(m, err)) != FB_OK)
-		goto done;
-
-	m->info.weight_file_bytes = st->map_len;
-	snprintf(m->weight_file, sizeof(m->weight_file), "model.safetensors");
+		return rc;
+	if ((rc = record_files(m, src, err)) != FB_OK)
+		return rc;
 	snprintf(m->dtype_name, sizeof(m->dtype_name), "%s",
 			 ld.n_f16 > 0 && ld.n_f32 == 0 && ld.n_bf16 == 0 ? "F16" :
 			 ld.n_bf16 > 0 && ld.n_f32 == 0 && ld.n_f16 == 0 ? "BF16" :
 			 ld.n_f16 + ld.n_bf16 == 0 ? "F32" : "mixed");
+	return FB_OK;
+}
 
-done:
-	fb_safetensors_close(st);
-	free(path);
-	return rc;
+/*
+ * The weights, then the configuration (a TensorFlow checkpoint's layout
+ * implies the model_type its bert_config.json leaves out).
+ */
+static fb_status
+open_source_and_config(const char *dir, fb_source **src, fb_config *cfg,
+					   char *cfg_file, size_t cap, fb_error *err)
+{
+	fb_status	st = fb_source_open_dir(dir, src, err);
+
+	if (st != FB_OK)
+		return st;
+	st = fb_config_open_dir(dir, (*src)->layout != FB_LAYOUT_HF ?
+							fb_layout_model_type((*src)->layout) : NULL,
+							cfg, cfg_file, cap, err);
+	if (st != FB_OK)
+	{
+		fb_source_close(*src);
+		*src = NULL;
+	}
+	return st;
 }
 
 static void
@@ -577,6 +649,10 @@ fill_info(fb_model *m)
 	in->weight_file = m->weight_file;
 	in->weight_dtype = m->dtype_name;
 	in->precision = m->precision;
+	in->weight_format = m->weight_format;
+	in->weight_files = (const char *const *) m->weight_files;
+	in->weight_notice = m->weight_notice;
+	in->config_file = m->config_file;
 	for (int i = 0; i < m->n_qmats; i++)
 		in->resident_bytes += fb_qmat_bytes(m->qmats[i]);
 	for (int i = 0; i < m->n_pmats; i++)
@@ -691,7 +767,7 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 			  fb_error *err)
 {
 	fb_model   *m;
-	char	   *cfg_path;
+	fb_source  *src = NULL;
 	fb_status	st;
 	fb_model_options defaults = fb_model_default_options();
 
@@ -704,15 +780,13 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 	m->max_batch_tokens = opts->max_batch_tokens > 0 ? opts->max_batch_tokens
 		: FB_DEFAULT_MAX_BATCH_TOKENS;
 	m->dir = strdup(dir);
-	cfg_path = fb_path_join(dir, "config.json");
-	if (m->dir == NULL || cfg_path == NULL)
+	if (m->dir == NULL)
 	{
-		free(cfg_path);
 		fb_model_free(m);
 		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
 	}
-	st = fb_config_load(cfg_path, &m->cfg, err);
-	free(cfg_path);
+	st = open_source_and_config(dir, &src, &m->cfg, m->config_file,
+								sizeof(m->config_file), err);
 	if (st != FB_OK)
 		goto fail;
 
@@ -722,8 +796,9 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 	if (fb_tokenizer_vocab_size(m->tok) != (size_t) m->cfg.vocab_size)
 	{
 		st = fb_fail(err, FB_ERR_CORRUPT,
-					 "%s/vocab.txt: %zu tokens, but config.json vocab_size is %d",
-					 dir, fb_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
+					 "%s/vocab.txt: %zu tokens, but %s vocab_size is %d",
+					 dir, fb_tokenizer_vocab_size(m->tok), m->config_file,
+					 m->cfg.vocab_size);
 		goto fail;
 	}
 	{
@@ -737,7 +812,17 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 		}
 	}
 
-	st = load_weights(m, dir, err);
+	st = load_weights(m, src, err);
+	if (st == FB_OK && opts->check_alternates)
+	{
+		char		notice[2 * FB_ERRMSG_MAX];
+
+		st = fb_source_check_alternates(dir, src, notice, sizeof(notice), err);
+		if (st == FB_OK && notice[0] != '\0' && (m->weight_notice = strdup(notice)) == NULL)
+			st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	}
+	fb_source_close(src);		/* unmaps: the model keeps its own copy */
+	src = NULL;
 	if (st != FB_OK)
 		goto fail;
 	if (opts->precision == FB_PRECISION_INT8)
@@ -757,6 +842,7 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 	return FB_OK;
 
 fail:
+	fb_source_close(src);
 	fb_model_free(m);
 	return st;
 }
@@ -778,6 +864,11 @@ fb_model_free(fb_model *m)
 	free(m->pmats);
 	free(m->layers);
 	free(m->dir);
+	if (m->weight_files != NULL)
+		for (char **f = m->weight_files; *f != NULL; f++)
+			free(*f);
+	free(m->weight_files);
+	free(m->weight_notice);
 	free(m);
 }
 
@@ -791,4 +882,229 @@ const fb_tokenizer *
 fb_model_tokenizer(const fb_model *m)
 {
 	return m->tok;
+}
+
+int
+fb_model_file_may_read(const char *name)
+{
+	static const char *const suffixes[] = {
+		".json", ".safetensors", ".bin", ".index"
+	};
+	size_t		n = strlen(name);
+
+	if (strcmp(name, "vocab.txt") == 0 || strcmp(name, "checkpoint") == 0 ||
+		strstr(name, ".data-") != NULL)
+		return 1;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+	{
+		size_t		k = strlen(suffixes[i]);
+
+		if (n > k && strcmp(name + n - k, suffixes[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Inspection
+ * ------------------------------------------------------------------------
+ */
+
+/* fb_inspect and the memory it points to. */
+typedef struct inspect_owner
+{
+	fb_inspect	pub;
+	char	  **strings;		/* every string the report points to */
+	size_t		n_strings;
+	size_t		cap_strings;
+	char	  **files;
+} inspect_owner;
+
+static const char *
+keep(inspect_owner *o, const char *s)
+{
+	char	   *c;
+
+	if (s == NULL)
+		return NULL;
+	if (o->n_strings == o->cap_strings)
+	{
+		size_t		cap = o->cap_strings ? o->cap_strings * 2 : 64;
+		char	  **a = realloc(o->strings, cap * sizeof(*a));
+
+		if (a == NULL)
+			return NULL;
+		o->strings = a;
+		o->cap_strings = cap;
+	}
+	c = strdup(s);
+	if (c != NULL)
+		o->strings[o->n_strings++] = c;
+	return c;
+}
+
+static void
+add_report(inspect_owner *o, const fb_source *src, const fb_tensor *t,
+		   const need_rec *need, fb_tensor_use use)
+{
+	fb_inspect_tensor *r = &o->pub.tensors[o->pub.n_tensors++];
+
+	memset(r, 0, sizeof(*r));
+	r->use = use;
+	r->name = keep(o, t != NULL ? t->name : need->name);
+	if (t != NULL)
+	{
+		r->stored = keep(o, t->stored);
+		r->file = t->file >= 0 ? keep(o, src->files[t->file].name) : "(derived)";
+		r->dtype = fb_dtype_name(t->dtype);
+		r->ndim = t->ndim;
+		memcpy(r->shape, t->shape, sizeof(int64_t) * (size_t) t->ndim);
+		r->bytes = t->file >= 0 ? (size_t) t->n_elems * fb_dtype_size(t->dtype) : 0;
+	}
+	if (need != NULL)
+	{
+		r->expect[0] = need->d0;
+		r->expect[1] = need->d1;
+	}
+	switch (use)
+	{
+		case FB_TENSOR_USED:
+			o->pub.n_used++;
+			break;
+		case FB_TENSOR_UNUSED:
+			o->pub.n_unused++;
+			break;
+		case FB_TENSOR_MISSING:
+			o->pub.n_missing++;
+			break;
+		case FB_TENSOR_BAD_SHAPE:
+			o->pub.n_bad_shape++;
+			break;
+	}
+}
+
+fb_status
+fb_model_inspect(const char *dir, fb_inspect **out, fb_error *err)
+{
+	inspect_owner *o;
+	fb_source  *src = NULL;
+	fb_model	tmp;
+	loader		ld;
+	fb_error	lerr;
+	char		cfg_file[256];
+	fb_status	st;
+
+	*out = NULL;
+	memset(&ld, 0, sizeof(ld));
+	memset(&tmp, 0, sizeof(tmp));
+	if ((st = fb_source_open_dir(dir, &src, err)) != FB_OK)
+		return st;
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+	{
+		fb_source_close(src);
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	}
+	o->pub.dir = keep(o, dir);
+	o->pub.format = keep(o, src->format);
+	o->pub.layout = fb_layout_name(src->layout);
+	o->pub.n_skipped = src->n_skipped;
+	o->files = calloc((size_t) src->n_files + 1, sizeof(char *));
+	for (int i = 0; o->files != NULL && i < src->n_files; i++)
+	{
+		o->files[i] = (char *) keep(o, src->files[i].name);
+		o->pub.weight_bytes += src->files[i].len;
+	}
+	o->pub.weight_files = (const char *const *) o->files;
+
+	/* what the loader needs, recorded instead of stopping at the first gap */
+	st = fb_config_open_dir(dir, src->layout != FB_LAYOUT_HF ? fb_layout_model_type(src->layout) : NULL,
+							&tmp.cfg, cfg_file, sizeof(cfg_file), &lerr);
+	if (st == FB_OK)
+	{
+		o->pub.config_file = keep(o, cfg_file);
+		o->pub.model_type = keep(o, tmp.cfg.model_type);
+		o->pub.architecture = keep(o, tmp.cfg.architecture);
+		st = prepare_loader(&tmp, src, &ld, &lerr);
+		tmp.layers = calloc((size_t) tmp.cfg.n_layers, sizeof(fb_layer));
+		if (st == FB_OK && tmp.layers == NULL)
+			st = fb_fail(&lerr, FB_ERR_NOMEM, "out of memory");
+		ld.inspect = true;
+		ld.dry = true;
+		if (st == FB_OK)
+			st = take_all(&ld, &tmp, &lerr);
+		o->pub.head = tmp.info.head;
+		o->pub.n_layers = tmp.cfg.n_layers;
+		o->pub.hidden = tmp.cfg.hidden;
+		o->pub.n_labels = tmp.info.head == FB_HEAD_NONE ? 0 : tmp.cfg.n_labels;
+	}
+	if (st != FB_OK)
+		o->pub.load_error = keep(o, lerr.msg);
+
+	o->pub.tensors = calloc(src->n_tensors + ld.n_needs + 1, sizeof(fb_inspect_tensor));
+	if (o->pub.tensors != NULL)
+	{
+		/* used, then the gaps, then unused */
+		for (size_t i = 0; i < src->n_tensors; i++)
+		{
+			bool		bad = false;
+
+			for (size_t k = 0; k < ld.n_needs; k++)
+				bad |= ld.needs[k].found == &src->tensors[i];
+			if (src->tensors[i].used && !bad)
+				add_report(o, src, &src->tensors[i], NULL, FB_TENSOR_USED);
+		}
+		for (size_t k = 0; k < ld.n_needs; k++)
+			add_report(o, src, ld.needs[k].found, &ld.needs[k],
+					   ld.needs[k].found ? FB_TENSOR_BAD_SHAPE : FB_TENSOR_MISSING);
+		for (size_t i = 0; i < src->n_tensors; i++)
+			if (!src->tensors[i].used)
+				add_report(o, src, &src->tensors[i], NULL, FB_TENSOR_UNUSED);
+	}
+	for (size_t k = 0; k < ld.n_needs; k++)
+		free(ld.needs[k].name);
+	free(ld.needs);
+	free(tmp.layers);
+	fb_config_free(&tmp.cfg);
+	fb_source_close(src);
+
+	/* the definitive verdict: a real load, other weight files compared */
+	if (o->pub.load_error == NULL && o->pub.n_missing + o->pub.n_bad_shape == 0)
+	{
+		fb_model_options opts = fb_model_default_options();
+		fb_model   *m = NULL;
+
+		opts.check_alternates = 1;
+		if (fb_model_open(dir, &opts, &m, &lerr) != FB_OK)
+			o->pub.load_error = keep(o, lerr.msg);
+		else
+		{
+			o->pub.notice = keep(o, fb_model_get_info(m)->weight_notice);
+			fb_model_free(m);
+		}
+	}
+	else if (o->pub.load_error == NULL)
+		o->pub.load_error = keep(o, "tensors are missing or have other shapes than the configuration implies");
+	if (o->pub.tensors == NULL || o->files == NULL)
+	{
+		fb_inspect_free(&o->pub);
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	}
+	*out = &o->pub;
+	return FB_OK;
+}
+
+void
+fb_inspect_free(fb_inspect *ins)
+{
+	inspect_owner *o = (inspect_owner *) ins;
+
+	if (o == NULL)
+		return;
+	for (size_t i = 0; i < o->n_strings; i++)
+		free(o->strings[i]);
+	free(o->strings);
+	free(o->files);
+	free(o->pub.tensors);
+	free(o);
 }

@@ -4,8 +4,12 @@
  *
  * The catalog is the table finbert.models (one row per registered model,
  * kept by pg_dump).  finbert_load_model validates a model directory (by
- * opening it with the requested precision), hashes its weight file and
- * upserts the row; finbert_unload_model deletes it.
+ * opening it with the requested precision), hashes its weight files (one
+ * file, or an index and its shards: one SHA-256 over all of them in the
+ * engine's order) and upserts the row; finbert_unload_model deletes it.
+ * When the directory holds other weight files that differ from the ones
+ * loaded (model.safetensors beside a different pytorch_model.bin), it says
+ * so in a NOTICE.
  *
  * Precision: each row says how the model's linear layers compute, fp32 or
  * int8 (weights quantised per output channel when the model is opened).
@@ -23,16 +27,17 @@
  * TopMemoryContext keyed by name.  The weights are mmap-ed by the engine,
  * so every backend shares one copy through the page cache.  A cached model
  * is checked against its catalog row once per statement: a deleted row
- * drops it; a row with another checksum, path or precision, or a weight
- * file whose size or modification time changed, reopens it (and a weight
- * file whose size no longer matches the catalog is data_corrupted until the
- * model is registered again).
+ * drops it; a row with another checksum, path or precision, or weight
+ * files whose total size or latest modification time changed, reopens it
+ * (and weight files whose total size no longer matches the catalog are
+ * data_corrupted until the model is registered again).
  *
  * Paths: the catalog stores a path relative to finbert.model_dir.  Paths are
  * canonicalised with realpath(); a path containing "..", or resolving
- * (through symbolic links) outside finbert.model_dir, or a model file that
- * is a symbolic link leading outside it, is refused with
- * insufficient_privilege (42501).
+ * (through symbolic links) outside finbert.model_dir, or a file the engine
+ * may read (fb_model_file_may_read: configs, vocabulary, every weight
+ * format and shard) that is a symbolic link leading outside it, is refused
+ * with insufficient_privilege (42501).
  */
 #include "postgres.h"
 
@@ -65,13 +70,6 @@ PG_FUNCTION_INFO_V1(finbert_load_models);
 PG_FUNCTION_INFO_V1(finbert_unload_model);
 PG_FUNCTION_INFO_V1(finbert_loaded_models);
 
-/* Files the engine may read in a model directory (checked for symlinks). */
-static const char *const ModelFiles[] = {
-	"config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json",
-	"special_tokens_map.json", "model.safetensors", "pytorch_model.bin",
-	"crf.safetensors"
-};
-
 static HTAB *ModelCache = NULL;
 
 /* One catalog row, copied out of SPI. */
@@ -80,7 +78,8 @@ typedef struct CatalogRow
 	char		path[MAXPGPATH];
 	char		sha256[FINBERT_SHA256_HEX + 1];
 	char		weight_file[MAXPGPATH];
-	int64		weight_bytes;
+	char	  **weight_files;	/* NULL-terminated, weight_file first */
+	int64		weight_bytes;	/* of all weight_files */
 	int32		max_length;
 	int32		hidden_size;
 	fb_precision precision;
@@ -280,23 +279,32 @@ ResolveModelPath(const char *path, char **relative)
 				 errmsg("model path \"%s\" is not a directory", path)));
 
 	/* Every file the engine may open must stay inside the root too. */
-	for (size_t i = 0; i < lengthof(ModelFiles); i++)
 	{
-		char	   *f = psprintf("%s/%s", real, ModelFiles[i]);
-		char	   *rf;
+		DIR		   *dir = AllocateDir(real);
+		struct dirent *de;
 
-		if (lstat(f, &st) != 0)
+		while ((de = ReadDir(dir, real)) != NULL)
 		{
+			char	   *f;
+			char	   *rf;
+
+			if (!fb_model_file_may_read(de->d_name))
+				continue;
+			f = psprintf("%s/%s", real, de->d_name);
+			if (lstat(f, &st) != 0)
+			{
+				pfree(f);
+				continue;
+			}
+			rf = RealPath(f);
+			if (rf == NULL || !PathInside(rf, root))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("model file \"%s\" leads outside finbert.model_dir", f)));
+			pfree(rf);
 			pfree(f);
-			continue;
 		}
-		rf = RealPath(f);
-		if (rf == NULL || !PathInside(rf, root))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("model file \"%s\" leads outside finbert.model_dir", f)));
-		pfree(rf);
-		pfree(f);
+		FreeDir(dir);
 	}
 
 	if (relative)
@@ -306,22 +314,21 @@ ResolveModelPath(const char *path, char **relative)
 	return real;
 }
 
-/* SHA-256 of a file as 64 hex digits; *bytes receives its size. */
+/*
+ * SHA-256 of the weight files of directory dir (NULL-terminated names), read
+ * one after the other as one stream, as 64 hex digits; *bytes receives
+ * their total size.  For one file it is that file's SHA-256.
+ */
 static void
-FileSha256(const char *path, char *hex, int64 *bytes)
+FilesSha256(const char *dir, char *const *files, char *hex, int64 *bytes)
 {
 	pg_cryptohash_ctx *ctx;
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	const size_t bufsize = 1024 * 1024;
 	char	   *buf;
 	int64		total = 0;
-	int			fd;
+	const char *path = dir;
 
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", path)));
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
 		ereport(ERROR,
@@ -329,27 +336,42 @@ FileSha256(const char *path, char *hex, int64 *bytes)
 				 errmsg("could not initialise SHA-256: %s",
 						ctx ? pg_cryptohash_error(ctx) : "out of memory")));
 	buf = palloc(bufsize);
-	for (;;)
+	for (char *const *f = files; *f != NULL; f++)
 	{
-		ssize_t		r = read(fd, buf, bufsize);
+		int			fd;
 
-		if (r < 0)
-		{
-			if (errno == EINTR)
-				continue;
+		path = psprintf("%s/%s", dir, *f);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", path)));
+					 errmsg("could not open file \"%s\": %m", path)));
+		for (;;)
+		{
+			ssize_t		r = read(fd, buf, bufsize);
+
+			if (r < 0)
+			{
+				if (errno == EINTR)
+					continue;
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not read file \"%s\": %m", path)));
+			}
+			if (r == 0)
+				break;
+			if (pg_cryptohash_update(ctx, (uint8 *) buf, (size_t) r) < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not compute SHA-256 of \"%s\": %s", path,
+								pg_cryptohash_error(ctx))));
+			total += r;
+			CHECK_FOR_INTERRUPTS();
 		}
-		if (r == 0)
-			break;
-		if (pg_cryptohash_update(ctx, (uint8 *) buf, (size_t) r) < 0)
+		if (CloseTransientFile(fd) != 0)
 			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not compute SHA-256 of \"%s\": %s", path,
-							pg_cryptohash_error(ctx))));
-		total += r;
-		CHECK_FOR_INTERRUPTS();
+					(errcode_for_file_access(),
+					 errmsg("could not close file \"%s\": %m", path)));
 	}
 	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 		ereport(ERROR,
@@ -358,13 +380,43 @@ FileSha256(const char *path, char *hex, int64 *bytes)
 						pg_cryptohash_error(ctx))));
 	pg_cryptohash_free(ctx);
 	pfree(buf);
-	if (CloseTransientFile(fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", path)));
 	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
 		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 	*bytes = total;
+}
+
+/*
+ * The weight_files array of a catalog row as a NULL-terminated list in the
+ * caller's context (SPI_palloc); an empty or NULL array means the one
+ * weight_file.
+ */
+static char **
+CatalogWeightFiles(Datum d, bool isnull, const char *weight_file)
+{
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
+	int			n = 0;
+	char	  **files;
+
+	if (!isnull)
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+	files = SPI_palloc(sizeof(char *) * (Max(n, 1) + 1));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *s = nulls[i] ? "" : TextDatumGetCString(elems[i]);
+
+		files[i] = SPI_palloc(strlen(s) + 1);
+		strcpy(files[i], s);
+	}
+	if (n == 0)
+	{
+		files[0] = SPI_palloc(strlen(weight_file) + 1);
+		strcpy(files[0], weight_file);
+		n = 1;
+	}
+	files[n] = NULL;
+	return files;
 }
 
 /*
@@ -385,7 +437,7 @@ LookupCatalog(const char *name, CatalogRow *row, char **registered)
 
 	SPI_connect();
 	ret = SPI_execute_with_args("SELECT path, sha256, weight_file, weight_bytes, "
-								"max_length, hidden_size, precision "
+								"max_length, hidden_size, precision, weight_files "
 								"FROM finbert.models WHERE name = $1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -412,6 +464,8 @@ LookupCatalog(const char *name, CatalogRow *row, char **registered)
 		row->hidden_size = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		if (isnull)
 			row->hidden_size = 0;
+		row->weight_files = CatalogWeightFiles(SPI_getbinval(tup, desc, 8, &isnull), isnull,
+											   row->weight_file);
 		s = SPI_getvalue(tup, desc, 7);
 		if (s == NULL || fb_precision_from_name(s, &row->precision) != 0)
 			ereport(ERROR,
@@ -523,7 +577,8 @@ FinbertResolveModel(const char *name, const char *guc)
 	char	   *registered;
 	char	   *path;
 	char	   *weights;
-	struct stat st;
+	struct stat st,
+				total;
 	bool		found;
 
 	InitCache();
@@ -549,11 +604,26 @@ FinbertResolveModel(const char *name, const char *guc)
 
 	path = ResolveModelPath(row.path, NULL);
 	weights = psprintf("%s/%s", path, row.weight_file);
-	if (stat(weights, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat weight file \"%s\" of model \"%s\": %m",
-						weights, name)));
+
+	/* the weight files together: total size, latest modification */
+	memset(&total, 0, sizeof(total));
+	for (char **f = row.weight_files; *f != NULL; f++)
+	{
+		char	   *p = psprintf("%s/%s", path, *f);
+
+		if (stat(p, &st) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat weight file \"%s\" of model \"%s\": %m",
+							p, name)));
+		total.st_size += st.st_size;
+		if (st.st_mtim.tv_sec > total.st_mtim.tv_sec ||
+			(st.st_mtim.tv_sec == total.st_mtim.tv_sec &&
+			 st.st_mtim.tv_nsec > total.st_mtim.tv_nsec))
+			total.st_mtim = st.st_mtim;
+		pfree(p);
+	}
+	st = total;
 
 	memset(&ref, 0, sizeof(ref));
 	strlcpy(ref.name, name, sizeof(ref.name));
@@ -584,7 +654,7 @@ FinbertResolveModel(const char *name, const char *guc)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("weight file \"%s\" of model \"%s\" changed since the model was registered",
 							weights, name),
-					 errdetail("It has %lld bytes; the catalog records %lld.",
+					 errdetail("The weight files have %lld bytes; the catalog records %lld.",
 							   (long long) st.st_size, (long long) row.weight_bytes),
 					 errhint("Register the model again with finbert_load_model.")));
 		entry = hash_search(ModelCache, name, HASH_ENTER, &found);
@@ -683,7 +753,6 @@ RegisterModel(const char *name, const char *path, const char *task,
 	fb_precision precision = FB_PRECISION_FP32;
 	char	   *real;
 	char	   *relative;
-	char	   *weights;
 	fb_model   *model = NULL;
 	fb_model_options opts;
 	const fb_model_info *info;
@@ -697,7 +766,12 @@ RegisterModel(const char *name, const char *path, const char *task,
 	const char *arch,
 			   *head,
 			   *weight_file,
-			   *weight_dtype;
+			   *weight_dtype,
+			   *weight_format,
+			   *notice;
+	char	  **weight_files;
+	Datum	   *file_datums;
+	ArrayType  *files_array;
 	bool		multi_label;
 	int			layers,
 				hidden,
@@ -724,6 +798,7 @@ RegisterModel(const char *name, const char *path, const char *task,
 
 	opts = fb_model_default_options();
 	opts.precision = precision;
+	opts.check_alternates = 1;	/* other weight files present: do they differ? */
 	status = fb_model_open(real, &opts, &model, &err);
 	if (status != FB_OK)
 		FinbertEngineError(&err, psprintf("could not load model \"%s\"", name));
@@ -748,6 +823,23 @@ RegisterModel(const char *name, const char *path, const char *task,
 		labels[i] = CStringGetTextDatum(info->labels[i] ? info->labels[i] : "");
 	weight_file = pstrdup(info->weight_file ? info->weight_file : "model.safetensors");
 	weight_dtype = pstrdup(info->weight_dtype ? info->weight_dtype : "");
+	weight_format = pstrdup(info->weight_format ? info->weight_format : "");
+	notice = info->weight_notice ? pstrdup(info->weight_notice) : NULL;
+	{
+		int			n = 0;
+
+		while (info->weight_files && info->weight_files[n])
+			n++;
+		weight_files = palloc(sizeof(char *) * (n + 1));
+		file_datums = palloc(sizeof(Datum) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			weight_files[i] = pstrdup(info->weight_files[i]);
+			file_datums[i] = CStringGetTextDatum(weight_files[i]);
+		}
+		weight_files[n] = NULL;
+		files_array = construct_array(file_datums, n, TEXTOID, -1, false, TYPALIGN_INT);
+	}
 	fb_model_free(model);
 
 	if (why)
@@ -758,14 +850,13 @@ RegisterModel(const char *name, const char *path, const char *task,
 
 	label_array = construct_array(labels, nlabels, TEXTOID, -1, false, TYPALIGN_INT);
 
-	weights = psprintf("%s/%s", real, weight_file);
-	FileSha256(weights, sha, &bytes);
+	FilesSha256(real, weight_files, sha, &bytes);
 
 	{
-		Oid			argtypes[17] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		Oid			argtypes[18] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			BOOLOID, INT4OID, INT4OID, INT4OID, INT4OID, INT4OID,
-		TEXTARRAYOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
-		Datum		values[17];
+		TEXTARRAYOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID};
+		Datum		values[18];
 		int			ret;
 
 		values[0] = CStringGetTextDatum(name);
@@ -785,13 +876,14 @@ RegisterModel(const char *name, const char *path, const char *task,
 		values[14] = Int64GetDatum(bytes);
 		values[15] = CStringGetTextDatum(sha);
 		values[16] = CStringGetTextDatum(fb_precision_name(precision));
+		values[17] = PointerGetDatum(files_array);
 
 		SPI_connect();
 		ret = SPI_execute_with_args(
 									"INSERT INTO finbert.models AS m (name, path, task, architecture, head, "
 									"multi_label, layers, hidden_size, heads, vocab_size, max_length, labels, "
-									"weight_file, weight_dtype, weight_bytes, sha256, precision) "
-									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+									"weight_file, weight_dtype, weight_bytes, sha256, precision, weight_files) "
+									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
 									"ON CONFLICT (name) DO UPDATE SET path = excluded.path, task = excluded.task, "
 									"architecture = excluded.architecture, head = excluded.head, "
 									"multi_label = excluded.multi_label, layers = excluded.layers, "
@@ -800,8 +892,9 @@ RegisterModel(const char *name, const char *path, const char *task,
 									"labels = excluded.labels, weight_file = excluded.weight_file, "
 									"weight_dtype = excluded.weight_dtype, weight_bytes = excluded.weight_bytes, "
 									"sha256 = excluded.sha256, precision = excluded.precision, "
+									"weight_files = excluded.weight_files, "
 									"created_at = excluded.created_at, created_by = excluded.created_by",
-									17, argtypes, values, NULL, false, 0);
+									18, argtypes, values, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
 		SPI_finish();
@@ -812,6 +905,12 @@ RegisterModel(const char *name, const char *path, const char *task,
 	 * precision.
 	 */
 	FinbertForgetModel(name);
+	if (notice != NULL)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" was loaded from %s (%s); other weight files of its directory differ",
+						name, weight_file, weight_format),
+				 errdetail("%s.", notice),
+				 errhint("Remove the weight files that are not meant to be used.")));
 	if (summary)
 		*summary = psprintf("%s, %s head, %d layers, hidden %d, %d labels, %s %s", arch,
 							strcmp(head, "none") == 0 ? "no" : head, layers, hidden, nlabels,

@@ -9,6 +9,7 @@
 #       cls cls_f16 multilabel ner encoder     copies of the fixture models
 #       finbert-sentiment finbert-ner ...       copies of the shipped models
 #       cls_link -> cls                         symbolic link inside (allowed)
+#       formats/...                             weight formats (the formats test)
 #       bad_config bad_weights bad_shape bad_vocab no_weights
 #                                               one defect each (negative tests)
 #       mutable                                 copy of cls, overwritten by a test
@@ -47,6 +48,15 @@ for f in "$here"/../../models/finbert-*; do
 	[ -f "$f/model.safetensors" ] && cp -R "$f" "$m/$(basename "$f")"
 done
 ln -s cls "$m/cls_link"
+
+# checkpoints as their authors publish them (the formats test): a
+# torch.save zip, a run_classifier.py TensorFlow checkpoint, sharded
+# safetensors, model.safetensors beside a different pytorch_model.bin, and
+# a pytorch_model.bin whose pickle calls os.system
+mkdir "$m/formats"
+for f in bin_zip_cls tf_bert_classifier st_sharded both_differ bin_evil; do
+	cp -R "$fixtures/../formats/$f" "$m/formats/$f"
+done
 
 # config.json that is not JSON
 cp -R "$m/cls" "$m/bad_config"

@@ -4,6 +4,7 @@
  * Only the fields the engine uses are read; each is range-checked against
  * fb_limits.h so a hostile file cannot make later allocations overflow.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -96,6 +97,8 @@ parse_labels(json_object *root, const char *name, fb_config *cfg, fb_error *err)
 	json_object *id2label;
 	int			n = 0;
 
+	cfg->labels_given = json_object_object_get_ex(root, "id2label", NULL) ||
+		json_object_object_get_ex(root, "num_labels", NULL);
 	if (json_object_object_get_ex(root, "id2label", &id2label) &&
 		!json_object_is_type(id2label, json_type_null))
 	{
@@ -161,8 +164,27 @@ parse_labels(json_object *root, const char *name, fb_config *cfg, fb_error *err)
 	return FB_OK;
 }
 
+/* model_type of a config without one: the caller's, else the file name's. */
+static const char *
+implied_model_type(const char *name, const char *def)
+{
+	const char *base = strrchr(name, '/');
+
+	base = base ? base + 1 : name;
+	if (def != NULL)
+		return def;
+	if (strncmp(base, "albert", 6) == 0)
+		return "albert";
+	if (strncmp(base, "electra", 7) == 0)
+		return "electra";
+	if (strncmp(base, "bert", 4) == 0)
+		return "bert";
+	return NULL;
+}
+
 static fb_status
-parse_root(json_object *root, const char *name, fb_config *cfg, fb_error *err)
+parse_root(json_object *root, const char *name, const char *def_type,
+		   fb_config *cfg, fb_error *err)
 {
 	fb_status	st;
 	const char *s;
@@ -172,6 +194,8 @@ parse_root(json_object *root, const char *name, fb_config *cfg, fb_error *err)
 		return fb_fail(err, FB_ERR_CORRUPT, "%s: top level is not a JSON object", name);
 
 	s = get_str(root, "model_type");
+	if (s == NULL)
+		s = implied_model_type(name, def_type);
 	if (s == NULL)
 		return fb_fail(err, FB_ERR_CORRUPT, "%s: required field \"model_type\" is missing", name);
 	if ((st = copy_str(cfg->model_type, sizeof(cfg->model_type), s, "model_type", name, err)) != FB_OK)
@@ -242,6 +266,25 @@ parse_root(json_object *root, const char *name, fb_config *cfg, fb_error *err)
 		cfg->layer_norm_eps = (float) eps;
 	}
 
+	/* one shared layer group of one layer is what the engine computes
+	 * (every released ALBERT); brightmart's pre-LN variant differs too */
+	if (cfg->arch == FB_ARCH_ALBERT)
+	{
+		int			groups,
+					inner;
+
+		if ((st = get_int(root, "num_hidden_groups", 1, FB_MAX_LAYERS, 1, name, &groups, err)) != FB_OK ||
+			(st = get_int(root, "inner_group_num", 1, FB_MAX_LAYERS, 1, name, &inner, err)) != FB_OK)
+			return st;
+		if (groups != 1 || inner != 1)
+			return fb_fail(err, FB_ERR_UNSUPPORTED,
+						   "%s: ALBERT with num_hidden_groups %d and inner_group_num %d (only 1 and 1 are supported)",
+						   name, groups, inner);
+	}
+	s = get_str(root, "ln_type");
+	if (s != NULL && strcmp(s, "postln") != 0)
+		return fb_fail(err, FB_ERR_UNSUPPORTED, "%s: ln_type \"%.40s\" is not supported (postln)", name, s);
+
 	s = get_str(root, "problem_type");
 	cfg->multi_label = (s != NULL && strcmp(s, "multi_label_classification") == 0);
 
@@ -251,6 +294,13 @@ parse_root(json_object *root, const char *name, fb_config *cfg, fb_error *err)
 fb_status
 fb_config_parse(const char *json, size_t len, const char *name,
 				fb_config *cfg, fb_error *err)
+{
+	return fb_config_parse_ex(json, len, name, NULL, cfg, err);
+}
+
+fb_status
+fb_config_parse_ex(const char *json, size_t len, const char *name,
+				   const char *default_model_type, fb_config *cfg, fb_error *err)
 {
 	struct json_tokener *tok;
 	json_object *root;
@@ -288,7 +338,7 @@ fb_config_parse(const char *json, size_t len, const char *name,
 		}
 	}
 	json_tokener_free(tok);
-	st = parse_root(root, name, cfg, err);
+	st = parse_root(root, name, default_model_type, cfg, err);
 	json_object_put(root);
 	if (st != FB_OK)
 		fb_config_free(cfg);
@@ -322,4 +372,115 @@ fb_config_free(fb_config *cfg)
 	}
 	cfg->labels = NULL;
 	cfg->n_labels = 0;
+}
+
+fb_status
+fb_config_set_n_labels(fb_config *cfg, int n, fb_error *err)
+{
+	char	  **labels;
+
+	if (n < 1 || n > FB_MAX_LABELS)
+		return fb_fail(err, FB_ERR_CORRUPT, "%d labels, expected 1..%d", n, FB_MAX_LABELS);
+	labels = calloc((size_t) n, sizeof(char *));
+	if (labels == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < n; i++)
+	{
+		char		buf[32];
+
+		snprintf(buf, sizeof(buf), "LABEL_%d", i);
+		labels[i] = strdup(buf);
+		if (labels[i] == NULL)
+		{
+			for (int k = 0; k < i; k++)
+				free(labels[k]);
+			free(labels);
+			return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		}
+	}
+	fb_config_free(cfg);
+	cfg->labels = labels;
+	cfg->n_labels = n;
+	return FB_OK;
+}
+
+/* Candidate configuration files of a TensorFlow release. */
+static bool
+config_candidate(const char *n)
+{
+	size_t		len = strlen(n);
+
+	return len > 5 && strcmp(n + len - 5, ".json") == 0 && n[0] != '.' &&
+		strstr(n, "config") != NULL &&
+		strcmp(n, "tokenizer_config.json") != 0 &&
+		strcmp(n, "generation_config.json") != 0 &&
+		strcmp(n, "special_tokens_map.json") != 0 &&
+		strstr(n, ".index.json") == NULL;
+}
+
+fb_status
+fb_config_open_dir(const char *dir, const char *default_model_type,
+				   fb_config *cfg, char *file, size_t file_cap, fb_error *err)
+{
+	char		found[2][256] = {"", ""};
+	int			n = 0;
+	char	   *path;
+	fb_status	st;
+	DIR		   *d;
+	struct dirent *e;
+
+	memset(cfg, 0, sizeof(*cfg));
+	path = fb_path_join(dir, "config.json");
+	if (path == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	if (fb_file_exists(path))
+	{
+		snprintf(file, file_cap, "config.json");
+		st = fb_config_load(path, cfg, err);
+		free(path);
+		return st;
+	}
+	free(path);
+
+	d = opendir(dir);
+	while (d != NULL && (e = readdir(d)) != NULL)
+	{
+		char	   *p;
+
+		if (!config_candidate(e->d_name) || strlen(e->d_name) >= sizeof(found[0]))
+			continue;
+		p = fb_path_join(dir, e->d_name);
+		if (p != NULL && fb_file_exists(p))
+		{
+			if (n < 2)
+				snprintf(found[n], sizeof(found[n]), "%s", e->d_name);
+			n++;
+		}
+		free(p);
+	}
+	if (d != NULL)
+		closedir(d);
+	if (n == 0)
+		return fb_fail(err, FB_ERR_IO, "could not open \"%s/config.json\": no config.json (nor a TensorFlow release's bert_config.json)", dir);
+	if (n > 1)
+		return fb_fail(err, FB_ERR_CORRUPT,
+					   "%s: no config.json and %d candidates (%s, %s%s); add a config.json",
+					   dir, n, found[0], found[1], n > 2 ? ", ..." : "");
+	snprintf(file, file_cap, "%s", found[0]);
+	path = fb_path_join(dir, found[0]);
+	if (path == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	{
+		char	   *buf;
+		size_t		len;
+
+		st = fb_read_file(path, FB_CONFIG_MAX_BYTES, &buf, &len, err);
+		if (st == FB_OK)
+		{
+			st = fb_config_parse_ex(buf, len, path, default_model_type, cfg, err);
+			free(buf);
+		}
+	}
+	free(path);
+	return st;
 }

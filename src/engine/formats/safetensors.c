@@ -37,16 +37,12 @@
  * checked on its own, and nothing points into the header once parsing is
  * done (names are copied).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "fb_safetensors.h"
+#include "fb_source.h"
 
 /* Largest integer accepted in the header: every JSON implementation
  * represents integers up to 2^53 exactly, and no real file comes close. */
@@ -1237,63 +1233,17 @@ fb_safetensors_parse(const uint8_t *buf, size_t len, const char *name,
 fb_status
 fb_safetensors_open(const char *path, fb_safetensors **out, fb_error *err)
 {
-	struct stat sb;
-	void	   *map;
+	uint8_t    *map;
 	size_t		len;
 	fb_status	st;
-	int			fd;
 
 	*out = NULL;
-
-	/* O_NONBLOCK: opening a FIFO must not hang; fstat then refuses it */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return fb_fail(err, FB_ERR_IO, "could not open \"%s\": %s", path,
-					   strerror(errno));
-	if (fstat(fd, &sb) != 0)
-	{
-		int			e = errno;
-
-		close(fd);
-		return fb_fail(err, FB_ERR_IO, "could not stat \"%s\": %s", path,
-					   strerror(e));
-	}
-	if (!S_ISREG(sb.st_mode))
-	{
-		close(fd);
-		return fb_fail(err, FB_ERR_IO, "\"%s\" is not a regular file", path);
-	}
-	if (sb.st_size == 0)
-	{
-		close(fd);
-		return fb_fail(err, FB_ERR_CORRUPT, "\"%s\": file is empty", path);
-	}
-	if ((uint64_t) sb.st_size > SIZE_MAX)
-	{
-		close(fd);
-		return fb_fail(err, FB_ERR_IO, "\"%s\" is too large to map", path);
-	}
-	len = (size_t) sb.st_size;
-
-	/*
-	 * Read-only private mapping: the page cache is shared by every backend.
-	 * A file truncated by someone else while mapped raises SIGBUS on access;
-	 * model directories must not be rewritten in place.
-	 */
-	map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED)
-	{
-		int			e = errno;
-
-		close(fd);
-		return fb_fail(err, FB_ERR_IO, "could not map \"%s\": %s", path,
-					   strerror(e));
-	}
-	close(fd);
+	if ((st = fb_map_file(path, &map, &len, err)) != FB_OK)
+		return st;
 	st = fb_safetensors_parse(map, len, path, out, err);
 	if (st != FB_OK)
 	{
-		munmap(map, len);
+		fb_unmap_file(map, len);
 		return st;
 	}
 	(*out)->owns_map = 1;
@@ -1305,8 +1255,8 @@ fb_safetensors_close(fb_safetensors *st)
 {
 	if (st == NULL)
 		return;
-	if (st->owns_map && st->map != NULL)
-		munmap(st->map, st->map_len);
+	if (st->owns_map)
+		fb_unmap_file(st->map, st->map_len);
 	for (size_t i = 0; i < st->n_tensors; i++)
 		free(st->tensors[i].name);
 	free(st->tensors);
