@@ -297,10 +297,11 @@ fb_cuda_attention_fused(const T *qkv, T *ctx, const fb_cuda_attn *a, int dh, cud
 template <typename T>
 __global__ void
 masked_softmax_kernel(const float *scores, T *probs, const int32_t *item_seq,
-					  const int32_t *seq_len, int Lq, int Lb, int n_rows)
+					  const int32_t *seq_len, int Lq, int Lb, int n_rows, size_t stride)
 {
 	int			lane = threadIdx.x % 32;
 	int			row = blockIdx.x * 4 + threadIdx.x / 32;
+	size_t		off;
 	const float *s;
 	T		   *p;
 	int			L;
@@ -311,8 +312,9 @@ masked_softmax_kernel(const float *scores, T *probs, const int32_t *item_seq,
 	if (row >= n_rows)
 		return;
 	L = seq_len[item_seq[row / Lq]];
-	s = scores + (size_t) row * Lb;
-	p = probs + (size_t) row * Lb;
+	off = (size_t) (row / Lq) * stride + (size_t) (row % Lq) * Lb;
+	s = scores + off;
+	p = probs + off;
 	for (int c = lane; c < L; c += 32)
 		mx = fmaxf(mx, s[c]);
 	mx = fb_warp_max(mx);
@@ -328,7 +330,7 @@ template <typename T>
 __global__ void
 scatter_heads_kernel(const T *out, T *ctx, const int32_t *item_seq, const int32_t *item_head,
 					 const int32_t *seq_start, const int32_t *seq_len, int Lq, int dh, int H,
-					 int cls_only, size_t n)
+					 int cls_only, size_t n, size_t out_stride)
 {
 	size_t		stride = (size_t) gridDim.x * blockDim.x;
 
@@ -343,7 +345,8 @@ scatter_heads_kernel(const T *out, T *ctx, const int32_t *item_seq, const int32_
 		{
 			size_t		row = cls_only ? (size_t) seq : (size_t) seq_start[seq] + r;
 
-			ctx[row * H + (size_t) item_head[item] * dh + c] = out[i];
+			ctx[row * H + (size_t) item_head[item] * dh + c] =
+				out[item * out_stride + (size_t) r * dh + c];
 		}
 	}
 }
@@ -365,10 +368,10 @@ cudaError_t
 fb_cuda_attention_gemm(cublasHandle_t blas, T *ctx, const fb_cuda_attn *a, int dh,
 					   const fb_cuda_attn_bucket *b, cudaStream_t s)
 {
-	void		(*sm) (const float *, T *, const int32_t *, const int32_t *, int, int, int) =
+	void		(*sm) (const float *, T *, const int32_t *, const int32_t *, int, int, int, size_t) =
 		masked_softmax_kernel<T>;
 	void		(*sc) (const T *, T *, const int32_t *, const int32_t *, const int32_t *,
-					   const int32_t *, int, int, int, int, size_t) = scatter_heads_kernel<T>;
+					   const int32_t *, int, int, int, int, size_t, size_t) = scatter_heads_kernel<T>;
 	cudaDataType_t t = cuda_type((const T *) NULL);
 	float		scale = 1.0f / sqrtf((float) dh),
 				zero = 0.0f,
@@ -390,7 +393,8 @@ fb_cuda_attention_gemm(cublasHandle_t blas, T *ctx, const fb_cuda_attn *a, int d
 	if (st != CUBLAS_STATUS_SUCCESS)
 		return cudaErrorUnknown;
 	FB_LAUNCH(sm, fb_div_up((size_t) rows, 4), 128, 0, s,
-			  b->scores_base, (T *) b->probs_base, b->item_seq, a->seq_len, b->Lq, b->Lb, rows);
+			  b->scores_base, (T *) b->probs_base, b->item_seq, a->seq_len, b->Lq, b->Lb, rows,
+			  b->block_stride);
 	if (cudaGetLastError() != cudaSuccess)
 		return cudaErrorLaunchFailure;
 	/* O^T (dh x Lq) = V^T (dh x Lb) P^T (Lb x Lq) */
@@ -402,7 +406,7 @@ fb_cuda_attention_gemm(cublasHandle_t blas, T *ctx, const fb_cuda_attn *a, int d
 	if (blocks > 4096)
 		blocks = 4096;
 	FB_LAUNCH(sc, blocks, 256, 0, s, (const T *) b->out_base, ctx, b->item_seq, b->item_head,
-			  a->seq_start, a->seq_len, b->Lq, dh, a->H, a->cls_only, n_out);
+			  a->seq_start, a->seq_len, b->Lq, dh, a->H, a->cls_only, n_out, b->out_stride);
 	return cudaGetLastError();
 }
 

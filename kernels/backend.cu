@@ -432,6 +432,8 @@ typedef struct batch_plan
 				o_len,
 				o_tseq,
 				o_tq0,
+				o_cseq,			/* the [CLS]-only layer's tiles: one per */
+				o_czero,		/* sequence, at row 0 */
 				o_iseq,
 				o_ihead;
 	size_t		o_ptrs;			/* byte offset of the pointer arrays */
@@ -706,6 +708,26 @@ bucket_len(int L)
 	return Lb;
 }
 
+/*
+ * GEMM attention scratch of one item (sequence, head) padded to Lb rows:
+ * fp32 scores and T probabilities [Lb, Lb], T output [Lb, dh].  The
+ * [CLS]-only last layer uses the first row of each block.
+ */
+static size_t
+attn_item_bytes(int Lb, int dh)
+{
+	return (size_t) Lb * ((size_t) Lb * 6 + (size_t) dh * 2);
+}
+
+/* Items of a bucket per chunk of the scratch (0: not even one fits). */
+static int
+attn_chunk(size_t scratch_bytes, int Lb, int dh)
+{
+	size_t		n = scratch_bytes > 3 * 256 ? (scratch_bytes - 3 * 256) / attn_item_bytes(Lb, dh) : 0;
+
+	return n > (size_t) INT32_MAX ? INT32_MAX : (int) n;
+}
+
 /* Which attention a model's batch runs. */
 static bool
 use_fused(const cu_model *m)
@@ -743,7 +765,7 @@ plan_batch(cu_session *s, const fb_batch *b, unsigned outputs, batch_plan *p)
 	if (p->fused)
 	{
 		for (int i = 0; i < b->n_seq; i++)
-			p->n_tiles += p->cls_only ? 1 : (b->lens[i] + FB_ATTN_QROWS - 1) / FB_ATTN_QROWS;
+			p->n_tiles += (b->lens[i] + FB_ATTN_QROWS - 1) / FB_ATTN_QROWS;
 	}
 
 	/* int32 metadata */
@@ -759,6 +781,10 @@ plan_batch(cu_session *s, const fb_batch *b, unsigned outputs, batch_plan *p)
 	off += (size_t) p->n_tiles;
 	p->o_tq0 = off;
 	off += (size_t) p->n_tiles;
+	p->o_cseq = off;
+	off += n;
+	p->o_czero = off;
+	off += n;
 	p->o_iseq = off;
 	p->o_ihead = off + n * (size_t) m->n_heads;
 	if (!p->fused)
@@ -810,6 +836,8 @@ fill_meta(cu_session *s, const fb_batch *b, const batch_plan *p, unsigned char *
 
 		meta[p->o_start + i] = (int32_t) row;
 		meta[p->o_len + i] = L;
+		meta[p->o_cseq + i] = i;
+		meta[p->o_czero + i] = 0;
 		for (int q = 0; q < L; q++, row++)
 		{
 			meta[p->o_ids + row] = b->ids[i][q];
@@ -817,7 +845,7 @@ fill_meta(cu_session *s, const fb_batch *b, const batch_plan *p, unsigned char *
 		}
 		if (p->fused)
 		{
-			int			tiles = p->cls_only ? 1 : (L + FB_ATTN_QROWS - 1) / FB_ATTN_QROWS;
+			int			tiles = (L + FB_ATTN_QROWS - 1) / FB_ATTN_QROWS;
 
 			for (int k = 0; k < tiles; k++, t++)
 			{
@@ -844,7 +872,6 @@ fill_meta(cu_session *s, const fb_batch *b, const batch_plan *p, unsigned char *
 		for (int Lb = 16; Lb <= bucket_len(p->max_len); Lb += bucket_step(Lb))
 		{
 			int			first = item;
-			int			Lq = p->cls_only ? 1 : Lb;
 			size_t		sbytes = 0;
 
 			for (int i = 0; i < b->n_seq; i++)
@@ -868,8 +895,7 @@ fill_meta(cu_session *s, const fb_batch *b, const batch_plan *p, unsigned char *
 			s->buckets[nb].first_item = first;
 			s->buckets[nb].n_items = item - first;
 			nb++;
-			/* scores fp32 + probs T per [Lq, Lb], out T per [Lq, dh] */
-			sbytes = (size_t) (item - first) * Lq * ((size_t) Lb * 6 + dh * 2) + 3 * 256;
+			sbytes = attn_item_bytes(Lb, (int) dh) * (size_t) (item - first) + 3 * 256;
 			*scratch_need = sbytes > *scratch_need ? sbytes : *scratch_need;
 		}
 	}
@@ -966,6 +992,9 @@ run_batch(cu_session *s, const batch_plan *p, int n_buckets, size_t scratch_cap,
 		BLAS_TRY(fb_cuda_linear(s->gemm, dt, x, T_rows, H, L->qkv_w, 3 * H, L->qkv_b, qkv, dt),
 				 "the QKV projection");
 		a.cls_only = compact;
+		a.n_tiles = compact ? n : p->n_tiles;
+		a.tile_seq = meta + (compact ? p->o_cseq : p->o_tseq);
+		a.tile_q0 = meta + (compact ? p->o_czero : p->o_tq0);
 		if (p->fused)
 			CU_TRY(fb_cuda_attention_fused<T>(qkv, ctx, &a, dh, st), "flash_attention_kernel");
 		else
@@ -976,26 +1005,23 @@ run_batch(cu_session *s, const batch_plan *p, int n_buckets, size_t scratch_cap,
 			for (int k = 0; k < n_buckets; k++)
 			{
 				const attn_bucket_plan *bp = &s->buckets[k];
-				int			Lq = compact ? 1 : bp->Lb;
-				/* chunks of the bucket whose scratch fits */
-				size_t		per_item = (size_t) Lq * ((size_t) bp->Lb * 6 + (size_t) dh * 2);
-				int			chunk = (int) ((scratch_cap - 3 * 256) / per_item);
+				int			chunk = attn_chunk(scratch_cap, bp->Lb, dh);
 
 				if (chunk < 1)
-					return cu_fail(err, FB_ERR_DEVICE, "attention scratch too small");
+					return cu_fail(err, FB_ERR_NOMEM, "attention scratch too small");
 				for (int c0 = 0; c0 < bp->n_items; c0 += chunk)
 				{
 					fb_cuda_attn_bucket bk;
 					int			cnt = bp->n_items - c0 < chunk ? bp->n_items - c0 : chunk;
 					int			it = bp->first_item + c0;
 					unsigned char *sc = (unsigned char *) s->attn_scratch;
-					size_t		s_bytes = ((size_t) cnt * Lq * bp->Lb * 4 + 255) & ~(size_t) 255,
-								p_bytes = ((size_t) cnt * Lq * bp->Lb * 2 + 255) & ~(size_t) 255;
+					size_t		blk = (size_t) bp->Lb * bp->Lb;
+					size_t		s_bytes = ((size_t) cnt * blk * 4 + 255) & ~(size_t) 255,
+								p_bytes = ((size_t) cnt * blk * 2 + 255) & ~(size_t) 255;
 
-					/* the per-item scratch pointers are laid out by the
-					 * kernel launcher's contract: contiguous blocks */
+					/* the chunk's scratch blocks: as submit laid them out */
 					bk.Lb = bp->Lb;
-					bk.Lq = Lq;
+					bk.Lq = compact ? 1 : bp->Lb;
 					bk.n_items = cnt;
 					bk.q = (const void *const *) (dptr + 0 * n_items + it);
 					bk.k = (const void *const *) (dptr + 1 * n_items + it);
@@ -1009,6 +1035,8 @@ run_batch(cu_session *s, const batch_plan *p, int n_buckets, size_t scratch_cap,
 					bk.scores_base = (float *) sc;
 					bk.probs_base = sc + s_bytes;
 					bk.out_base = sc + s_bytes + p_bytes;
+					bk.block_stride = blk;
+					bk.out_stride = (size_t) bp->Lb * dh;
 					CU_TRY(fb_cuda_attention_gemm<T>(s->blas, ctx, &a, dh, &bk, st),
 						   "the GEMM attention");
 				}
@@ -1139,41 +1167,36 @@ submit_impl(cu_session *s, const fb_batch *b, unsigned outputs, fb_error *err)
 		/* at least one item of the longest bucket */
 		for (int k = 0; k < nb; k++)
 		{
-			int			Lq = p->cls_only ? 1 : s->buckets[k].Lb;
-			size_t		one = (size_t) Lq * ((size_t) s->buckets[k].Lb * 6 + (size_t) dh * 2) + 3 * 256;
+			size_t		one = attn_item_bytes(s->buckets[k].Lb, dh) + 3 * 256;
 
 			need = one > need ? one : need;
 		}
-
 		if ((st = ensure_device_buffer(s, &s->attn_scratch, &s->attn_cap, need, err)) != FB_OK)
 			return st;
 		/*
-		 * Scratch pointers per item, relative to its bucket chunk: the
-		 * chunk size depends on the scratch capacity, known only now.
+		 * Scratch pointers per item, inside its bucket's chunk: the chunk
+		 * size depends on the scratch capacity, known only now.
 		 */
 		for (int k = 0; k < nb; k++)
 		{
 			const attn_bucket_plan *bp = &s->buckets[k];
-			int			Lq = p->cls_only ? 1 : bp->Lb;
-			size_t		per_item = (size_t) Lq * ((size_t) bp->Lb * 6 + (size_t) dh * 2);
-			int			chunk = (int) ((s->attn_cap - 3 * 256) / per_item);
+			int			chunk = attn_chunk(s->attn_cap, bp->Lb, dh);
+			size_t		blk = (size_t) bp->Lb * bp->Lb;
 
-			if (chunk < 1)
-				return cu_fail(err, FB_ERR_NOMEM, "attention scratch too small for length %d", bp->Lb);
 			for (int c0 = 0; c0 < bp->n_items; c0 += chunk)
 			{
 				int			cnt = bp->n_items - c0 < chunk ? bp->n_items - c0 : chunk;
 				unsigned char *sc = (unsigned char *) s->attn_scratch;
-				size_t		s_bytes = ((size_t) cnt * Lq * bp->Lb * 4 + 255) & ~(size_t) 255,
-							p_bytes = ((size_t) cnt * Lq * bp->Lb * 2 + 255) & ~(size_t) 255;
+				size_t		s_bytes = ((size_t) cnt * blk * 4 + 255) & ~(size_t) 255,
+							p_bytes = ((size_t) cnt * blk * 2 + 255) & ~(size_t) 255;
 
 				for (int j = 0; j < cnt; j++)
 				{
 					size_t		it = (size_t) bp->first_item + c0 + j;
 
-					ptr[3 * n_items + it - 0] = sc + (size_t) j * Lq * bp->Lb * 4;
-					ptr[4 * n_items + it] = sc + s_bytes + (size_t) j * Lq * bp->Lb * 2;
-					ptr[5 * n_items + it] = sc + s_bytes + p_bytes + (size_t) j * Lq * dh * 2;
+					ptr[3 * n_items + it] = sc + (size_t) j * blk * 4;
+					ptr[4 * n_items + it] = sc + s_bytes + (size_t) j * blk * 2;
+					ptr[5 * n_items + it] = sc + s_bytes + p_bytes + (size_t) j * bp->Lb * dh * 2;
 				}
 			}
 		}

@@ -84,8 +84,9 @@ cudaError_t fb_cuda_attention_fused(const T *qkv, T *ctx, const fb_cuda_attn *a,
  * pairs whose sequences are padded (in scratch only) to Lb rows.  The
  * pointer arrays (device memory, n_items each) point at each item's Q, K,
  * V in qkv, its [Lq, Lb] fp32 scores and T probabilities and its [Lq, dh]
- * output; item_seq / item_head (device) say whose it is.  Lq = 1 with
- * cls_only, else Lb.
+ * output, which are also at fixed strides from the *_base pointers;
+ * item_seq / item_head (device) say whose it is.  Lq = 1 with cls_only,
+ * else Lb.
  */
 typedef struct fb_cuda_attn_bucket
 {
@@ -101,9 +102,11 @@ typedef struct fb_cuda_attn_bucket
 	const void *const *probs_c; /* the same arrays, const */
 	const int32_t *item_seq;
 	const int32_t *item_head;
-	float	   *scores_base;	/* n_items contiguous [Lq, Lb] blocks */
-	void	   *probs_base;
-	void	   *out_base;		/* n_items contiguous [Lq, dh] blocks */
+	float	   *scores_base;	/* item i's [Lq, Lb] scores at i * block_stride */
+	void	   *probs_base;		/* and probabilities */
+	void	   *out_base;		/* item i's [Lq, dh] output at i * out_stride */
+	size_t		block_stride;	/* elements, >= Lq * Lb */
+	size_t		out_stride;		/* elements, >= Lq * dh */
 } fb_cuda_attn_bucket;
 
 template <typename T>

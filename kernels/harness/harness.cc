@@ -17,6 +17,9 @@
 #include "fbh_cuda.h"
 
 #include <cblas.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -53,16 +56,46 @@ extern "C" void __asan_unpoison_memory_region(void const volatile *addr, size_t 
 
 namespace fbh
 {
-	thread_local Thread *current;
-	thread_local dim3 grid_dim,
+	Thread	   *current;
+	dim3		grid_dim,
 				block_dim;
 }
 
 /* ------------------------------------------------------------------------
  * Half precision conversions (round to nearest, ties to even)
  * ------------------------------------------------------------------------ */
+static uint16_t f32_to_f16_soft(float f);
+
+#if defined(__x86_64__)
+/* F16C's vcvtps2ph rounds to nearest even as the reference below does
+ * (test_cuda_kernels compares both on every input class) */
+__attribute__((target("f16c"))) static uint16_t
+f32_to_f16_f16c(float f)
+{
+	return (uint16_t) _cvtss_sh(f, 0);
+}
+
+static uint16_t (*f32_to_f16_impl) (float) =
+	__builtin_cpu_supports("f16c") ? f32_to_f16_f16c : f32_to_f16_soft;
+#else
+static uint16_t (*f32_to_f16_impl) (float) = f32_to_f16_soft;
+#endif
+
 uint16_t
 fbh::f32_to_f16_bits(float f)
+{
+	return f32_to_f16_impl(f);
+}
+
+/* Exported for the kernel test: the portable conversion. */
+extern "C" __attribute__((visibility("default"))) uint16_t
+fbh_f32_to_f16_soft(float f)
+{
+	return f32_to_f16_soft(f);
+}
+
+static uint16_t
+f32_to_f16_soft(float f)
 {
 	uint32_t	x;
 	uint32_t	sign,
@@ -108,8 +141,8 @@ fbh::f32_to_f16_bits(float f)
 	}
 }
 
-float
-fbh::f16_bits_to_f32(uint16_t h)
+static float
+f16_to_f32_slow(uint16_t h)
 {
 	uint32_t	sign = ((uint32_t) h & 0x8000u) << 16;
 	uint32_t	exp = (h >> 10) & 0x1f;
@@ -141,6 +174,20 @@ fbh::f16_bits_to_f32(uint16_t h)
 	memcpy(&f, &x, 4);
 	return f;
 }
+
+/* every half's value, built when the module loads */
+static float f16_values[65536];
+
+static struct f16_table_init
+{
+	f16_table_init()
+	{
+		for (uint32_t i = 0; i < 65536; i++)
+			f16_values[i] = f16_to_f32_slow((uint16_t) i);
+	}
+}			f16_table_init_;
+
+const float *const fbh::f16_table = f16_values;
 
 uint16_t
 fbh::f32_to_bf16_bits(float f)
@@ -316,13 +363,22 @@ namespace
 											 * tiles per lane */
 	const size_t GUARD_BYTES = 4096;
 
-	struct Fiber
+	/* a suspended execution context */
+	struct Ctx
 	{
-		char	   *mem;		/* guard page + stack */
 		void	   *sp;
 #if !defined(__x86_64__)
 		ucontext_t	uc;
 #endif
+		const void *stack_lo;	/* for ASan's fiber annotations */
+		size_t		stack_size;
+		void	   *fake_stack;
+	};
+
+	struct Fiber
+	{
+		char	   *mem;		/* guard page + stack */
+		Ctx			ctx;
 		fbh::Thread t;
 		FiberState	state;
 		/* warp collective arrival */
@@ -331,28 +387,54 @@ namespace
 		void	   *data;
 		unsigned	mask;
 		int			kind;
-		void	   *fake_stack;
 	};
 
+	/*
+	 * One block's run.  A round hands control from fiber to fiber
+	 * directly (round[pos] runs now): each one, when it waits or ends,
+	 * counts itself and switches to the next; the last switches back to
+	 * the scheduler, which opens barriers and fires warp collectives.
+	 */
 	struct BlockRun
 	{
 		std::vector<Fiber> fibers;
 		const std::function<void()> *body;
-		void	   *sched_sp;
-#if !defined(__x86_64__)
-		ucontext_t	sched_uc;
-#endif
-		const void *sched_stack_lo;
-		size_t		sched_stack_size;
-		void	   *sched_fake;
+		Ctx			sched;
 		bool		failed;
 		std::vector<char> smem;
+		std::vector<int> round;
+		size_t		pos;
+		int			n_done,
+					n_barrier;
+		std::vector<int> warp_waiting;
 	};
 
-	thread_local BlockRun *run_now;
-	thread_local Fiber *fiber_now;
+	/* globals, as fbh::current: one launch runs at a time */
+	BlockRun   *run_now;
+	Fiber	   *fiber_now;
 
-	void		switch_to_scheduler();
+	void		leave_fiber();
+
+	/* Saves the running context in from and runs to; dying: from is
+	 * never resumed. */
+	inline void
+	ctx_switch(Ctx *from, Ctx *to, bool dying)
+	{
+#ifdef FBH_ASAN
+		__sanitizer_start_switch_fiber(dying ? NULL : &from->fake_stack, to->stack_lo,
+									   to->stack_size);
+#else
+		(void) dying;
+#endif
+#if defined(__x86_64__)
+		fbh_ctx_switch(&from->sp, to->sp);
+#else
+		swapcontext(&from->uc, &to->uc);
+#endif
+#ifdef FBH_ASAN
+		__sanitizer_finish_switch_fiber(from->fake_stack, NULL, NULL);
+#endif
+	}
 }
 
 extern "C" void fbh_fiber_main(void);
@@ -360,14 +442,12 @@ extern "C" void fbh_fiber_main(void);
 extern "C" void
 fbh_fiber_main(void)
 {
-	Fiber	   *f = fiber_now;
-
 #ifdef FBH_ASAN
-	__sanitizer_finish_switch_fiber(NULL, &run_now->sched_stack_lo, &run_now->sched_stack_size);
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
 	(*run_now->body) ();
-	f->state = F_DONE;
-	switch_to_scheduler();
+	fiber_now->state = F_DONE;
+	leave_fiber();
 	abort();					/* a finished fiber is never resumed */
 }
 
@@ -381,43 +461,51 @@ fiber_main_uc(void)
 
 namespace
 {
+	/* The running fiber waits (its state says at what) or has ended:
+	 * count it and hand over to the next of the round. */
 	void
-	switch_to_scheduler()
+	leave_fiber()
 	{
 		Fiber	   *f = fiber_now;
 		BlockRun   *r = run_now;
+		Ctx		   *to;
 
-#ifdef FBH_ASAN
-		__sanitizer_start_switch_fiber(f->state == F_DONE ? NULL : &f->fake_stack,
-									   r->sched_stack_lo, r->sched_stack_size);
-#endif
-#if defined(__x86_64__)
-		fbh_ctx_switch(&f->sp, r->sched_sp);
-#else
-		swapcontext(&f->uc, &r->sched_uc);
-#endif
-#ifdef FBH_ASAN
-		__sanitizer_finish_switch_fiber(f->fake_stack, NULL, NULL);
-#endif
+		if (f->state == F_DONE)
+			r->n_done++;
+		else if (f->state == F_BLOCK_BARRIER)
+			r->n_barrier++;
+		else
+			r->warp_waiting[(size_t) (f->t.linear / 32)]++;
+		if (r->pos + 1 < r->round.size())
+		{
+			Fiber	   *g = &r->fibers[(size_t) r->round[++r->pos]];
+
+			fiber_now = g;
+			fbh::current = &g->t;
+			to = &g->ctx;
+		}
+		else
+		{
+			fiber_now = NULL;
+			fbh::current = NULL;
+			to = &r->sched;
+		}
+		ctx_switch(&f->ctx, to, f->state == F_DONE);
 	}
 
+	/* Runs a round: every fiber of r->round until it waits or ends. */
 	void
-	resume(BlockRun *r, Fiber *f)
+	run_round(BlockRun *r)
 	{
-		fiber_now = f;
-		fbh::current = &f->t;
-#ifdef FBH_ASAN
-		__sanitizer_start_switch_fiber(&r->sched_fake, f->mem + GUARD_BYTES,
-									   STACK_BYTES - GUARD_BYTES);
-#endif
-#if defined(__x86_64__)
-		fbh_ctx_switch(&r->sched_sp, f->sp);
-#else
-		swapcontext(&r->sched_uc, &f->uc);
-#endif
-#ifdef FBH_ASAN
-		__sanitizer_finish_switch_fiber(r->sched_fake, NULL, NULL);
-#endif
+		Fiber	   *g;
+
+		if (r->round.empty())
+			return;
+		r->pos = 0;
+		g = &r->fibers[(size_t) r->round[0]];
+		fiber_now = g;
+		fbh::current = &g->t;
+		ctx_switch(&r->sched, &g->ctx, false);
 		fiber_now = NULL;
 		fbh::current = NULL;
 	}
@@ -453,24 +541,28 @@ namespace
 #endif
 #if defined(__x86_64__)
 		{
-			uintptr_t	top = ((uintptr_t) (f->mem + STACK_BYTES)) & ~(uintptr_t) 15;
+			/* stacks sit 256 KB apart: stagger their tops so that the
+			 * fibers' hot frames do not all fall in the same cache sets */
+			uintptr_t	top = ((uintptr_t) (f->mem + STACK_BYTES - (i % 64) * 448)) & ~(uintptr_t) 15;
 			void	  **sp = (void **) top;
 
 			*--sp = NULL;		/* keeps the return slot's alignment */
 			*--sp = (void *) fbh_fiber_tramp;
 			for (int k = 0; k < 6; k++)
 				*--sp = NULL;	/* rbp rbx r12 r13 r14 r15 */
-			f->sp = sp;
+			f->ctx.sp = sp;
 		}
 #else
-		getcontext(&f->uc);
-		f->uc.uc_stack.ss_sp = f->mem + GUARD_BYTES;
-		f->uc.uc_stack.ss_size = STACK_BYTES - GUARD_BYTES;
-		f->uc.uc_link = NULL;
-		makecontext(&f->uc, fiber_main_uc, 0);
+		getcontext(&f->ctx.uc);
+		f->ctx.uc.uc_stack.ss_sp = f->mem + GUARD_BYTES;
+		f->ctx.uc.uc_stack.ss_size = STACK_BYTES - GUARD_BYTES;
+		f->ctx.uc.uc_link = NULL;
+		makecontext(&f->ctx.uc, fiber_main_uc, 0);
 #endif
+		f->ctx.stack_lo = f->mem + GUARD_BYTES;
+		f->ctx.stack_size = STACK_BYTES - GUARD_BYTES;
+		f->ctx.fake_stack = NULL;
 		f->state = F_RUNNABLE;
-		f->fake_stack = NULL;
 		return true;
 	}
 
@@ -493,83 +585,92 @@ namespace
 		}
 		run_now->failed = true;
 		fiber_now->state = F_DONE;
-		switch_to_scheduler();
+		{
+			Fiber	   *f = fiber_now;
+
+			fiber_now = NULL;
+			fbh::current = NULL;
+			ctx_switch(&f->ctx, &run_now->sched, true);
+		}
 		abort();
 	}
 
 	/*
-	 * Fires the warp collectives whose lanes have all arrived; returns
-	 * whether any did.  Sets *bad on a collective that can never complete.
+	 * Fires the collective warp w's waiting lanes wait at, if every lane of
+	 * its mask has arrived; the lanes become runnable.  Returns whether it
+	 * fired; sets *bad for a collective that can never complete.
 	 */
 	bool
-	resolve_warps(BlockRun *r, bool *bad)
+	resolve_warp(BlockRun *r, int w, std::vector<int> &runnable, bool *bad)
 	{
 		int			n = (int) r->fibers.size();
-		bool		progress = false;
+		int			base = w * 32;
+		int			lanes = n - base < 32 ? n - base : 32;
+		Fiber	   *f = NULL;
+		void	   *data[32] = {0};
 
-		for (int base = 0; base < n; base += 32)
+		for (int l = 0; l < lanes && f == NULL; l++)
+			if (r->fibers[(size_t) (base + l)].state == F_WARP)
+				f = &r->fibers[(size_t) (base + l)];
+		if (f == NULL)
+			return false;
+		for (int m = 0; m < 32; m++)
 		{
-			int			lanes = n - base < 32 ? n - base : 32;
+			Fiber	   *g;
 
-			for (int l = 0; l < lanes; l++)
+			if (!(f->mask & (1u << m)))
+				continue;
+			if (m >= lanes)
 			{
-				Fiber	   *f = &r->fibers[base + l];
-				void	   *data[32] = {0};
-				bool		ready = true;
-
-				if (f->state != F_WARP)
-					continue;
-				for (int m = 0; m < 32; m++)
-				{
-					Fiber	   *g;
-
-					if (!(f->mask & (1u << m)))
-						continue;
-					if (m >= lanes)
-					{
-						failure = "a warp operation's mask names a lane the block does not have";
-						*bad = true;
-						return false;
-					}
-					g = &r->fibers[base + m];
-					if (g->state == F_DONE)
-					{
-						failure = "a warp operation's mask names a lane that has exited";
-						*bad = true;
-						return false;
-					}
-					if (g->state != F_WARP)
-					{
-						ready = false;
-						break;
-					}
-					if (g->mask != f->mask || g->kind != f->kind || g->fn != f->fn)
-					{
-						failure = "lanes of a warp wait at different warp operations";
-						*bad = true;
-						return false;
-					}
-					data[m] = g->data;
-				}
-				if (!ready)
-					continue;
-				f->fn(data, f->mask, f->fn_arg);
-				for (int m = 0; m < 32; m++)
-					if (f->mask & (1u << m))
-						r->fibers[base + m].state = F_RUNNABLE;
-				progress = true;
+				failure = "a warp operation's mask names a lane the block does not have";
+				*bad = true;
+				return false;
 			}
+			g = &r->fibers[(size_t) (base + m)];
+			if (g->state == F_DONE)
+			{
+				failure = "a warp operation's mask names a lane that has exited";
+				*bad = true;
+				return false;
+			}
+			if (g->state != F_WARP)
+				return false;	/* not all there yet */
+			if (g->mask != f->mask || g->kind != f->kind || g->fn != f->fn)
+			{
+				failure = "lanes of a warp wait at different warp operations";
+				*bad = true;
+				return false;
+			}
+			data[m] = g->data;
 		}
-		return progress;
+		f->fn(data, f->mask, f->fn_arg);
+		for (int m = 0; m < 32; m++)
+			if (f->mask & (1u << m))
+			{
+				r->fibers[(size_t) (base + m)].state = F_RUNNABLE;
+				runnable.push_back(base + m);
+			}
+		return true;
 	}
 
-	/* Runs one block to completion; false when the launch fails. */
+	/*
+	 * Runs one block to completion; false when the launch fails.  Rounds:
+	 * every runnable fiber runs until it waits or ends; then the block
+	 * barrier opens when every live thread waits at it, and each warp's
+	 * collective fires when its lanes are all there.  A round in which
+	 * nothing can move is a deadlock.
+	 */
 	bool
 	run_block(BlockRun *r, dim3 bidx, dim3 bdim)
 	{
 		int			n = (int) (bdim.x * bdim.y * bdim.z);
+		int			n_warps = (n + 31) / 32;
 
 		r->fibers.resize((size_t) n);
+		r->round.clear();
+		r->warp_waiting.assign((size_t) n_warps, 0);
+		r->n_done = 0;
+		r->n_barrier = 0;
 		for (int i = 0; i < n; i++)
 		{
 			Fiber	   *f = &r->fibers[(size_t) i];
@@ -583,47 +684,53 @@ namespace
 			f->t.thread_idx = dim3((unsigned) i % bdim.x, ((unsigned) i / bdim.x) % bdim.y,
 								   (unsigned) i / (bdim.x * bdim.y));
 			f->t.block_idx = bidx;
+			r->round.push_back(i);
 		}
 		if (!r->smem.empty())
 			memset(r->smem.data(), 0xff, r->smem.size());	/* NaN bytes */
 		r->failed = false;
 		for (;;)
 		{
-			int			done = 0,
-						at_barrier = 0;
-			bool		bad = false;
+			bool		bad = false,
+						moved = false;
 
-			for (int i = 0; i < n; i++)
-			{
-				Fiber	   *f = &r->fibers[(size_t) i];
-
-				if (f->state == F_RUNNABLE)
-				{
-					resume(r, f);
-					if (r->failed)
-						return false;
-				}
-			}
-			for (int i = 0; i < n; i++)
-			{
-				done += r->fibers[(size_t) i].state == F_DONE;
-				at_barrier += r->fibers[(size_t) i].state == F_BLOCK_BARRIER;
-			}
-			if (done == n)
+			run_round(r);
+			if (r->failed)
+				return false;
+			r->round.clear();
+			if (r->n_done == n)
 				return true;
-			if (at_barrier > 0 && at_barrier + done == n)
+			if (r->n_barrier > 0 && r->n_barrier + r->n_done == n)
 			{
 				/* exited threads count as arrived (as on Volta and later) */
 				for (int i = 0; i < n; i++)
 					if (r->fibers[(size_t) i].state == F_BLOCK_BARRIER)
+					{
 						r->fibers[(size_t) i].state = F_RUNNABLE;
+						r->round.push_back(i);
+					}
+				r->n_barrier = 0;
 				continue;
 			}
-			if (resolve_warps(r, &bad))
-				continue;
-			if (!bad)
+			for (int w = 0; w < n_warps; w++)
+			{
+				size_t		before = r->round.size();
+
+				/* a warp may hold several groups (disjoint masks) */
+				while (r->warp_waiting[(size_t) w] > 0 && resolve_warp(r, w, r->round, &bad))
+				{
+					r->warp_waiting[(size_t) w] -= (int) (r->round.size() - before);
+					before = r->round.size();
+					moved = true;
+				}
+				if (bad)
+					return false;
+			}
+			if (!moved)
+			{
 				failure = "deadlock: threads of a block wait at different barriers";
-			return false;
+				return false;
+			}
 		}
 	}
 
@@ -712,7 +819,7 @@ fbh::sync_block()
 	if (fiber_now == NULL)
 		kernel_abort("__syncthreads outside a kernel");
 	fiber_now->state = F_BLOCK_BARRIER;
-	switch_to_scheduler();
+	leave_fiber();
 }
 
 int
@@ -736,7 +843,7 @@ fbh::warp_collective(unsigned mask, collective_fn fn, void *arg, void *my_data, 
 	f->data = my_data;
 	f->mask = mask;
 	f->kind = kind;
-	switch_to_scheduler();
+	leave_fiber();
 }
 
 void
@@ -883,6 +990,21 @@ fbh::launch(const void *fn, const char *name, dim3 grid, dim3 block, size_t smem
 			raise(SIGSEGV);
 		r.body = &body;
 		r.smem.resize(smem);
+		r.sched.fake_stack = NULL;
+		{
+			/* the scheduler runs on the calling thread's stack */
+			pthread_attr_t at;
+			void	   *lo = NULL;
+			size_t		sz = 0;
+
+			if (pthread_getattr_np(pthread_self(), &at) == 0)
+			{
+				pthread_attr_getstack(&at, &lo, &sz);
+				pthread_attr_destroy(&at);
+			}
+			r.sched.stack_lo = lo;
+			r.sched.stack_size = sz;
+		}
 		run_now = &r;
 		grid_dim = grid;
 		block_dim = block;

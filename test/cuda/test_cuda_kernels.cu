@@ -595,6 +595,8 @@ run_attention(const attn_case *c, bool fused)
 			bk.scores_base = (float *) scores;
 			bk.probs_base = probs;
 			bk.out_base = outs;
+			bk.block_stride = (size_t) Lq * Lb;
+			bk.out_stride = (size_t) Lq * dh;
 			e = fb_cuda_attention_gemm<T>(blas, (T *) dctx, &a, dh, &bk, 0);
 			SYNC_OK("GEMM attention");
 			cudaFree(dptr);
@@ -921,6 +923,40 @@ test_type(bool quick)
 	}
 }
 
+#ifndef __CUDACC__
+extern "C" uint16_t fbh_f32_to_f16_soft(float f);
+
+/* The harness's fp16 rounding (F16C where the CPU has it) against its
+ * portable reference and a few exact values, on every class of input. */
+static void
+test_harness_half(void)
+{
+	int			bad = 0;
+
+	for (uint32_t i = 0; i < (1u << 24); i++)
+	{
+		uint32_t	bits = i * 257u + (i >> 9);	/* all exponents, varied mantissas */
+		float		f;
+		uint16_t	a,
+					b;
+
+		memcpy(&f, &bits, 4);
+		a = __float2half_rn(f).bits;
+		b = fbh_f32_to_f16_soft(f);
+		if (isnan(f) ? !((a & 0x7c00) == 0x7c00 && (a & 0x3ff) && (b & 0x7c00) == 0x7c00 && (b & 0x3ff))
+			: a != b)
+			bad++;
+	}
+	CHECK(bad == 0, "fp16 rounding: %d values differ from the reference", bad);
+	CHECK(__float2half_rn(1.0f + 1.0f / 2048).bits == 0x3c00, "ties to even (down)");
+	CHECK(__float2half_rn(1.0f + 3.0f / 2048).bits == 0x3c02, "ties to even (up)");
+	CHECK(__float2half_rn(65520.0f).bits == 0x7c00, "overflow to infinity");
+	CHECK(__float2half_rn(5.96046448e-08f).bits == 0x0001, "smallest subnormal");
+	CHECK(__half2float(__float2half_rn(-2.5f)) == -2.5f, "round trip");
+	CHECK(__float2bfloat16_rn(1.0f + 1.0f / 256).bits == 0x3f80, "bf16 ties to even");
+}
+#endif
+
 int
 main(void)
 {
@@ -937,6 +973,9 @@ main(void)
 		return 0;
 	}
 	CHECK(fb_cuda_attention_fused_setup() == cudaSuccess, "fused attention setup");
+#ifndef __CUDACC__
+	test_harness_half();
+#endif
 	test_type<__half>(quick);
 	test_type<__nv_bfloat16>(quick);
 	return fbt_finish("cuda_kernels");
