@@ -68,6 +68,12 @@ bench-engine: $(BENCH)
 $(BENCH): bench/bench_engine.c bench/bench_util.h $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
+# random-weight BERT directories of any geometry (test/gpu/run.sh)
+bench-models: $(BUILD)/make_random_model
+$(BUILD)/make_random_model: bench/make_random_model.c
+	@mkdir -p $(dir $@)
+	$(CC) $(FB_CFLAGS) -o $@ $< -lm
+
 # one attention head: fp32 (OpenBLAS) against the bfloat16 kernel
 bench-attention: $(BUILD)/bench_attention
 $(BUILD)/bench_attention: bench/bench_attention.c bench/bench_util.h $(ENGINE_LIB)

@@ -579,10 +579,11 @@ check_device_errors(void)
 	}
 }
 
+static json_object *golden;
+
 static void
 load_texts(void)
 {
-	static json_object *golden;
 	json_object *arr;
 
 	golden = json_object_from_file("test/fixtures/golden/forward.json");
@@ -611,6 +612,16 @@ main(int argc, char **argv)
 	bool		quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
 
 	load_texts();
+#if defined(__SANITIZE_ADDRESS__)
+	/*
+	 * Under ASan the harness is slow: the fixtures on their first twelve
+	 * texts (the host code paths; the kernels' long sequences are in
+	 * test_cuda_kernels, which runs in full)
+	 */
+	quick = true;
+	n_texts = 12;
+	printf("backends: ASan build: fixtures only, first %d texts\n", n_texts);
+#endif
 	/* the modules sit next to the test's build directory */
 	snprintf(self, sizeof(self), "%s", argv[0]);
 	snprintf(dir, sizeof(dir), "%s", dirname(self));
@@ -661,5 +672,7 @@ main(int argc, char **argv)
 			check_model(dir, true);
 	}
 	check_device_errors();
+	free(texts);
+	json_object_put(golden);
 	return fbt_finish("backends");
 }
