@@ -128,8 +128,10 @@ CUDA_HDRS    := $(wildcard kernels/*.cuh kernels/harness/*.h) src/engine/fb_back
 CUDA_ARCHS   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
                 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90
-# -Werror for host code (through the host compiler) and device code
-NVCC_FLAGS   ?= -std=c++17 -O3 $(CUDA_ARCHS) --Werror all-warnings \
+# -Werror for host code (through the host compiler) and device code;
+# NVCC_THREADS compiles a file's architectures in parallel
+NVCC_THREADS ?= 1
+NVCC_FLAGS   ?= -std=c++17 -O3 $(CUDA_ARCHS) --threads $(NVCC_THREADS) --Werror all-warnings \
                 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror,-Wno-unused-parameter
 CUDA_OBJS    := $(patsubst kernels/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
 CUDA_MODULE  := $(BUILD)/finbert_cuda.so
