@@ -13,6 +13,43 @@
 
 #define NORM_WARPS 4			/* rows per block */
 
+/*
+ * Mean and 1 / sqrt(variance + eps) of a row's C values v(c), one warp:
+ * two passes over the values (v is re-evaluated: its inputs are in L1).
+ */
+template <typename V>
+static __device__ __forceinline__ void
+row_stats(const V &v, int C, float eps, float *mean, float *inv)
+{
+	int			lane = threadIdx.x % FB_WARP;
+	float		sum = 0.0f,
+				var = 0.0f;
+
+	for (int c = lane; c < C; c += FB_WARP)
+		sum += v(c);
+	*mean = fb_warp_sum(sum) / (float) C;
+	for (int c = lane; c < C; c += FB_WARP)
+	{
+		float		d = v(c) - *mean;
+
+		var += d * d;
+	}
+	*inv = rsqrtf(fb_warp_sum(var) / (float) C + eps);
+}
+
+/* word + position + token type 0 embeddings of one row */
+template <typename T>
+struct embed_sum
+{
+	const T    *w,
+			   *p,
+			   *t;
+	__device__ float operator() (int c) const
+	{
+		return fb_f32(w[c]) + fb_f32(p[c]) + fb_f32(t[c]);
+	}
+};
+
 template <typename T>
 __global__ void
 embed_layernorm_kernel(const int32_t *ids, const int32_t *pos, int rows, const T *word,
@@ -21,33 +58,18 @@ embed_layernorm_kernel(const int32_t *ids, const int32_t *pos, int rows, const T
 {
 	int			lane = threadIdx.x % FB_WARP;
 	int			r = blockIdx.x * NORM_WARPS + threadIdx.x / FB_WARP;
-	const T    *w,
-			   *p;
-	float		sum = 0.0f,
-				var = 0.0f,
-				mean,
+	embed_sum<T> v;
+	float		mean,
 				inv;
 
 	if (r >= rows)
 		return;
-	w = word + (size_t) ids[r] * E;
-	p = pos_emb + (size_t) pos[r] * E;
+	v.w = word + (size_t) ids[r] * E;
+	v.p = pos_emb + (size_t) pos[r] * E;
+	v.t = type0;
+	row_stats(v, E, eps, &mean, &inv);
 	for (int c = lane; c < E; c += FB_WARP)
-		sum += fb_f32(w[c]) + fb_f32(p[c]) + fb_f32(type0[c]);
-	mean = fb_warp_sum(sum) / (float) E;
-	for (int c = lane; c < E; c += FB_WARP)
-	{
-		float		d = fb_f32(w[c]) + fb_f32(p[c]) + fb_f32(type0[c]) - mean;
-
-		var += d * d;
-	}
-	inv = rsqrtf(fb_warp_sum(var) / (float) E + eps);
-	for (int c = lane; c < E; c += FB_WARP)
-	{
-		float		v = fb_f32(w[c]) + fb_f32(p[c]) + fb_f32(type0[c]);
-
-		out[(size_t) r * E + c] = fb_store<T>((v - mean) * inv * g[c] + b[c]);
-	}
+		out[(size_t) r * E + c] = fb_store<T>((v(c) - mean) * inv * g[c] + b[c]);
 }
 
 template <typename T>
@@ -77,6 +99,19 @@ fb_cuda_embed_layernorm(const int32_t *ids, const int32_t *pos, int rows, const 
 #define RESIDUAL(x) (x)
 #endif
 
+/* a GEMM output row + bias + the residual row */
+template <typename T>
+struct biased_residual
+{
+	const T    *y;
+	const float *bias;
+	const T    *res;
+	__device__ float operator() (int c) const
+	{
+		return fb_f32(y[c]) + bias[c] + RESIDUAL(fb_f32(res[c]));
+	}
+};
+
 template <typename T>
 __global__ void
 bias_residual_layernorm_kernel(const T *y, const float *bias, const T *res, const float *g,
@@ -85,33 +120,21 @@ bias_residual_layernorm_kernel(const T *y, const float *bias, const T *res, cons
 {
 	int			lane = threadIdx.x % FB_WARP;
 	int			r = blockIdx.x * NORM_WARPS + threadIdx.x / FB_WARP;
-	const T    *yr,
-			   *rr;
-	float		sum = 0.0f,
-				var = 0.0f,
-				mean,
+	biased_residual<T> v;
+	float		mean,
 				inv;
 	bool		bad = false;
 
 	if (r >= rows)
 		return;
-	yr = y + (size_t) r * C;
-	rr = res + (size_t) r * C;
-	for (int c = lane; c < C; c += FB_WARP)
-		sum += fb_f32(yr[c]) + bias[c] + RESIDUAL(fb_f32(rr[c]));
-	mean = fb_warp_sum(sum) / (float) C;
-	for (int c = lane; c < C; c += FB_WARP)
-	{
-		float		d = fb_f32(yr[c]) + bias[c] + RESIDUAL(fb_f32(rr[c])) - mean;
-
-		var += d * d;
-	}
-	inv = rsqrtf(fb_warp_sum(var) / (float) C + eps);
+	v.y = y + (size_t) r * C;
+	v.bias = bias;
+	v.res = res + (size_t) r * C;
+	row_stats(v, C, eps, &mean, &inv);
 	/* out may be res: each element is read and then written by one lane */
 	for (int c = lane; c < C; c += FB_WARP)
 	{
-		float		v = fb_f32(yr[c]) + bias[c] + RESIDUAL(fb_f32(rr[c]));
-		T			o = fb_store<T>((v - mean) * inv * g[c] + b[c]);
+		T			o = fb_store<T>((v(c) - mean) * inv * g[c] + b[c]);
 
 		bad |= !isfinite(fb_f32(o));
 		out[(size_t) r * C + c] = o;

@@ -589,6 +589,44 @@ check_device_errors(void)
 	}
 }
 
+/*
+ * The variants of a CUDA module: fused and GEMM attention in fp16, and
+ * bf16.  bfloat16 (what a bf16 checkpoint gets) has 8 bits of mantissa
+ * instead of 11: logits within 2.1e-2 on the fixtures, so looser bounds,
+ * and near ties up to 4e-2 (the random-weight NER fixtures have many: up
+ * to 8 of 33 texts); fixtures only.  Under the harness the GEMM attention
+ * runs on a subset of the starter models (the fiber harness is slow).
+ */
+static void
+add_cuda_backends(const fb_model_options *mo, const char *prefix, bool harness)
+{
+	static char names[3][2][64];
+	int			k = harness ? 0 : 1;
+	backend    *b;
+
+	snprintf(names[0][k], sizeof(names[0][k]), "%s, fused", prefix);
+	snprintf(names[1][k], sizeof(names[1][k]), "%s, gemm", prefix);
+	snprintf(names[2][k], sizeof(names[2][k]), "%s, bf16", prefix);
+	for (int v = 0; v < 3; v++)
+	{
+		b = &backends[n_backends++];
+		memset(b, 0, sizeof(*b));
+		b->name = names[v][k];
+		b->mo = *mo;
+		b->threads = 1;
+		b->mo.attention = v == 1 ? FB_ATTENTION_GEMM : FB_ATTENTION_FUSED;
+		b->fixtures_only = harness && v == 1;
+		if (v == 2)
+		{
+			b->mo.precision = FB_PRECISION_BF16;
+			b->no_starters = true;
+			b->logit_tol = 5e-2;
+			b->tie_margin = 4e-2;
+			b->max_ties = 8;
+		}
+	}
+}
+
 static json_object *golden;
 
 static void
@@ -646,44 +684,12 @@ main(int argc, char **argv)
 	cuda.device = FB_DEVICE_CUDA;
 	cuda.cuda_module = harness_path;
 	CHECK(fb_device_probe(&cuda, &info, &err) == FB_OK, "the CUDA harness module: %s", err.msg);
-	backends[n_backends].name = "cuda harness, fused";
-	backends[n_backends].mo = cuda;
-	backends[n_backends++].mo.attention = FB_ATTENTION_FUSED;
-	backends[n_backends].name = "cuda harness, gemm";
-	backends[n_backends].mo = cuda;
-	backends[n_backends].fixtures_only = true;
-	backends[n_backends++].mo.attention = FB_ATTENTION_GEMM;
-	/*
-	 * bfloat16 weights and activations (what a bf16 checkpoint gets): 8
-	 * bits of mantissa instead of 11, logits within 2.1e-2 on the
-	 * fixtures, so looser bounds, and near ties up to 4e-2 (the
-	 * random-weight NER fixtures have many: up to 8 of 33 texts)
-	 */
-	backends[n_backends].name = "cuda harness, bf16";
-	backends[n_backends].mo = cuda;
-	backends[n_backends].mo.precision = FB_PRECISION_BF16;
-	backends[n_backends].no_starters = true;
-	backends[n_backends].logit_tol = 5e-2;
-	backends[n_backends].tie_margin = 4e-2;
-	backends[n_backends++].max_ties = 8;
-
+	add_cuda_backends(&cuda, "cuda harness", true);
 	cuda.cuda_module = cuda_path;
 	if (fb_device_probe(&cuda, &info, &err) == FB_OK)
 	{
 		printf("backends: real CUDA device: %s (%s)\n", info.name, info.runtime);
-		backends[n_backends].name = "cuda, fused";
-		backends[n_backends].mo = cuda;
-		backends[n_backends++].mo.attention = FB_ATTENTION_FUSED;
-		backends[n_backends].name = "cuda, gemm";
-		backends[n_backends].mo = cuda;
-		backends[n_backends++].mo.attention = FB_ATTENTION_GEMM;
-		backends[n_backends].name = "cuda, bf16";
-		backends[n_backends].mo = cuda;
-		backends[n_backends].mo.precision = FB_PRECISION_BF16;
-		backends[n_backends].no_starters = true;
-		backends[n_backends].logit_tol = 5e-2;
-		backends[n_backends].tie_margin = 4e-2;
-		backends[n_backends++].max_ties = 8;
+		add_cuda_backends(&cuda, "cuda", false);
 	}
 	else
 		printf("backends: SKIP the real CUDA backend: %s\n", err.msg);
