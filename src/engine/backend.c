@@ -78,9 +78,6 @@ fb_attention_name(fb_attention a)
 /* ---------------------------------------------------------------------
  * The CUDA module
  * --------------------------------------------------------------------- */
-#define FB_MAX_MODULES 4		/* distinct module paths in one process: the
-								 * real one and the test harness */
-
 typedef struct loaded_module
 {
 	char	   *path;

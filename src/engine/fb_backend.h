@@ -128,10 +128,14 @@ typedef struct fb_backend_model_info
  * time.
  *
  * Batches: submit starts a batch (it may return before the work is done;
- * the batch's ids are copied, the caller may reuse them at once); wait
- * finishes the oldest batch submitted and returns its outputs, which stay
- * valid until the session's next submit.  At most FB_BACKEND_MAX_IN_FLIGHT
- * batches are in flight.  Outputs are the FB_OUT_* bits of finbert.h.
+ * the batch's ids are copied, the caller may reuse them at once; the batch
+ * has been checked against the model and the outputs against its heads);
+ * a submit that fails leaves nothing in flight.  wait finishes the oldest
+ * batch submitted, also when it reports an error, and returns its
+ * outputs, which stay valid until the session's next submit.  At most
+ * FB_BACKEND_MAX_IN_FLIGHT batches are in flight.  Outputs are the FB_OUT_*
+ * bits of finbert.h.  A backend polls ctl's interrupt (wait, and between
+ * layers on the CPU) and returns FB_ERR_INTERRUPTED.
  */
 #define FB_BACKEND_MAX_IN_FLIGHT 2
 

@@ -68,4 +68,10 @@
  * (FB_ERR_LIMIT) instead of unbounded memory (28 MB at this limit). */
 #define FB_TOKENIZER_MAX_MARK_RUN (1u << 20)
 
+/* Backend modules (distinct paths) one process loads: the CUDA module and
+ * the test harness's; modules stay loaded for the life of the process
+ * (CUDA libraries are not made to be unloaded), so the table is small and
+ * fixed. */
+#define FB_MAX_MODULES           4
+
 #endif
