@@ -1,7 +1,10 @@
 # finbert — build of the engine library, the command-line tool, the tests
 # and the PostgreSQL extension (PGXS, at the end of this file).
 #
-#   make            engine library, CLI, unit tests and finbert.so
+#   make            engine library, CLI, unit tests and finbert.so; the
+#                   CUDA backend module when nvcc is found (CUDA=0 skips
+#                   it, CUDA=1 requires it) and always its CPU-harness
+#                   build, which the unit tests run
 #   make install    finbert.so and the SQL files into the PostgreSQL tree
 #   make stress-test  the unit tests of the plain and ASan builds 20 times
 #                   (STRESS_ROUNDS=N): catches a flaky test before CI does
@@ -26,7 +29,7 @@ PKG_CONFIG ?= pkg-config
 
 ENGINE_PKGS   := icu-uc icu-i18n json-c openblas
 ENGINE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(ENGINE_PKGS))
-ENGINE_LIBS   := $(shell $(PKG_CONFIG) --libs $(ENGINE_PKGS)) -lm -lpthread
+ENGINE_LIBS   := $(shell $(PKG_CONFIG) --libs $(ENGINE_PKGS)) -lm -lpthread -ldl
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes
 OPT     ?= -O2 -g
@@ -43,7 +46,7 @@ FUZZ_REPLAY := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%_replay,$(FUZZ_SRCS))
 
 .PHONY: all engine cli unit-tests test check-unit asan-test stress-test fuzz fuzz-replay clean-engine
 
-all: engine cli unit-tests
+all: engine cli unit-tests cuda
 
 engine: $(ENGINE_LIB)
 cli: $(CLI)
@@ -64,6 +67,12 @@ BENCH := $(BUILD)/bench_engine
 bench-engine: $(BENCH)
 $(BENCH): bench/bench_engine.c bench/bench_util.h $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
+
+# random-weight BERT directories of any geometry (test/gpu/run.sh)
+bench-models: $(BUILD)/make_random_model
+$(BUILD)/make_random_model: bench/make_random_model.c
+	@mkdir -p $(dir $@)
+	$(CC) $(FB_CFLAGS) -o $@ $< -lm
 
 # one attention head: fp32 (OpenBLAS) against the bfloat16 kernel
 bench-attention: $(BUILD)/bench_attention
@@ -88,6 +97,101 @@ $(BUILD)/test/%: test/%.c test/fb_test.h $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(FB_CFLAGS) -Itest -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
+# ---------------------------------------------------------------------------
+# CUDA backend (kernels/): a module the engine dlopen()s
+#
+#   $(BUILD)/finbert_cuda.so          nvcc, the GPU module (fat binary:
+#                                     sm_80 sm_86 sm_89 sm_90 + PTX)
+#   $(BUILD)/finbert_cuda_harness.so  g++, the same sources against the CPU
+#                                     execution harness (kernels/harness/):
+#                                     what `make test` runs
+#   $(BUILD)/test/test_cuda_kernels   each kernel against a plain-C
+#                                     reference, under the harness
+#   $(BUILD)/cuda/test_cuda_kernels   the same test built by nvcc, for a
+#                                     machine with a GPU (test/gpu/run.sh)
+# ---------------------------------------------------------------------------
+CUDA ?= auto
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+ifeq ($(CUDA),auto)
+CUDA_BUILD := $(if $(NVCC),1,0)
+else ifeq ($(CUDA),1)
+CUDA_BUILD := 1
+ifeq ($(NVCC),)
+$(error CUDA=1 but nvcc was not found (set NVCC=/path/to/nvcc))
+endif
+else
+CUDA_BUILD := 0
+endif
+
+CUDA_SRCS    := $(wildcard kernels/*.cu)
+CUDA_HDRS    := $(wildcard kernels/*.cuh kernels/harness/*.h) src/engine/fb_backend.h src/engine/finbert.h
+CUDA_ARCHS   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+                -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+                -gencode arch=compute_90,code=compute_90
+# -Werror for host code (through the host compiler) and device code;
+# NVCC_THREADS compiles a file's architectures in parallel
+NVCC_THREADS ?= 1
+NVCC_FLAGS   ?= -std=c++17 -O3 $(CUDA_ARCHS) --threads $(NVCC_THREADS) --Werror all-warnings \
+                -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror,-Wno-unused-parameter
+CUDA_OBJS    := $(patsubst kernels/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
+CUDA_MODULE  := $(BUILD)/finbert_cuda.so
+CUDA_TEST    := $(BUILD)/cuda/test_cuda_kernels
+
+HARNESS_CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -Wno-unused-parameter -fPIC \
+                    -fvisibility=hidden -Isrc/engine -Ikernels $(ENGINE_CFLAGS) $(SAN)
+HARNESS_OBJS   := $(patsubst kernels/%.cu,$(BUILD)/cuda-harness/%.o,$(CUDA_SRCS)) \
+                  $(BUILD)/cuda-harness/harness.o
+HARNESS_MODULE := $(BUILD)/finbert_cuda_harness.so
+HARNESS_LIBS   := $(shell $(PKG_CONFIG) --libs openblas) -lm -lpthread
+KERNEL_OBJS    = $(filter-out %/backend.o %/harness.o,$(1))
+
+.PHONY: cuda cuda-module cuda-harness
+cuda: cuda-harness $(if $(filter 1,$(CUDA_BUILD)),cuda-module)
+cuda-module: $(CUDA_MODULE) $(CUDA_TEST)
+cuda-harness: $(HARNESS_MODULE) $(BUILD)/test/test_cuda_kernels $(BUILD)/cuda-neg/test_cuda_kernels
+
+$(BUILD)/cuda/%.o: kernels/%.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Isrc/engine -Ikernels -c -o $@ $<
+
+# the CUDA runtime linked statically: the module needs libcuda (the
+# driver) and cuBLAS(Lt) at run time, nothing else
+$(CUDA_MODULE): $(CUDA_OBJS)
+	$(NVCC) -shared $(CUDA_ARCHS) -o $@ $^ -lcublasLt -lcublas
+
+$(CUDA_TEST): test/cuda/test_cuda_kernels.cu $(call KERNEL_OBJS,$(CUDA_OBJS)) test/fb_test.h $(CUDA_HDRS)
+	$(NVCC) $(NVCC_FLAGS) -Isrc/engine -Ikernels -Itest -o $@ $< \
+		$(call KERNEL_OBJS,$(CUDA_OBJS)) -lcublasLt -lcublas
+
+$(BUILD)/cuda-harness/%.o: kernels/%.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(HARNESS_CXXFLAGS) -x c++ -c -o $@ $<
+
+$(BUILD)/cuda-harness/harness.o: kernels/harness/harness.cc $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(HARNESS_CXXFLAGS) -c -o $@ $<
+
+$(HARNESS_MODULE): $(HARNESS_OBJS)
+	$(CXX) -shared $(SAN) -o $@ $^ $(HARNESS_LIBS)
+
+$(BUILD)/test/test_cuda_kernels: test/cuda/test_cuda_kernels.cu $(call KERNEL_OBJS,$(HARNESS_OBJS)) \
+		$(BUILD)/cuda-harness/harness.o test/fb_test.h $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(HARNESS_CXXFLAGS) -Itest -x c++ -o $@ $< -x none \
+		$(call KERNEL_OBJS,$(HARNESS_OBJS)) $(BUILD)/cuda-harness/harness.o $(HARNESS_LIBS)
+
+# negative control: the kernel test against a LayerNorm kernel built wrong
+# (FB_CUDA_BREAK_LAYERNORM); test/run_unit.sh expects it to fail
+$(BUILD)/cuda-neg/norm.o: kernels/norm.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(HARNESS_CXXFLAGS) -DFB_CUDA_BREAK_LAYERNORM -x c++ -c -o $@ $<
+
+$(BUILD)/cuda-neg/test_cuda_kernels: test/cuda/test_cuda_kernels.cu $(BUILD)/cuda-neg/norm.o \
+		$(call KERNEL_OBJS,$(HARNESS_OBJS)) $(BUILD)/cuda-harness/harness.o test/fb_test.h $(CUDA_HDRS)
+	$(CXX) $(HARNESS_CXXFLAGS) -Itest -DFB_TEST_QUICK -x c++ -o $@ $< -x none $(BUILD)/cuda-neg/norm.o \
+		$(filter-out %/norm.o,$(call KERNEL_OBJS,$(HARNESS_OBJS))) $(BUILD)/cuda-harness/harness.o \
+		$(HARNESS_LIBS)
+
 # Fuzz harnesses linked with a replay driver (gcc), so corpora are replayed
 # in every test run; `make fuzz` builds the libFuzzer versions with clang.
 $(BUILD)/fuzz/%_replay: test/fuzz/%.c test/fuzz/replay_main.c $(ENGINE_LIB)
@@ -102,7 +206,7 @@ fuzz:
 	  clang $(FB_CFLAGS) -fsanitize=fuzzer,address,undefined -Itest -o $(FUZZ_BUILD)/fuzz/$$n $$f \
 	    $(FUZZ_BUILD)/libfinbert_engine.a $(ENGINE_LIBS) || exit 1; done
 
-check-unit: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI)
+check-unit: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI) cuda-harness
 	@sh test/run_unit.sh $(BUILD)
 
 ASAN_MAKE = $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
@@ -113,8 +217,8 @@ asan-test:
 
 # the unit tests of the plain and the ASan build, STRESS_ROUNDS times each
 STRESS_ROUNDS ?= 20
-stress-test: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI)
-	$(ASAN_MAKE) unit-tests cli
+stress-test: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI) cuda-harness
+	$(ASAN_MAKE) unit-tests cli cuda-harness
 	@sh test/stress.sh $(STRESS_ROUNDS) $(BUILD) build-asan
 
 test: check-unit check-pg
@@ -200,3 +304,11 @@ demo-stop:
 clean: demo-clean
 demo-clean: demo-stop
 	rm -rf "$(DEMO_DIR)"
+
+# the CUDA module goes next to finbert.so, where the engine looks for it
+install: install-cuda
+.PHONY: install-cuda
+install-cuda:
+	@if [ -f $(CUDA_MODULE) ]; then \
+		echo "$(INSTALL_SHLIB) $(CUDA_MODULE) '$(DESTDIR)$(pkglibdir)/'"; \
+		$(INSTALL_SHLIB) $(CUDA_MODULE) '$(DESTDIR)$(pkglibdir)/'; fi

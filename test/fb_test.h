@@ -43,7 +43,7 @@ fbt_slurp(const char *path, size_t *len)
 	fseek(f, 0, SEEK_END);
 	n = ftell(f);
 	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t) (n > 0 ? n : 0) + 1);
+	buf = (unsigned char *) malloc((size_t) (n > 0 ? n : 0) + 1);
 	if (buf == NULL || fread(buf, 1, (size_t) n, f) != (size_t) n)
 		n = 0;
 	fclose(f);

@@ -45,6 +45,17 @@ if [ -x "$BUILD/finbert-cli" ]; then
 	inspect_check bin_evil 2 'os.system" is not allowed' test/fixtures/formats/bin_evil
 	inspect_check both_differ 0 "notice: .*pytorch_model.bin is also present and differs" test/fixtures/formats/both_differ
 fi
+# negative control: the CUDA kernel test against a LayerNorm kernel built
+# wrong must fail (make builds it with FB_CUDA_BREAK_LAYERNORM)
+neg="$BUILD/cuda-neg/test_cuda_kernels"
+if [ -x "$neg" ]; then
+	out=$("$neg" 2>&1); rc=$?
+	if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -q 'FAIL.*bias_residual_layernorm'; then
+		pass=$((pass + 1)); echo "cuda_kernels negative control (broken LayerNorm kernel): fails as it must"
+	else
+		fail=$((fail + 1)); echo "cuda_kernels negative control: the broken kernel PASSED the test"
+	fi
+fi
 for r in "$BUILD"/fuzz/*_replay; do
 	[ -x "$r" ] || continue
 	n=$(basename "$r" _replay)

@@ -11,7 +11,11 @@
  *       uses, misses or leaves unused (with --all, each unused one too),
  *       dtypes and sizes, and why the directory would not load
  *   common: [--batch N] lines per engine call (classify, embed)
- *           [--precision fp32|int8] arithmetic of the linear layers
+ *           [--precision fp32|int8|fp16|bf16] arithmetic of the linear layers
+ *           [--device cpu|cuda|auto] where the model runs (default cpu)
+ *           [--cuda-module PATH] the CUDA backend module (default:
+ *           finbert_cuda.so next to this program)
+ *           [--attention auto|fused|gemm] CUDA attention variant
  *   entities: [--logits] adds "token_logits" (one row per token, no [CLS]/[SEP])
  *           [--threads N] threads of the forward pass (default: all CPUs)
  *
@@ -53,7 +57,10 @@ usage(void)
 			"  --normalize        embed: L2-normalise\n"
 			"  --batch N          lines per engine call (default 32)\n"
 			"  --threads N        threads of the forward pass (default: all CPUs)\n"
-			"  --precision P      fp32 (default) | int8 linear layers\n"
+			"  --precision P      fp32 (default) | int8 (CPU) | fp16 | bf16 (CUDA)\n"
+			"  --device D         cpu (default) | cuda | auto (cuda when present)\n"
+			"  --cuda-module PATH the CUDA backend module (default: next to this program)\n"
+			"  --attention A      CUDA attention: auto (default) | fused | gemm\n"
 			"  --logits           entities: also print the token logits\n"
 			"  --all              inspect: list every unused tensor\n");
 }
@@ -152,6 +159,15 @@ parse_args(int argc, char **argv, cli_opts *o)
 		else if (strcmp(a, "--threads") == 0 && parse_int(v, 1, 256, &o->threads) == 0)
 			i++;
 		else if (strcmp(a, "--precision") == 0 && fb_precision_from_name(v, &o->model.precision) == 0)
+			i++;
+		else if (strcmp(a, "--device") == 0 && fb_device_from_name(v, &o->model.device) == 0)
+			i++;
+		else if (strcmp(a, "--cuda-module") == 0)
+		{
+			o->model.cuda_module = v;
+			i++;
+		}
+		else if (strcmp(a, "--attention") == 0 && fb_attention_from_name(v, &o->model.attention) == 0)
 			i++;
 		else if (strcmp(a, "--pooling") == 0)
 		{
@@ -411,9 +427,13 @@ cmd_model(const cli_opts *o)
 		fb_model_free(m);
 		return 2;
 	}
-	s = fb_session_new(m);
-	if (s != NULL)
-		fb_session_set_threads(s, o->threads);
+	if (fb_session_open(m, &s, &err) != FB_OK)
+	{
+		fprintf(stderr, "finbert-cli: %s\n", err.msg);
+		fb_model_free(m);
+		return 2;
+	}
+	fb_session_set_threads(s, o->threads);
 	batched = strcmp(o->cmd, "classify") == 0 ||
 		(strcmp(o->cmd, "embed") == 0 && o->task.pooling != FB_POOL_NONE);
 	b.max = batched ? o->batch : 1;

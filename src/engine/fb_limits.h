@@ -119,4 +119,10 @@
 /* Data shards of a TensorFlow bundle: one per device of the saving job. */
 #define FB_TF_MAX_SHARDS         FB_SOURCE_MAX_FILES
 
+/* Backend modules (distinct paths) one process loads: the CUDA module and
+ * the test harness's; modules stay loaded for the life of the process
+ * (CUDA libraries are not made to be unloaded), so the table is small and
+ * fixed. */
+#define FB_MAX_MODULES           4
+
 #endif

@@ -10,37 +10,11 @@
 #define FB_MODEL_H
 
 #include "formats/fb_config.h"
-#include "cpu/fb_f32.h"
+#include "fb_backend.h"
 #include "fb_internal.h"
-#include "cpu/fb_q8.h"
 
-typedef struct fb_layer
-{
-	float	   *qkv_w;			/* [H, 3H]: query, key, value side by side */
-	float	   *qkv_b;			/* [3H] */
-	float	   *attn_out_w;		/* [H, H] (in, out) */
-	float	   *attn_out_b;
-	float	   *attn_ln_g;		/* [H] */
-	float	   *attn_ln_b;
-	float	   *inter_w;		/* [H, I] */
-	float	   *inter_b;		/* [I] */
-	float	   *out_w;			/* [I, H] */
-	float	   *out_b;
-	float	   *out_ln_g;
-	float	   *out_ln_b;
-	/* int8 copies of the four weight matrices, NULL in fp32 mode (then the
-	 * fp32 pointers above are NULL: int8 mode keeps only these) */
-	fb_qmat    *qkv_q,
-			   *attn_out_q,
-			   *inter_q,
-			   *out_q;
-	/* packed fp32 copies (fb_f32.h), where the kernel set has an fp32
-	 * micro-kernel; then, too, the fp32 pointers above are NULL */
-	fb_pmat    *qkv_p,
-			   *attn_out_p,
-			   *inter_p,
-			   *out_p;
-} fb_layer;
+/* One encoder layer's fp32 parameters (fb_backend.h). */
+typedef fb_weights_layer fb_layer;
 
 struct fb_model
 {
@@ -65,11 +39,6 @@ struct fb_model
 	float	   *emb_proj_b;
 
 	fb_layer   *layers;			/* n_layers (ALBERT: all point to one) */
-	fb_precision precision;
-	fb_qmat   **qmats;			/* every int8 matrix, for freeing */
-	int			n_qmats;
-	fb_pmat   **pmats;			/* every packed fp32 matrix, for freeing */
-	int			n_pmats;
 
 	float	   *pool_w;			/* [H, H] or NULL */
 	float	   *pool_b;
@@ -90,44 +59,44 @@ struct fb_model
 	char		config_file[256];
 	char		dtype_name[8];
 	char	   *dir;
+
+	/* the backend that runs it (backend.c) */
+	fb_weights	w;				/* view of the parameters above */
+	const fb_backend_i *backend;
+	void	   *bmodel;			/* the backend's copy */
+	fb_backend_model_info binfo;
 };
 
-/* Per-run scratch; grows to the largest batch seen, then is reused. */
+/*
+ * A session: the task front ends' state and one backend session.  The
+ * backend session does the numerics; batches go through submit / wait.
+ */
 struct fb_session
 {
 	const fb_model *model;
-	fb_run_ctl	ctl;
+	fb_run_ctl	ctl;			/* interrupt NULL when unset */
 	int			has_ctl;
-	size_t		cap_tokens;		/* rows the activation buffers hold */
-	size_t		cap_seq;		/* longest sequence the score buffer holds */
-	float	   *x;				/* [T, H] hidden state */
-	float	   *qkv;			/* [T, 3H] */
-	float	   *ctx;			/* [T, H] attention context */
-	float	   *tmp;			/* [T, H] */
-	float	   *inter;			/* [T, I] */
-	float	   *scores;			/* n_threads x score_stride: attention scratch */
-	size_t		score_stride;	/* floats per thread: [Lmax, Lmax] scores or the
-								 * bfloat16 kernel's scratch, whichever is larger */
-	uint8_t    *qx;				/* int8 mode: [T, q_ld] quantised rows */
-	float	   *qscale;			/* [T] their scales */
-	int32_t    *qzero;			/* [T] and zero points */
-	int32_t    *row_pos;		/* [T] position of each packed row */
-	const int32_t **row_ids;	/* [T] pointer to each row's token id */
-	float	   *out;			/* task outputs of one batch (grow-only) */
-	size_t		out_cap;		/* floats */
-	int			n_threads;
-	struct fb_pool *pool;		/* NULL when single-threaded */
+	void	   *bs;				/* backend session */
+	int			n_pending;		/* batches submitted, not yet waited */
+	int			n_pending_user; /* of which by fb_forward_submit */
 	fb_encoding enc;			/* tokenizer output, reused */
 };
 
-/* fb_forward with the option of running the last layer for the [CLS] row
- * of each sequence only; hidden then holds n_seq rows (bert.c). */
-fb_status	fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only,
-						  float *hidden, float *pooled, fb_error *err);
+/* Checks a batch against the model: lengths, token ids (backend.c). */
+fb_status	fb_batch_check(const fb_model *m, const fb_batch *b, size_t *n_tokens,
+						   int *max_len, fb_error *err);
 
-/* Makes sure the session buffers hold n_tokens rows and sequences of
- * max_len tokens. */
-fb_status	fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len,
-							   fb_error *err);
+/* Picks and prepares the backend of a model being opened (backend.c):
+ * fills m->w from the parameters, m->backend, m->bmodel, m->binfo. */
+fb_status	fb_model_attach_backend(fb_model *m, const fb_model_options *o, fb_error *err);
+void		fb_model_detach_backend(fb_model *m);
+
+/* Batches through the session's backend, for the task front ends: one
+ * outstanding at a time from each caller (the session counts them). */
+fb_status	fb_session_submit(fb_session *s, const fb_batch *b, unsigned outputs,
+							  fb_error *err);
+fb_status	fb_session_wait(fb_session *s, fb_outputs *out, fb_error *err);
+/* FB_ERR_INVALID while batches of fb_forward_submit are in flight. */
+fb_status	fb_session_check_idle(const fb_session *s, fb_error *err);
 
 #endif

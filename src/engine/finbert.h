@@ -3,7 +3,8 @@
  *
  * The engine is plain C with no PostgreSQL headers.  It reads a Hugging Face
  * model directory, tokenizes exactly like BertTokenizerFast and runs the
- * BERT forward pass on the CPU.
+ * BERT forward pass on a backend: the CPU, or a CUDA device through a
+ * separately built module (fb_model_options.device).
  *
  * Conventions:
  *  - Every fallible function returns an fb_status and, when err is not NULL,
@@ -41,7 +42,10 @@ typedef enum fb_status
 	FB_ERR_INVALID,				/* bad argument (e.g. invalid UTF-8) */
 	FB_ERR_LIMIT,				/* input over a configured limit */
 	FB_ERR_INTERRUPTED,			/* the interrupt callback asked to stop */
-	FB_ERR_NUMERIC				/* a non-finite value was produced */
+	FB_ERR_NUMERIC,				/* a non-finite value was produced */
+	FB_ERR_DEVICE				/* the compute device failed or is missing
+								 * (no module, no driver, no device, a
+								 * device error) */
 } fb_status;
 
 typedef struct fb_error
@@ -168,8 +172,56 @@ typedef enum fb_act
 typedef enum fb_precision
 {
 	FB_PRECISION_FP32 = 0,
-	FB_PRECISION_INT8
+	FB_PRECISION_INT8,
+	FB_PRECISION_FP16,			/* CUDA: fp16 weights and activations,
+								 * fp32 accumulation and statistics */
+	FB_PRECISION_BF16			/* CUDA, bfloat16 checkpoints */
 } fb_precision;
+
+/*
+ * Where a model runs.  AUTO: CUDA when the module loads and a device is
+ * present, else the CPU (fb_model_info.device says which).  On CUDA the
+ * linear layers, attention and heads run in fp16 (bf16 for a bfloat16
+ * checkpoint) with fp32 accumulation: precision FP32 (the default) means
+ * "the device's half precision", INT8 is CPU-only.
+ */
+typedef enum fb_device
+{
+	FB_DEVICE_CPU = 0,
+	FB_DEVICE_CUDA,
+	FB_DEVICE_AUTO
+} fb_device;
+
+/* CUDA attention: a fused one-pass kernel (online softmax, tensor cores)
+ * or cuBLAS batched GEMMs per length bucket; AUTO picks (kernels/README.md). */
+typedef enum fb_attention
+{
+	FB_ATTENTION_AUTO = 0,
+	FB_ATTENTION_FUSED,
+	FB_ATTENTION_GEMM
+} fb_attention;
+
+/* "cpu" / "cuda" / "auto" -> *out; nonzero when the name is unknown. */
+int			fb_device_from_name(const char *name, fb_device *out);
+const char *fb_device_name(fb_device d);
+int			fb_attention_from_name(const char *name, fb_attention *out);
+const char *fb_attention_name(fb_attention a);
+
+/* A compute device and its memory. */
+typedef struct fb_device_info
+{
+	fb_device	device;			/* CPU or CUDA */
+	int			ordinal;
+	char		name[128];		/* "NVIDIA H100 80GB HBM3", "cpu" */
+	char		runtime[128];	/* "CUDA runtime 13000, driver 13000", ... */
+	int			cc_major;		/* compute capability (CUDA) */
+	int			cc_minor;
+	size_t		total_bytes;	/* device memory (0 for the CPU) */
+	size_t		free_bytes;
+	size_t		used_bytes;		/* allocated by this process's backend */
+	char		note[FB_ERRMSG_MAX];	/* AUTO that chose the CPU: why the
+										 * CUDA device was not taken */
+} fb_device_info;
 
 typedef struct fb_model_info
 {
@@ -207,6 +259,9 @@ typedef struct fb_model_info
 								 * loaded (with fb_model_options.
 								 * check_alternates) */
 	const char *config_file;	/* "config.json", "bert_config.json", ... */
+	fb_device	device;			/* where it runs (never AUTO) */
+	int			device_ordinal;
+	size_t		device_bytes;	/* weights held in device memory */
 } fb_model_info;
 
 typedef struct fb_model_options
@@ -216,9 +271,16 @@ typedef struct fb_model_options
 	int			check_alternates;	/* compare the tensors used with the
 									 * directory's other weight files (reads
 									 * them all): fills weight_notice */
+	fb_device	device;			/* default CPU */
+	int			device_ordinal; /* CUDA device number, default 0 */
+	fb_attention attention;		/* CUDA attention variant */
+	/* The CUDA backend module; NULL: finbert_cuda.so in the directory of
+	 * the object (program or shared library) the engine is linked into. */
+	const char *cuda_module;
 } fb_model_options;
 
-/* "fp32" / "int8" -> *out; nonzero when the name is unknown. */
+/* "fp32" / "int8" / "fp16" / "bf16" -> *out; nonzero when the name is
+ * unknown. */
 int			fb_precision_from_name(const char *name, fb_precision *out);
 const char *fb_precision_name(fb_precision p);
 
@@ -306,12 +368,28 @@ typedef struct fb_inspect
 fb_status	fb_model_inspect(const char *dir, fb_inspect **out, fb_error *err);
 void		fb_inspect_free(fb_inspect *ins);
 
+/*
+ * Probes the device opts asks for (device, device_ordinal, cuda_module):
+ * for CUDA, loads the module and asks the driver.  FB_ERR_DEVICE names
+ * what is missing: the module (or a library it needs), the driver, the
+ * device.  For AUTO, info describes the device a model would open on.
+ */
+fb_status	fb_device_probe(const fb_model_options *opts, fb_device_info *info,
+							fb_error *err);
+
+/* The model's device with its memory as of now. */
+fb_status	fb_model_device_info(const fb_model *model, fb_device_info *info,
+								 fb_error *err);
+
 /* ------------------------------------------------------------------------
  * Sessions and tasks
  * ------------------------------------------------------------------------ */
 typedef struct fb_session fb_session;
 
-fb_session *fb_session_new(const fb_model *model);	/* NULL when out of memory */
+fb_session *fb_session_new(const fb_model *model);	/* NULL on failure */
+/* The same with the reason of a failure (a device session can fail for
+ * other reasons than memory). */
+fb_status	fb_session_open(const fb_model *model, fb_session **out, fb_error *err);
 void		fb_session_free(fb_session *s);
 void		fb_session_set_ctl(fb_session *s, const fb_run_ctl *ctl);
 
@@ -322,6 +400,15 @@ void		fb_session_set_ctl(fb_session *s, const fb_run_ctl *ctl);
  * Returns the number actually available (1 when threads cannot start).
  */
 int			fb_session_set_threads(fb_session *s, int n);
+
+/*
+ * Allocates the session's buffers (on the model's device) for batches of
+ * up to n_tokens tokens in n_seq sequences of at most max_len tokens, so
+ * that a host learns at start-up whether they fit; they also grow on
+ * demand.
+ */
+fb_status	fb_session_reserve(fb_session *s, size_t n_tokens, int n_seq, int max_len,
+							   fb_error *err);
 
 /* Name of the element-wise CPU kernel set in use ("avx2", "generic"). */
 const char *fb_cpu_kernel_name(void);
@@ -443,6 +530,45 @@ struct fb_batch
  */
 fb_status	fb_forward(fb_session *s, const fb_batch *batch, float *hidden,
 					   float *pooled, fb_error *err);
+
+/*
+ * Asynchronous forward passes, for hosts that batch requests themselves:
+ * fb_forward_submit starts a batch (the ids are copied: the caller may
+ * reuse them at once) and returns while a device still runs it, so the
+ * host can tokenize the next batch meanwhile; fb_forward_wait finishes the
+ * oldest batch submitted (also when it reports an error).  At most two
+ * batches are in flight per session; while any is, the task functions
+ * return FB_ERR_INVALID.  outputs is a set of FB_OUT_* bits; heads and
+ * pooling run on the backend and only the requested arrays come back.
+ * They belong to the session and stay valid until its next submit.
+ *
+ * When no output needs every row (only CLS, POOLED, SEQ_LOGITS), the last
+ * layer runs for the [CLS] rows only: its keys and values still come from
+ * every token, so the result is exact.
+ */
+#define FB_OUT_HIDDEN		0x01u	/* [rows, H]: every row of the last layer */
+#define FB_OUT_CLS			0x02u	/* [n_seq, H]: each sequence's first row */
+#define FB_OUT_MEAN			0x04u	/* [n_seq, H]: mean of its rows */
+#define FB_OUT_POOLED		0x08u	/* [n_seq, H]: tanh(cls W + b) (pooler) */
+#define FB_OUT_SEQ_LOGITS	0x10u	/* [n_seq, NL]: sequence head */
+#define FB_OUT_TOKEN_LOGITS 0x20u	/* [rows, NL]: token head, every row */
+#define FB_OUT_ALL			0x3fu
+
+typedef struct fb_outputs
+{
+	int			n_seq;
+	size_t		n_rows;			/* sum of the sequence lengths */
+	const float *hidden;		/* NULL unless requested */
+	const float *cls;
+	const float *mean;
+	const float *pooled;
+	const float *seq_logits;
+	const float *token_logits;
+} fb_outputs;
+
+fb_status	fb_forward_submit(fb_session *s, const fb_batch *b, unsigned outputs,
+							  fb_error *err);
+fb_status	fb_forward_wait(fb_session *s, fb_outputs *out, fb_error *err);
 
 #ifdef __cplusplus
 }

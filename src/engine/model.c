@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/fb_kernels.h"
 #include "fb_model.h"
 #include "formats/fb_source.h"
 #include "formats/fb_tfbundle.h"
@@ -648,15 +647,13 @@ fill_info(fb_model *m)
 	in->resident_bytes = (m->n_params + (m->mat_params != NULL ? m->n_mat_params : 0)) * sizeof(float);
 	in->weight_file = m->weight_file;
 	in->weight_dtype = m->dtype_name;
-	in->precision = m->precision;
+	in->precision = m->binfo.precision;
+	in->resident_bytes += m->binfo.host_bytes;
+	in->device_bytes = m->binfo.device_bytes;
 	in->weight_format = m->weight_format;
 	in->weight_files = (const char *const *) m->weight_files;
 	in->weight_notice = m->weight_notice;
 	in->config_file = m->config_file;
-	for (int i = 0; i < m->n_qmats; i++)
-		in->resident_bytes += fb_qmat_bytes(m->qmats[i]);
-	for (int i = 0; i < m->n_pmats; i++)
-		in->resident_bytes += fb_pmat_bytes(m->pmats[i]);
 }
 
 int
@@ -666,6 +663,10 @@ fb_precision_from_name(const char *name, fb_precision *out)
 		*out = FB_PRECISION_FP32;
 	else if (strcmp(name, "int8") == 0)
 		*out = FB_PRECISION_INT8;
+	else if (strcmp(name, "fp16") == 0)
+		*out = FB_PRECISION_FP16;
+	else if (strcmp(name, "bf16") == 0)
+		*out = FB_PRECISION_BF16;
 	else
 		return -1;
 	return 0;
@@ -674,81 +675,22 @@ fb_precision_from_name(const char *name, fb_precision *out)
 const char *
 fb_precision_name(fb_precision p)
 {
-	return p == FB_PRECISION_INT8 ? "int8" : "fp32";
-}
-
-/* One of a layer's four weight matrices: the row-major fp32 copy (K x N)
- * and the slots of its int8 and packed fp32 copies. */
-typedef struct layer_mat
-{
-	const float *w;
-	int			K,
-				N;
-	fb_qmat   **q;
-	fb_pmat   **p;
-} layer_mat;
-
-static void
-layer_mats(fb_layer *L, int H, int I, layer_mat mats[4])
-{
-	mats[0] = (layer_mat) {L->qkv_w, H, 3 * H, &L->qkv_q, &L->qkv_p};
-	mats[1] = (layer_mat) {L->attn_out_w, H, H, &L->attn_out_q, &L->attn_out_p};
-	mats[2] = (layer_mat) {L->inter_w, H, I, &L->inter_q, &L->inter_p};
-	mats[3] = (layer_mat) {L->out_w, I, H, &L->out_q, &L->out_p};
-}
-
-/*
- * int8 (quantised) or packed fp32 copies of every layer's weight matrices,
- * into m->qmats or m->pmats, which own them.  Layers sharing layer 0's
- * weights, as in ALBERT, share its copies too.
- */
-static fb_status
-convert_layers(fb_model *m, bool int8, fb_error *err)
-{
-	const fb_config *c = &m->cfg;
-	layer_mat	first[4];
-
-	if (int8)
-		m->qmats = calloc((size_t) c->n_layers * 4, sizeof(fb_qmat *));
-	else
-		m->pmats = calloc((size_t) c->n_layers * 4, sizeof(fb_pmat *));
-	if (int8 ? m->qmats == NULL : m->pmats == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	layer_mats(&m->layers[0], c->hidden, c->intermediate, first);
-	for (int l = 0; l < c->n_layers; l++)
+	switch (p)
 	{
-		fb_layer   *L = &m->layers[l];
-		layer_mat	mats[4];
-		bool		shared = l > 0 && L->qkv_w == m->layers[0].qkv_w;
-
-		layer_mats(L, c->hidden, c->intermediate, mats);
-		for (int i = 0; i < 4; i++)
-		{
-			if (int8)
-			{
-				*mats[i].q = shared ? *first[i].q : fb_qmat_new(mats[i].w, mats[i].K, mats[i].N);
-				if (*mats[i].q == NULL)
-					return fb_fail(err, FB_ERR_NOMEM, "out of memory quantising layer %d", l);
-				if (!shared)
-					m->qmats[m->n_qmats++] = *mats[i].q;
-			}
-			else
-			{
-				*mats[i].p = shared ? *first[i].p : fb_pmat_new(mats[i].w, mats[i].K, mats[i].N);
-				if (*mats[i].p == NULL)
-					return fb_fail(err, FB_ERR_NOMEM, "out of memory packing layer %d", l);
-				if (!shared)
-					m->pmats[m->n_pmats++] = *mats[i].p;
-			}
-		}
+		case FB_PRECISION_FP32:
+			return "fp32";
+		case FB_PRECISION_INT8:
+			return "int8";
+		case FB_PRECISION_FP16:
+			return "fp16";
+		case FB_PRECISION_BF16:
+			return "bf16";
 	}
-	if (int8)
-		m->precision = FB_PRECISION_INT8;
-	return FB_OK;
+	return "fp32";
 }
 
-/* int8 mode reads only the quantised matrices, packed fp32 mode only the
- * packed ones: drop the row-major fp32 copies. */
+/* The backend keeps its own copies of the layer matrices (packed, int8,
+ * on a device): drop the row-major fp32 ones. */
 static void
 release_fp32_matrices(fb_model *m)
 {
@@ -825,18 +767,10 @@ fb_model_open(const char *dir, const fb_model_options *opts, fb_model **out,
 	src = NULL;
 	if (st != FB_OK)
 		goto fail;
-	if (opts->precision == FB_PRECISION_INT8)
-	{
-		if ((st = convert_layers(m, true, err)) != FB_OK)
-			goto fail;
+	if ((st = fb_model_attach_backend(m, opts, err)) != FB_OK)
+		goto fail;
+	if (!m->binfo.needs_fp32_layers)
 		release_fp32_matrices(m);
-	}
-	else if (fb_cpu_kernels_get()->f32_panel != NULL)
-	{
-		if ((st = convert_layers(m, false, err)) != FB_OK)
-			goto fail;
-		release_fp32_matrices(m);
-	}
 	fill_info(m);
 	*out = m;
 	return FB_OK;
@@ -852,16 +786,11 @@ fb_model_free(fb_model *m)
 {
 	if (m == NULL)
 		return;
+	fb_model_detach_backend(m);
 	fb_tokenizer_free(m->tok);
 	fb_config_free(&m->cfg);
 	fb_free_aligned(m->params);
 	fb_free_aligned(m->mat_params);
-	for (int i = 0; i < m->n_qmats; i++)
-		fb_qmat_free(m->qmats[i]);
-	free(m->qmats);
-	for (int i = 0; i < m->n_pmats; i++)
-		fb_pmat_free(m->pmats[i]);
-	free(m->pmats);
 	free(m->layers);
 	free(m->dir);
 	if (m->weight_files != NULL)

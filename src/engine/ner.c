@@ -72,13 +72,11 @@ typedef struct ner_acc
 } ner_acc;
 
 static fb_status
-ner_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled,
-		 fb_error *err)
+ner_done(void *arg, const seq_ref *seq, const float *token_logits, fb_error *err)
 {
 	ner_acc    *a = arg;
 	const fb_model *m = a->m;
-	int			H = m->cfg.hidden,
-				NL = m->cfg.n_labels;
+	int			NL = m->cfg.n_labels;
 	int			n = seq->len - 2;
 	int			base = a->win_start[seq->owner];
 
@@ -90,10 +88,9 @@ ner_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled
 		if (margin <= a->best_margin[t])
 			continue;
 		a->best_margin[t] = margin;
-		/* hidden row p + 1 skips [CLS] */
-		fb_cpu_fill_bias(a->logits + (size_t) t * NL, m->cls_b, 1, NL);
-		fb_cpu_linear_nt(hidden + (size_t) (p + 1) * H, m->cls_w,
-					  a->logits + (size_t) t * NL, 1, NL, H, 1.0f);
+		/* row p + 1 skips [CLS] */
+		memcpy(a->logits + (size_t) t * NL, token_logits + (size_t) (p + 1) * NL,
+			   sizeof(float) * NL);
 	}
 	return FB_OK;
 }
@@ -390,7 +387,7 @@ merged_logits(fb_session *s, const fb_task_options *opts, float **out, fb_error 
 	}
 	acc.m = m;
 	acc.win_start = win_start;
-	if ((st = fb_run_sequences(s, &seqs, false, false, ner_done, &acc, err)) != FB_OK)
+	if ((st = fb_run_sequences(s, &seqs, FB_OUT_TOKEN_LOGITS, ner_done, &acc, err)) != FB_OK)
 		goto done;
 	*out = acc.logits;
 	acc.logits = NULL;

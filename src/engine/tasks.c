@@ -78,77 +78,207 @@ fb_seq_list_add(seq_list *l, const fb_model *m, const int32_t *tokens, int a, in
 	return FB_OK;
 }
 
-/* Runs sequences in batches of at most max_batch_tokens tokens. */
+/* ---------------------------------------------------------------------
+ * The runner: sequences go to the backend in batches of at most
+ * max_batch_tokens tokens as they are added, in order, and each batch's
+ * outputs reach done() sequence by sequence.  Batches are pipelined: a
+ * new batch is submitted before the previous one's outputs are taken, so
+ * on a device the host tokenizes the next texts and decodes the last
+ * batch's outputs while the device computes.
+ * --------------------------------------------------------------------- */
 fb_status
-fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
-				 bool cls_only, seq_done_fn done, void *arg, fb_error *err)
+fb_runner_init(seq_runner *r, fb_session *s, unsigned output, seq_done_fn done,
+			   void *arg, fb_error *err)
 {
-	const fb_model *m = s->model;
-	int			H = m->cfg.hidden;
-	size_t		i = 0;
-	const int32_t **ids = NULL;
-	int		   *lens = NULL;
-	float	   *hidden,
-			   *pooled = NULL;
-	fb_status	st = FB_OK;
+	fb_status	st;
 
-	ids = malloc(sizeof(*ids) * (l->n ? l->n : 1));
-	lens = malloc(sizeof(*lens) * (l->n ? l->n : 1));
-	pooled = want_pooled ? malloc(sizeof(float) * (size_t) H * (l->n ? l->n : 1)) : NULL;
-	if (ids == NULL || lens == NULL || (want_pooled && pooled == NULL))
+	memset(r, 0, sizeof(*r));
+	r->s = s;
+	r->output = output;
+	r->done = done;
+	r->arg = arg;
+	if ((st = fb_session_check_idle(s, err)) != FB_OK)
+		return st;
+	return FB_OK;
+}
+
+/* Output floats per sequence row (per_row) or per sequence. */
+static size_t
+output_stride(const fb_model *m, unsigned output, bool *per_row)
+{
+	*per_row = (output & (FB_OUT_HIDDEN | FB_OUT_TOKEN_LOGITS)) != 0;
+	if (output & (FB_OUT_SEQ_LOGITS | FB_OUT_TOKEN_LOGITS))
+		return (size_t) m->cfg.n_labels;
+	return (size_t) m->cfg.hidden;
+}
+
+static const float *
+output_array(const fb_outputs *o, unsigned output)
+{
+	switch (output)
 	{
-		st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
-		goto done;
+		case FB_OUT_HIDDEN:
+			return o->hidden;
+		case FB_OUT_CLS:
+			return o->cls;
+		case FB_OUT_MEAN:
+			return o->mean;
+		case FB_OUT_POOLED:
+			return o->pooled;
+		case FB_OUT_SEQ_LOGITS:
+			return o->seq_logits;
+		case FB_OUT_TOKEN_LOGITS:
+			return o->token_logits;
 	}
-	while (i < l->n)
+	return NULL;
+}
+
+/* Waits for the oldest batch in flight and hands its outputs to done(). */
+static fb_status
+complete_oldest(seq_runner *r, fb_error *err)
+{
+	size_t		first = r->flight_first[0],
+				end = r->flight_end[0];
+	fb_outputs	o;
+	bool		per_row;
+	size_t		stride = output_stride(r->s->model, r->output, &per_row),
+				row = 0;
+	const float *base;
+	fb_status	st;
+
+	r->flight_first[0] = r->flight_first[1];
+	r->flight_end[0] = r->flight_end[1];
+	r->n_flight--;
+	if ((st = fb_session_wait(r->s, &o, err)) != FB_OK)
+		return st;
+	base = output_array(&o, r->output);
+	for (size_t k = first; k < end; k++)
 	{
-		size_t		first = i,
-					tokens = 0;
-		fb_batch	b;
+		seq_ref    *q = &r->seqs.items[k];
 
-		while (i < l->n && (i == first || tokens + (size_t) l->items[i].len <= (size_t) m->max_batch_tokens))
-		{
-			ids[i - first] = l->items[i].ids;
-			lens[i - first] = l->items[i].len;
-			tokens += (size_t) l->items[i].len;
-			i++;
-		}
-		/* the session keeps the output buffer: no page faults per call */
-		if (tokens * (size_t) H > s->out_cap)
-		{
-			free(s->out);
-			s->out = malloc(sizeof(float) * tokens * (size_t) H);
-			s->out_cap = s->out ? tokens * (size_t) H : 0;
-			if (s->out == NULL)
-			{
-				st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
-				goto done;
-			}
-		}
-		hidden = s->out;
-		b.n_seq = (int) (i - first);
-		b.ids = ids;
-		b.lens = lens;
-		if ((st = fb_forward_ex(s, &b, cls_only, hidden, pooled, err)) != FB_OK)
-			goto done;
-		{
-			size_t		row = 0;
-
-			for (size_t k = first; k < i; k++)
-			{
-				/* cls_only: one row per sequence, its [CLS] row */
-				st = done(arg, &l->items[k], hidden + (cls_only ? k - first : row) * H,
-						  pooled ? pooled + (k - first) * H : NULL, err);
-				if (st != FB_OK)
-					goto done;
-				row += (size_t) l->items[k].len;
-			}
-		}
+		st = r->done(r->arg, q, base + (per_row ? row : k - first) * stride, err);
+		if (st != FB_OK)
+			return st;
+		row += (size_t) q->len;
+		free(q->ids);			/* done with it: memory stays bounded */
+		q->ids = NULL;
 	}
-done:
-	free(ids);
-	free(lens);
-	free(pooled);
+	return FB_OK;
+}
+
+/* Submits the sequences added since the last batch as one batch. */
+static fb_status
+submit_pending(seq_runner *r, fb_error *err)
+{
+	size_t		first = r->next_submit,
+				n = r->seqs.n - first;
+	fb_batch	b;
+	fb_status	st;
+
+	if (n == 0)
+		return FB_OK;
+	if (r->n_flight == FB_BACKEND_MAX_IN_FLIGHT &&
+		(st = complete_oldest(r, err)) != FB_OK)
+		return st;
+	if (n > r->cap)
+	{
+		const int32_t **ids = realloc(r->ids, sizeof(*ids) * n);
+		int		   *lens;
+
+		if (ids == NULL)
+			return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		r->ids = ids;
+		lens = realloc(r->lens, sizeof(*lens) * n);
+		if (lens == NULL)
+			return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+		r->lens = lens;
+		r->cap = n;
+	}
+	for (size_t k = 0; k < n; k++)
+	{
+		r->ids[k] = r->seqs.items[first + k].ids;
+		r->lens[k] = r->seqs.items[first + k].len;
+	}
+	b.n_seq = (int) n;
+	b.ids = r->ids;
+	b.lens = r->lens;
+	if ((st = fb_session_submit(r->s, &b, r->output, err)) != FB_OK)
+		return st;
+	r->flight_first[r->n_flight] = first;
+	r->flight_end[r->n_flight] = r->seqs.n;
+	r->n_flight++;
+	r->next_submit = r->seqs.n;
+	r->pending_tokens = 0;
+	/* keep one batch running while the caller prepares the next */
+	if (r->n_flight == FB_BACKEND_MAX_IN_FLIGHT)
+		return complete_oldest(r, err);
+	return FB_OK;
+}
+
+fb_status
+fb_runner_add(seq_runner *r, const int32_t *tokens, int a, int b, size_t owner,
+			  fb_error *err)
+{
+	size_t		len = (size_t) (b - a) + 2;
+	fb_status	st;
+
+	if (r->pending_tokens > 0 &&
+		r->pending_tokens + len > (size_t) r->s->model->max_batch_tokens &&
+		(st = submit_pending(r, err)) != FB_OK)
+		return st;
+	if ((st = fb_seq_list_add(&r->seqs, r->s->model, tokens, a, b, owner, err)) != FB_OK)
+		return st;
+	r->pending_tokens += len;
+	return FB_OK;
+}
+
+fb_status
+fb_runner_finish(seq_runner *r, fb_error *err)
+{
+	fb_status	st = submit_pending(r, err);
+
+	while (st == FB_OK && r->n_flight > 0)
+		st = complete_oldest(r, err);
+	return st;
+}
+
+void
+fb_runner_free(seq_runner *r)
+{
+	fb_outputs	o;
+
+	/* after an error: take back what is still in flight (its outputs are
+	 * dropped) so the session is idle again */
+	while (r->n_flight > 0)
+	{
+		r->n_flight--;
+		(void) fb_session_wait(r->s, &o, NULL);
+	}
+	fb_seq_list_free(&r->seqs);
+	free(r->ids);
+	free(r->lens);
+	memset(r, 0, sizeof(*r));
+}
+
+fb_status
+fb_run_sequences(fb_session *s, const seq_list *l, unsigned output, seq_done_fn done,
+				 void *arg, fb_error *err)
+{
+	seq_runner	r;
+	fb_status	st;
+
+	if ((st = fb_runner_init(&r, s, output, done, arg, err)) != FB_OK)
+		return st;
+	for (size_t i = 0; i < l->n && st == FB_OK; i++)
+	{
+		const seq_ref *q = &l->items[i];
+
+		/* the runner adds [CLS] and [SEP] again */
+		st = fb_runner_add(&r, q->ids, 1, q->len - 1, q->owner, err);
+	}
+	if (st == FB_OK)
+		st = fb_runner_finish(&r, err);
+	fb_runner_free(&r);
 	return st;
 }
 
@@ -182,39 +312,7 @@ typedef struct cls_acc
 	const fb_model *m;
 	float	   *logits;			/* n_texts x n_labels sums */
 	int		   *count;			/* windows per text */
-	float	   *scratch;		/* [H] */
 } cls_acc;
-
-/* Sequence-classification head on one sequence: logits[n_labels] from its
- * [CLS] hidden row (ELECTRA) or pooled row (BERT, ALBERT). */
-static void
-sequence_head(const fb_model *m, const float *cls_row, const float *pooled,
-			  float *scratch, float *logits)
-{
-	int			H = m->cfg.hidden,
-				NL = m->cfg.n_labels;
-	const float *feat;
-
-	if (m->cls_dense_w != NULL)
-	{
-		/* ELECTRA head: gelu(dense(h_cls)) then out_proj */
-		fb_cpu_fill_bias(scratch, m->cls_dense_b, 1, H);
-		fb_cpu_linear(cls_row, m->cls_dense_w, scratch, 1, H, H, 1.0f);
-		fb_cpu_gelu_erf(scratch, (size_t) H);
-		feat = scratch;
-	}
-	else
-		feat = pooled;
-	for (int j = 0; j < NL; j++)
-	{
-		const float *w = m->cls_w + (size_t) j * H;
-		double		acc = m->cls_b[j];
-
-		for (int k = 0; k < H; k++)
-			acc += (double) w[k] * feat[k];
-		logits[j] = (float) acc;
-	}
-}
 
 /* probs from logits: softmax, or sigmoid for multi-label models */
 static void
@@ -231,22 +329,14 @@ logits_to_probs(const fb_model *m, const float *logits, float *probs)
 }
 
 static fb_status
-cls_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled,
-		 fb_error *err)
+cls_done(void *arg, const seq_ref *seq, const float *logits, fb_error *err)
 {
 	cls_acc    *a = arg;
 	int			NL = a->m->cfg.n_labels;
 	float	   *row = a->logits + seq->owner * (size_t) NL;
-	float		one[FB_MAX_LABELS_STACK];
-	float	   *tmp = NL <= FB_MAX_LABELS_STACK ? one : malloc(sizeof(float) * NL);
 
-	if (tmp == NULL)
-		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
-	sequence_head(a->m, hidden, pooled, a->scratch, tmp);
 	for (int j = 0; j < NL; j++)
-		row[j] += tmp[j];
-	if (tmp != one)
-		free(tmp);
+		row[j] += logits[j];
 	a->count[seq->owner]++;
 	return FB_OK;
 }
@@ -256,42 +346,23 @@ fb_classify_batch(fb_session *s, const fb_batch *b, float *logits, float *probs,
 				  fb_error *err)
 {
 	const fb_model *m = s->model;
-	int			H = m->cfg.hidden,
-				NL = m->cfg.n_labels;
-	bool		pooler = m->cls_dense_w == NULL;
-	float	   *hidden,
-			   *pooled,
-			   *scratch;
+	int			NL = m->cfg.n_labels;
+	fb_outputs	o;
 	fb_status	st;
 
 	if (m->info.head != FB_HEAD_SEQUENCE)
 		return fb_fail(err, FB_ERR_INVALID, "this model has no sequence-classification head");
 	if (b == NULL || b->n_seq < 1)
 		return fb_fail(err, FB_ERR_INVALID, "empty batch");
-	hidden = malloc(sizeof(float) * (size_t) b->n_seq * H);
-	pooled = malloc(sizeof(float) * (size_t) b->n_seq * H);
-	scratch = malloc(sizeof(float) * (size_t) H);
-	if (hidden == NULL || pooled == NULL || scratch == NULL)
-	{
-		st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	st = fb_forward_ex(s, b, true, hidden, pooler ? pooled : NULL, err);
-	if (st != FB_OK)
-		goto done;
-	for (int i = 0; i < b->n_seq; i++)
-	{
-		float	   *lg = logits + (size_t) i * NL;
-
-		sequence_head(m, hidden + (size_t) i * H, pooled + (size_t) i * H, scratch, lg);
-		if (probs != NULL)
-			logits_to_probs(m, lg, probs + (size_t) i * NL);
-	}
-done:
-	free(hidden);
-	free(pooled);
-	free(scratch);
-	return st;
+	if ((st = fb_session_check_idle(s, err)) != FB_OK ||
+		(st = fb_session_submit(s, b, FB_OUT_SEQ_LOGITS, err)) != FB_OK ||
+		(st = fb_session_wait(s, &o, err)) != FB_OK)
+		return st;
+	memcpy(logits, o.seq_logits, sizeof(float) * (size_t) b->n_seq * NL);
+	if (probs != NULL)
+		for (int i = 0; i < b->n_seq; i++)
+			logits_to_probs(m, logits + (size_t) i * NL, probs + (size_t) i * NL);
+	return FB_OK;
 }
 
 fb_status
@@ -303,7 +374,7 @@ fb_classify(fb_session *s, const fb_text *texts, size_t n,
 	fb_task_options defaults = fb_task_default_options();
 	int			NL = m->cfg.n_labels,
 				maxlen;
-	seq_list	seqs = {0};
+	seq_runner	run;
 	cls_acc		acc = {0};
 	fb_status	st;
 
@@ -313,16 +384,18 @@ fb_classify(fb_session *s, const fb_text *texts, size_t n,
 		return fb_fail(err, FB_ERR_INVALID, "this model has no sequence-classification head");
 	if ((st = fb_resolve_max_length(m, opts, &maxlen, err)) != FB_OK)
 		return st;
+	if ((st = fb_runner_init(&run, s, FB_OUT_SEQ_LOGITS, cls_done, &acc, err)) != FB_OK)
+		return st;
 	acc.m = m;
 	acc.logits = calloc(n ? n : 1, sizeof(float) * (size_t) NL);
 	acc.count = calloc(n ? n : 1, sizeof(int));
-	acc.scratch = malloc(sizeof(float) * (size_t) m->cfg.hidden);
-	if (acc.logits == NULL || acc.count == NULL || acc.scratch == NULL)
+	if (acc.logits == NULL || acc.count == NULL)
 	{
 		st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
 		goto done;
 	}
 
+	/* texts are tokenized while the backend runs the previous batch */
 	for (size_t i = 0; i < n; i++)
 	{
 		int			W = maxlen - 2,
@@ -333,7 +406,7 @@ fb_classify(fb_session *s, const fb_text *texts, size_t n,
 		ntok = (int) (s->enc.n > (size_t) INT32_MAX ? INT32_MAX : s->enc.n);
 		if (opts->window_stride <= 0 || ntok <= W)
 		{
-			st = fb_seq_list_add(&seqs, m, s->enc.ids, 0, ntok < W ? ntok : W, i, err);
+			st = fb_runner_add(&run, s->enc.ids, 0, ntok < W ? ntok : W, i, err);
 		}
 		else
 		{
@@ -345,20 +418,17 @@ fb_classify(fb_session *s, const fb_text *texts, size_t n,
 			{
 				if (a + W >= ntok)
 				{
-					st = fb_seq_list_add(&seqs, m, s->enc.ids, ntok - W, ntok, i, err);
+					st = fb_runner_add(&run, s->enc.ids, ntok - W, ntok, i, err);
 					break;
 				}
-				if ((st = fb_seq_list_add(&seqs, m, s->enc.ids, a, a + W, i, err)) != FB_OK)
+				if ((st = fb_runner_add(&run, s->enc.ids, a, a + W, i, err)) != FB_OK)
 					break;
 			}
 		}
 		if (st != FB_OK)
 			goto done;
 	}
-
-	st = fb_run_sequences(s, &seqs, m->pool_w != NULL && m->cls_dense_w == NULL, true,
-						  cls_done, &acc, err);
-	if (st != FB_OK)
+	if ((st = fb_runner_finish(&run, err)) != FB_OK)
 		goto done;
 
 	for (size_t i = 0; i < n; i++)
@@ -373,10 +443,9 @@ fb_classify(fb_session *s, const fb_text *texts, size_t n,
 			logits_to_probs(m, row, probs + i * NL);
 	}
 done:
-	fb_seq_list_free(&seqs);
+	fb_runner_free(&run);
 	free(acc.logits);
 	free(acc.count);
-	free(acc.scratch);
 	return st;
 }
 
@@ -390,35 +459,16 @@ typedef struct emb_acc
 	float	   *out;
 } emb_acc;
 
+/* the pooled row of one text (pooling on the backend), L2-normalised on
+ * request */
 static fb_status
-emb_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled,
-		 fb_error *err)
+emb_done(void *arg, const seq_ref *seq, const float *row, fb_error *err)
 {
 	emb_acc    *a = arg;
 	int			H = a->m->cfg.hidden;
 	float	   *dst = a->out + seq->owner * (size_t) H;
 
-	switch (a->o->pooling)
-	{
-		case FB_POOL_CLS:
-			memcpy(dst, hidden, sizeof(float) * H);
-			break;
-		case FB_POOL_POOLER:
-			memcpy(dst, pooled, sizeof(float) * H);
-			break;
-		case FB_POOL_MEAN:
-			for (int k = 0; k < H; k++)
-			{
-				double		sum = 0.0;
-
-				for (int t = 0; t < seq->len; t++)
-					sum += hidden[(size_t) t * H + k];
-				dst[k] = (float) (sum / seq->len);
-			}
-			break;
-		case FB_POOL_NONE:
-			return fb_fail(err, FB_ERR_INVALID, "pooling none is served by fb_hidden_states");
-	}
+	memcpy(dst, row, sizeof(float) * H);
 	if (a->o->normalize)
 	{
 		double		ss = 0.0;
@@ -442,18 +492,36 @@ fb_embed(fb_session *s, const fb_text *texts, size_t n,
 {
 	const fb_model *m = s->model;
 	fb_task_options defaults = fb_task_default_options();
-	seq_list	seqs = {0};
+	seq_runner	run;
 	emb_acc		acc;
+	unsigned	output;
 	int			maxlen;
 	fb_status	st;
 
 	if (opts == NULL)
 		opts = &defaults;
-	if (opts->pooling == FB_POOL_NONE)
-		return fb_fail(err, FB_ERR_INVALID, "pooling none is served by fb_hidden_states");
-	if (opts->pooling == FB_POOL_POOLER && m->pool_w == NULL)
-		return fb_fail(err, FB_ERR_UNSUPPORTED, "this model has no pooler; use cls or mean pooling");
+	switch (opts->pooling)
+	{
+		case FB_POOL_CLS:
+			output = FB_OUT_CLS;
+			break;
+		case FB_POOL_MEAN:
+			output = FB_OUT_MEAN;
+			break;
+		case FB_POOL_POOLER:
+			if (m->pool_w == NULL)
+				return fb_fail(err, FB_ERR_UNSUPPORTED, "this model has no pooler; use cls or mean pooling");
+			output = FB_OUT_POOLED;
+			break;
+		default:
+			return fb_fail(err, FB_ERR_INVALID, "pooling none is served by fb_hidden_states");
+	}
 	if ((st = fb_resolve_max_length(m, opts, &maxlen, err)) != FB_OK)
+		return st;
+	acc.m = m;
+	acc.o = opts;
+	acc.out = out;
+	if ((st = fb_runner_init(&run, s, output, emb_done, &acc, err)) != FB_OK)
 		return st;
 	for (size_t i = 0; i < n; i++)
 	{
@@ -462,16 +530,12 @@ fb_embed(fb_session *s, const fb_text *texts, size_t n,
 		if ((st = fb_encode_text(s, &texts[i], err)) != FB_OK)
 			goto done;
 		ntok = (int) (s->enc.n < (size_t) (maxlen - 2) ? s->enc.n : (size_t) (maxlen - 2));
-		if ((st = fb_seq_list_add(&seqs, m, s->enc.ids, 0, ntok, i, err)) != FB_OK)
+		if ((st = fb_runner_add(&run, s->enc.ids, 0, ntok, i, err)) != FB_OK)
 			goto done;
 	}
-	acc.m = m;
-	acc.o = opts;
-	acc.out = out;
-	st = fb_run_sequences(s, &seqs, opts->pooling == FB_POOL_POOLER,
-						  opts->pooling != FB_POOL_MEAN, emb_done, &acc, err);
+	st = fb_runner_finish(&run, err);
 done:
-	fb_seq_list_free(&seqs);
+	fb_runner_free(&run);
 	return st;
 }
 
@@ -482,8 +546,7 @@ typedef struct hs_acc
 } hs_acc;
 
 static fb_status
-hs_done(void *arg, const seq_ref *seq, const float *hidden, const float *pooled,
-		fb_error *err)
+hs_done(void *arg, const seq_ref *seq, const float *hidden, fb_error *err)
 {
 	hs_acc	   *a = arg;
 
@@ -497,7 +560,7 @@ fb_hidden_states(fb_session *s, const fb_text *text, const fb_task_options *opts
 {
 	const fb_model *m = s->model;
 	fb_task_options defaults = fb_task_default_options();
-	seq_list	seqs = {0};
+	seq_runner	run;
 	hs_acc		acc;
 	int			maxlen,
 				ntok;
@@ -512,16 +575,19 @@ fb_hidden_states(fb_session *s, const fb_text *text, const fb_task_options *opts
 	if ((st = fb_encode_text(s, text, err)) != FB_OK)
 		return st;
 	ntok = (int) (s->enc.n < (size_t) (maxlen - 2) ? s->enc.n : (size_t) (maxlen - 2));
-	if ((st = fb_seq_list_add(&seqs, m, s->enc.ids, 0, ntok, 0, err)) != FB_OK)
-		goto done;
 	acc.H = m->cfg.hidden;
 	acc.out = malloc(sizeof(float) * (size_t) (ntok + 2) * acc.H);
 	if (acc.out == NULL)
+		return fb_fail(err, FB_ERR_NOMEM, "out of memory");
+	if ((st = fb_runner_init(&run, s, FB_OUT_HIDDEN, hs_done, &acc, err)) != FB_OK)
 	{
-		st = fb_fail(err, FB_ERR_NOMEM, "out of memory");
-		goto done;
+		free(acc.out);
+		return st;
 	}
-	st = fb_run_sequences(s, &seqs, false, false, hs_done, &acc, err);
+	st = fb_runner_add(&run, s->enc.ids, 0, ntok, 0, err);
+	if (st == FB_OK)
+		st = fb_runner_finish(&run, err);
+	fb_runner_free(&run);
 	if (st == FB_OK)
 	{
 		*out = acc.out;
@@ -529,7 +595,5 @@ fb_hidden_states(fb_session *s, const fb_text *text, const fb_task_options *opts
 	}
 	else
 		free(acc.out);
-done:
-	fb_seq_list_free(&seqs);
 	return st;
 }

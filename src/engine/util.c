@@ -34,6 +34,8 @@ fb_status_name(fb_status st)
 			return "interrupted";
 		case FB_ERR_NUMERIC:
 			return "non-finite result";
+		case FB_ERR_DEVICE:
+			return "device error";
 	}
 	return "unknown status";
 }

@@ -1,5 +1,6 @@
 /*
- * bert.c — the fp32 encoder forward pass and per-run sessions.
+ * forward.c — the CPU backend's encoder forward pass and its sessions
+ * (fp32, or int8 linear layers; backend.c turns its rows into outputs).
  *
  * Token packing: the sequences of a batch are laid end to end as one
  * [T, H] matrix (T = total tokens), so every linear layer is a single GEMM
@@ -19,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/fb_cpu_backend.h"
 #include "cpu/fb_kernels.h"
-#include "fb_model.h"
 #include "cpu/fb_ops.h"
 #include "cpu/fb_pool.h"
 
@@ -36,22 +37,23 @@ blas_single_threaded(void)
 	openblas_set_num_threads(1);
 }
 
-fb_session *
-fb_session_new(const fb_model *model)
+fb_cpu_session *
+fb_cpu_session_new(const fb_cpu_model *cm, const fb_run_ctl *ctl)
 {
-	fb_session *s = calloc(1, sizeof(*s));
+	fb_cpu_session *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
 	pthread_once(&blas_once, blas_single_threaded);
-	s->model = model;
+	s->cm = cm;
+	s->model = cm->w;
+	s->ctl = ctl;
 	s->n_threads = 1;
-	fb_encoding_init(&s->enc);
 	return s;
 }
 
 int
-fb_session_set_threads(fb_session *s, int n)
+fb_cpu_session_set_threads(fb_cpu_session *s, int n)
 {
 	if (n < 1)
 		n = 1;
@@ -74,7 +76,7 @@ fb_session_set_threads(fb_session *s, int n)
 }
 
 static void
-session_release_buffers(fb_session *s)
+session_release_buffers(fb_cpu_session *s)
 {
 	fb_free_aligned(s->x);
 	fb_free_aligned(s->qkv);
@@ -98,27 +100,13 @@ session_release_buffers(fb_session *s)
 }
 
 void
-fb_session_free(fb_session *s)
+fb_cpu_session_free(fb_cpu_session *s)
 {
 	if (s == NULL)
 		return;
 	fb_pool_destroy(s->pool);
 	session_release_buffers(s);
-	free(s->out);
-	fb_encoding_free(&s->enc);
 	free(s);
-}
-
-void
-fb_session_set_ctl(fb_session *s, const fb_run_ctl *ctl)
-{
-	if (ctl != NULL)
-	{
-		s->ctl = *ctl;
-		s->has_ctl = 1;
-	}
-	else
-		s->has_ctl = 0;
 }
 
 static void *
@@ -140,7 +128,7 @@ alloc_floats(size_t a, size_t b, bool *ok)
 
 /* Bytes per quantised activation row: the widest GEMM input, padded. */
 static size_t
-q_ld(const fb_config *c)
+q_ld(const fb_weights *c)
 {
 	size_t		k = (size_t) (c->intermediate > c->hidden ? c->intermediate : c->hidden);
 
@@ -148,9 +136,9 @@ q_ld(const fb_config *c)
 }
 
 fb_status
-fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err)
+fb_cpu_session_reserve(fb_cpu_session *s, size_t n_tokens, size_t max_len, fb_error *err)
 {
-	const fb_config *c = &s->model->cfg;
+	const fb_weights *c = s->model;
 	size_t		wide = (size_t) (c->embedding_size > c->hidden ? c->embedding_size : c->hidden);
 	bool		ok = true;
 
@@ -174,7 +162,7 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 		s->ctx = alloc_floats(n_tokens, (size_t) c->hidden, &ok);
 		s->tmp = alloc_floats(n_tokens, wide, &ok);
 		s->inter = alloc_floats(n_tokens, (size_t) c->intermediate, &ok);
-		if (s->model->precision == FB_PRECISION_INT8)
+		if (s->cm->precision == FB_PRECISION_INT8)
 		{
 			/* byte rows as wide as the widest GEMM input (q_ld / 4 floats
 			 * hold q_ld bytes) */
@@ -192,7 +180,7 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 	{
 		size_t		stride = max_len * max_len;
 
-		if (s->model->precision == FB_PRECISION_INT8)
+		if (s->cm->precision == FB_PRECISION_INT8)
 		{
 			/* the bfloat16 kernel's packed head (fb_attn.h) */
 			size_t		bf16 = (fb_attn_bf16_scratch((int) max_len, c->hidden / c->n_heads) + 3) / 4;
@@ -214,15 +202,15 @@ fb_session_reserve(fb_session *s, size_t n_tokens, size_t max_len, fb_error *err
 }
 
 static bool
-session_interrupted(const fb_session *s)
+session_interrupted(const fb_cpu_session *s)
 {
-	return s->has_ctl && fb_interrupted(&s->ctl);
+	return fb_interrupted(s->ctl);
 }
 
 /* State shared by the threads of one forward pass. */
 typedef struct fwd_job
 {
-	fb_session *s;
+	fb_cpu_session *s;
 	const fb_batch *b;
 	const size_t *seq_off;		/* first packed row of each sequence */
 	const int  *chunk_seq;		/* wide batches: chunk k = sequences
@@ -272,10 +260,10 @@ job_poll(void *arg)
 /* Rows [r0, r1) of word + position + token-type (0) embeddings, then
  * LayerNorm, into emb ([T, E]; the projection to H, if any, follows). */
 static void
-embed_rows(fb_session *s, size_t r0, size_t r1, float *emb)
+embed_rows(fb_cpu_session *s, size_t r0, size_t r1, float *emb)
 {
-	const fb_model *m = s->model;
-	const fb_config *c = &m->cfg;
+	const fb_weights *m = s->model;
+	const fb_weights *c = m;
 	int			E = c->embedding_size;
 
 	for (size_t r = r0; r < r1; r++)
@@ -292,7 +280,7 @@ embed_rows(fb_session *s, size_t r0, size_t r1, float *emb)
 									(int) (r1 - r0), E, c->layer_norm_eps);
 }
 
-static void serial_linear(fb_session *s, size_t r0, const float *x,
+static void serial_linear(fb_cpu_session *s, size_t r0, const float *x,
 						  const float *w, const fb_qmat *q, const fb_pmat *p,
 						  const float *bias, float *y, int T, int N, int K,
 						  int act);
@@ -301,10 +289,10 @@ static void serial_linear(fb_session *s, size_t r0, const float *x,
 static void
 rows_embed(fwd_job *j, size_t r0, size_t r1)
 {
-	fb_session *s = j->s;
-	const fb_model *m = s->model;
-	int			E = m->cfg.embedding_size,
-				H = m->cfg.hidden;
+	fb_cpu_session *s = j->s;
+	const fb_weights *m = s->model;
+	int			E = m->embedding_size,
+				H = m->hidden;
 	int			n = (int) (r1 - r0);
 
 	embed_rows(s, r0, r1, m->emb_proj_w != NULL ? s->tmp : s->x);
@@ -313,8 +301,8 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
 		fb_cpu_fill_bias(s->x + r0 * H, m->emb_proj_b, n, H);
 		fb_cpu_linear(s->tmp + r0 * E, m->emb_proj_w, s->x + r0 * H, n, H, E, 1.0f);
 	}
-	serial_linear(s, r0, s->x + r0 * H, m->layers[0].qkv_w, m->layers[0].qkv_q,
-				  m->layers[0].qkv_p, m->layers[0].qkv_b, s->qkv + r0 * 3 * H, n, 3 * H, H, 0);
+	serial_linear(s, r0, s->x + r0 * H, s->cm->layers[0].qkv_w, s->cm->layers[0].qkv_q,
+				  s->cm->layers[0].qkv_p, s->cm->layers[0].qkv_b, s->qkv + r0 * 3 * H, n, 3 * H, H, 0);
 }
 
 /*
@@ -323,7 +311,7 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
  * columns split between the pool's threads (narrow batches).  act applies
  * the model's activation to the result.
  */
-typedef void (*linear_fn) (fb_session *s, size_t r0, const float *x,
+typedef void (*linear_fn) (fb_cpu_session *s, size_t r0, const float *x,
 						   const float *w, const fb_qmat *q, const fb_pmat *p,
 						   const float *bias, float *y, int T, int N, int K,
 						   int act);
@@ -331,11 +319,11 @@ typedef void (*linear_fn) (fb_session *s, size_t r0, const float *x,
 /* Quantised copy of rows [r0, r0 + T) of a GEMM input (int8 mode); the
  * rows' slice of the session's buffers belongs to the calling thread. */
 static fb_q8_rows
-quantize_rows(fb_session *s, size_t r0, const float *x, const fb_qmat *q, int T)
+quantize_rows(fb_cpu_session *s, size_t r0, const float *x, const fb_qmat *q, int T)
 {
 	fb_q8_rows	r;
 
-	r.q = s->qx + r0 * q_ld(&s->model->cfg);
+	r.q = s->qx + r0 * q_ld(s->model);
 	r.scale = s->qscale + r0;
 	r.zero = s->qzero + r0;
 	r.Kp = q->Kp;
@@ -345,7 +333,7 @@ quantize_rows(fb_session *s, size_t r0, const float *x, const fb_qmat *q, int T)
 
 /* The model's activation, as an element-wise function. */
 static fb_act_fn
-act_fn(const fb_config *c)
+act_fn(const fb_weights *c)
 {
 	const fb_cpu_kernels *k = fb_cpu_kernels_get();
 
@@ -371,28 +359,28 @@ q8_panel2_act(fb_act_fn act)
  * the row-major matrix.  The int8 and packed kernels add the bias as they
  * store (no pass over y before the GEMM). */
 static void
-serial_linear(fb_session *s, size_t r0, const float *x, const float *w,
+serial_linear(fb_cpu_session *s, size_t r0, const float *x, const float *w,
 			  const fb_qmat *q, const fb_pmat *p, const float *bias, float *y,
 			  int T, int N, int K, int act)
 {
 	if (q != NULL)
 	{
 		fb_q8_rows	r = quantize_rows(s, r0, x, q, T);
-		fb_act_fn	f = act ? act_fn(&s->model->cfg) : NULL;
+		fb_act_fn	f = act ? act_fn(s->model) : NULL;
 
 		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, q8_panel2_act(f),
 						&r, T, q, bias, f, y, 0, N);
 	}
 	else if (p != NULL)
 		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, x, T, p, bias,
-						 act ? act_fn(&s->model->cfg) : NULL, y, 0, N);
+						 act ? act_fn(s->model) : NULL, y, 0, N);
 	else
 	{
 		if (bias != NULL)
 			fb_cpu_fill_bias(y, bias, T, N);
 		fb_cpu_linear(x, w, y, T, N, K, 1.0f);
 		if (act)
-			act_fn(&s->model->cfg) (y, (size_t) T * N);
+			act_fn(s->model) (y, (size_t) T * N);
 	}
 }
 
@@ -406,11 +394,11 @@ static void
 rows_layer(fwd_job *j, linear_fn linear, size_t r0, float *x, const float *ctx,
 		   float *tmp, float *inter, int n, float *next_qkv)
 {
-	fb_session *s = j->s;
-	const fb_model *m = s->model;
-	const fb_config *c = &m->cfg;
+	fb_cpu_session *s = j->s;
+	const fb_weights *m = s->model;
+	const fb_weights *c = m;
 	const fb_cpu_kernels *k = fb_cpu_kernels_get();
-	const fb_layer *L = &m->layers[j->layer];
+	const fb_cpu_layer *L = &s->cm->layers[j->layer];
 	int			H = c->hidden,
 				I = c->intermediate;
 
@@ -431,7 +419,7 @@ rows_layer(fwd_job *j, linear_fn linear, size_t r0, float *x, const float *ctx,
 
 	if (next_qkv != NULL)
 	{
-		const fb_layer *next = &m->layers[j->layer + 1];
+		const fb_cpu_layer *next = &s->cm->layers[j->layer + 1];
 
 		linear(s, r0, x, next->qkv_w, next->qkv_q, next->qkv_p, next->qkv_b, next_qkv, n,
 			   3 * H, H, 0);
@@ -451,7 +439,7 @@ rows_layer(fwd_job *j, linear_fn linear, size_t r0, float *x, const float *ctx,
 	}
 }
 
-static void attention_head(fb_session *s, const float *qkv, float *out, float *scores,
+static void attention_head(fb_cpu_session *s, const float *qkv, float *out, float *scores,
 						   int L, int n_query, int h);
 
 /*
@@ -463,11 +451,11 @@ static void attention_head(fb_session *s, const float *qkv, float *out, float *s
 static void
 chunk_attention(fwd_job *j, int tid, int a, int b, int next)
 {
-	fb_session *s = j->s;
-	int			n_heads = s->model->cfg.n_heads,
-				H = s->model->cfg.hidden;
+	fb_cpu_session *s = j->s;
+	int			n_heads = s->model->n_heads,
+				H = s->model->hidden;
 	float	   *scores = s->scores + (size_t) tid * s->score_stride;
-	bool		cls = j->cls_only && j->layer + next + 1 == s->model->cfg.n_layers;
+	bool		cls = j->cls_only && j->layer + next + 1 == s->model->n_layers;
 
 	for (int i = a; i < b && !job_stopping(j, tid); i++)
 	{
@@ -541,10 +529,10 @@ static void
 phase_rows(void *arg, int tid, int nt)
 {
 	fwd_job    *j = arg;
-	fb_session *s = j->s;
-	int			H = s->model->cfg.hidden,
-				I = s->model->cfg.intermediate;
-	bool		last = j->layer + 1 == s->model->cfg.n_layers;
+	fb_cpu_session *s = j->s;
+	int			H = s->model->hidden,
+				I = s->model->intermediate;
+	bool		last = j->layer + 1 == s->model->n_layers;
 	int			k;
 	size_t		r0,
 				r1;
@@ -599,14 +587,14 @@ int8_attention(void)
 /* One attention head of one sequence: rows [L, 3H] of qkv -> ctx, for
  * the first n_query rows (L, or 1 for the [CLS] row only). */
 static void
-attention_head(fb_session *s, const float *qkv, float *out, float *scores,
+attention_head(fb_cpu_session *s, const float *qkv, float *out, float *scores,
 			   int L, int n_query, int h)
 {
-	const fb_config *c = &s->model->cfg;
+	const fb_weights *c = s->model;
 	int			H = c->hidden,
 				dh = H / c->n_heads;
 	int			ld = 3 * H;
-	fb_attn_bf16_fn bf16 = s->model->precision == FB_PRECISION_INT8 ? int8_attention() : NULL;
+	fb_attn_bf16_fn bf16 = s->cm->precision == FB_PRECISION_INT8 ? int8_attention() : NULL;
 
 	if (bf16 != NULL)
 	{
@@ -624,12 +612,12 @@ static void
 phase_attention(void *arg, int tid, int nt)
 {
 	fwd_job    *j = arg;
-	fb_session *s = j->s;
-	int			n_heads = s->model->cfg.n_heads,
-				H = s->model->cfg.hidden;
+	fb_cpu_session *s = j->s;
+	int			n_heads = s->model->n_heads,
+				H = s->model->hidden;
 	size_t		items = (size_t) j->b->n_seq * n_heads;
 	float	   *scores = s->scores + (size_t) tid * s->score_stride;
-	bool		cls = j->cls_only && j->layer + 1 == s->model->cfg.n_layers;
+	bool		cls = j->cls_only && j->layer + 1 == s->model->n_layers;
 
 	/* (sequence, head) items claimed one at a time, as the row chunks */
 	(void) nt;
@@ -659,7 +647,7 @@ phase_attention(void *arg, int tid, int nt)
  * --------------------------------------------------------------------- */
 typedef struct lin_job
 {
-	fb_session *s;
+	fb_cpu_session *s;
 	const float *x;				/* [T, K] */
 	const float *w;				/* [K, N] */
 	const fb_qmat *q;			/* int8 mode: W quantised, x in qx */
@@ -683,7 +671,7 @@ phase_linear_cols(void *arg, int tid, int nt)
 	fb_split_range((size_t) j->N, tid, nt, 16, &n0, &n1);
 	if (n0 >= n1)
 		return;
-	fb_act_fn	act = j->act ? act_fn(&j->s->model->cfg) : NULL;
+	fb_act_fn	act = j->act ? act_fn(j->s->model) : NULL;
 
 	if (j->q != NULL)
 		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, q8_panel2_act(act),
@@ -704,7 +692,7 @@ phase_linear_cols(void *arg, int tid, int nt)
  * split between the threads (the int8 input is quantised once, on the
  * caller). */
 static void
-par_linear(fb_session *s, size_t r0, const float *x, const float *w,
+par_linear(fb_cpu_session *s, size_t r0, const float *x, const float *w,
 		   const fb_qmat *q, const fb_pmat *p, const float *bias, float *y,
 		   int T, int N, int K, int act)
 {
@@ -725,10 +713,10 @@ par_linear(fb_session *s, size_t r0, const float *x, const float *w,
 static void
 narrow_embed(fwd_job *j)
 {
-	fb_session *s = j->s;
-	const fb_model *m = s->model;
-	int			H = m->cfg.hidden,
-				E = m->cfg.embedding_size,
+	fb_cpu_session *s = j->s;
+	const fb_weights *m = s->model;
+	int			H = m->hidden,
+				E = m->embedding_size,
 				T = (int) j->T;
 
 	embed_rows(s, 0, j->T, m->emb_proj_w != NULL ? s->tmp : s->x);
@@ -737,8 +725,8 @@ narrow_embed(fwd_job *j)
 		fb_cpu_fill_bias(s->x, m->emb_proj_b, T, H);
 		par_linear(s, 0, s->tmp, m->emb_proj_w, NULL, NULL, NULL, s->x, T, H, E, 0);
 	}
-	par_linear(s, 0, s->x, m->layers[0].qkv_w, m->layers[0].qkv_q, m->layers[0].qkv_p,
-			   m->layers[0].qkv_b, s->qkv, T, 3 * H, H, 0);
+	par_linear(s, 0, s->x, s->cm->layers[0].qkv_w, s->cm->layers[0].qkv_q, s->cm->layers[0].qkv_p,
+			   s->cm->layers[0].qkv_b, s->qkv, T, 3 * H, H, 0);
 }
 
 /* Rows per thread under which a batch takes the narrow path. */
@@ -757,49 +745,21 @@ narrow_rows_per_thread(void)
 	return rows;
 }
 
-static fb_status
-check_batch(const fb_model *m, const fb_batch *b, size_t *T, int *maxL, fb_error *err)
-{
-	size_t		total = 0;
-	int			longest = 0;
-
-	if (b == NULL || b->n_seq < 1 || b->ids == NULL || b->lens == NULL)
-		return fb_fail(err, FB_ERR_INVALID, "empty batch");
-	for (int i = 0; i < b->n_seq; i++)
-	{
-		int			L = b->lens[i];
-
-		if (L < 1 || L > m->cfg.max_position)
-			return fb_fail(err, FB_ERR_LIMIT,
-						   "sequence %d has %d tokens; the model accepts 1 to %d",
-						   i, L, m->cfg.max_position);
-		for (int p = 0; p < L; p++)
-		{
-			if (b->ids[i][p] < 0 || b->ids[i][p] >= m->cfg.vocab_size)
-				return fb_fail(err, FB_ERR_INVALID, "token id %d outside the vocabulary",
-							   b->ids[i][p]);
-		}
-		total += (size_t) L;
-		longest = L > longest ? L : longest;
-	}
-	*T = total;
-	*maxL = longest;
-	return FB_OK;
-}
-
 /*
  * The forward pass.  With cls_only, the last layer runs for the first row
  * of each sequence only (all a sequence-classification head or CLS/pooler
  * embedding reads): its keys and values still come from every token, so
  * the result is exact while about three quarters of the last layer's work
- * is skipped.  hidden then receives n_seq rows instead of sum(lens).
+ * is skipped.  *rows then points at n_seq rows instead of sum(lens).
+ * The batch has been checked (fb_batch_check).  *rows points into the
+ * session's buffers: valid until its next forward pass.
  */
 fb_status
-fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
-			  float *pooled, fb_error *err)
+fb_cpu_forward(fb_cpu_session *s, const fb_batch *b, bool cls_only,
+			   const float **rows, fb_error *err)
 {
-	const fb_model *m = s->model;
-	const fb_config *c = &m->cfg;
+	const fb_weights *m = s->model;
+	const fb_weights *c = m;
 	int			H = c->hidden;
 	size_t		T = 0;
 	int			maxL = 0;
@@ -809,11 +769,12 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 	bool		narrow;
 	fb_status	st = FB_OK;
 
-	if ((st = check_batch(m, b, &T, &maxL, err)) != FB_OK)
-		return st;
-	if (pooled != NULL && m->pool_w == NULL)
-		return fb_fail(err, FB_ERR_UNSUPPORTED, "this model has no pooler");
-	if ((st = fb_session_reserve(s, T, (size_t) maxL, err)) != FB_OK)
+	for (int i = 0; i < b->n_seq; i++)
+	{
+		T += (size_t) b->lens[i];
+		maxL = b->lens[i] > maxL ? b->lens[i] : maxL;
+	}
+	if ((st = fb_cpu_session_reserve(s, T, (size_t) maxL, err)) != FB_OK)
 		return st;
 	seq_off = malloc(sizeof(size_t) * (size_t) b->n_seq);
 	chunk_seq = malloc(sizeof(int) * ((size_t) b->n_seq + 1));
@@ -927,33 +888,11 @@ fb_forward_ex(fb_session *s, const fb_batch *b, bool cls_only, float *hidden,
 		st = fb_fail(err, FB_ERR_NUMERIC, "the encoder produced a non-finite value");
 		goto done;
 	}
-	{
-		/* rows of the final hidden state the caller gets */
-		const float *out = cls_only ? job.cx : s->x;
-		size_t		rows = cls_only ? (size_t) b->n_seq : T;
-
-		if (hidden != NULL)
-			memcpy(hidden, out, sizeof(float) * rows * (size_t) H);
-		if (pooled != NULL)
-		{
-			for (int i = 0; i < b->n_seq; i++)
-				memcpy(s->tmp + (size_t) i * H,
-					   out + (cls_only ? (size_t) i : seq_off[i]) * H, sizeof(float) * H);
-			fb_cpu_fill_bias(pooled, m->pool_b, b->n_seq, H);
-			fb_cpu_linear(s->tmp, m->pool_w, pooled, b->n_seq, H, H, 1.0f);
-			fb_cpu_tanh(pooled, (size_t) b->n_seq * H);
-		}
-	}
+	/* the final hidden state's rows */
+	*rows = cls_only ? job.cx : s->x;
 done:
 	pthread_mutex_destroy(&job.mu);
 	free(seq_off);
 	free(chunk_seq);
 	return st;
-}
-
-fb_status
-fb_forward(fb_session *s, const fb_batch *b, float *hidden, float *pooled,
-		   fb_error *err)
-{
-	return fb_forward_ex(s, b, false, hidden, pooled, err);
 }
