@@ -90,7 +90,7 @@ $(BUILD)/test/%: test/%.c test/fb_test.h $(ENGINE_LIB)
 
 # Fuzz harnesses linked with a replay driver (gcc), so corpora are replayed
 # in every test run; `make fuzz` builds the libFuzzer versions with clang.
-$(BUILD)/fuzz/%_replay: test/fuzz/%.c test/fuzz/replay_main.c $(ENGINE_LIB)
+$(BUILD)/fuzz/%_replay: test/fuzz/%.c test/fuzz/replay_main.c test/fb_test.h $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(FB_CFLAGS) -Itest -o $@ $< test/fuzz/replay_main.c $(ENGINE_LIB) $(ENGINE_LIBS)
 

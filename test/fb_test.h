@@ -8,10 +8,12 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static int	fbt_passed = 0;
-static int	fbt_failed = 0;
+/* unused in files that only read files (the fuzz replay driver) */
+static int	fbt_passed __attribute__((unused)) = 0;
+static int	fbt_failed __attribute__((unused)) = 0;
 
 #define CHECK(cond, ...) do { \
 	if (cond) fbt_passed++; \
@@ -33,6 +35,37 @@ fbt_finish(const char *name)
 {
 	printf("%s: %d passed, %d failed\n", name, fbt_passed, fbt_failed);
 	return fbt_failed == 0 ? 0 : 1;
+}
+
+/*
+ * The whole file at path, malloc'd with a terminating NUL (so a text file
+ * is a C string); *len (when not NULL) gets its size.  NULL when the file
+ * cannot be opened or read, or memory runs out.
+ */
+static inline char *
+fbt_read_file(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *buf = NULL;
+	long		n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+		fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t) n + 1)) != NULL &&
+		fread(buf, 1, (size_t) n, f) == (size_t) n)
+	{
+		buf[n] = '\0';
+		if (len)
+			*len = (size_t) n;
+	}
+	else
+	{
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
 }
 
 #endif

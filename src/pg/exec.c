@@ -145,13 +145,18 @@ RetryAfterInterrupt(fb_status status, int *retries)
 	return true;
 }
 
+/*
+ * The model of a SQL call: argument argno when the call has it (the
+ * functions are STRICT: never NULL), else the task's setting guc_name
+ * (value guc_value), which *guc_out then names for hints.
+ */
 const char *
-FinbertModelName(const char *explicit_name, const char *guc_value,
-				 const char *guc_name, const char **guc_out)
+FinbertModelArg(FunctionCallInfo fcinfo, int argno, const char *guc_value,
+				const char *guc_name, const char **guc_out)
 {
 	*guc_out = NULL;
-	if (explicit_name != NULL)
-		return explicit_name;
+	if (PG_NARGS() > argno)
+		return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (guc_value == NULL || guc_value[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -235,14 +235,13 @@ extern FinbertParallelEntitiesFn FinbertParallelEntities;
 extern bool FinbertInWorker;
 
 /*
- * Helpers for the SQL-callable functions: the model name to use (explicit
- * argument or the task's GUC) and a text argument checked against the
- * limits and the database encoding.
+ * Helpers for the SQL-callable functions: the model to use (argument argno
+ * when the call has it, else the task's GUC) and a text argument checked
+ * against the limits and the database encoding.
  */
-extern const char *FinbertModelName(const char *explicit_name,
-									const char *guc_value,
-									const char *guc_name,
-									const char **guc_out);
+extern const char *FinbertModelArg(FunctionCallInfo fcinfo, int argno,
+								   const char *guc_value, const char *guc_name,
+								   const char **guc_out);
 extern void FinbertTextArg(text *t, fb_text *out);
 extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls,
 								 int *nvalid);
