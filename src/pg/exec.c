@@ -82,47 +82,6 @@ EngineCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
 	return call(s, texts, n, opts, out, err);
 }
 
-void
-FinbertEngineError(const fb_error *err, const char *context)
-{
-	const char *msg = err->msg[0] ? err->msg : fb_status_name(err->status);
-	int			code;
-
-	switch (err->status)
-	{
-		case FB_ERR_IO:
-			code = ERRCODE_UNDEFINED_FILE;
-			break;
-		case FB_ERR_CORRUPT:
-			code = ERRCODE_DATA_CORRUPTED;
-			break;
-		case FB_ERR_UNSUPPORTED:
-			code = ERRCODE_FEATURE_NOT_SUPPORTED;
-			break;
-		case FB_ERR_NOMEM:
-			code = ERRCODE_OUT_OF_MEMORY;
-			break;
-		case FB_ERR_INVALID:
-			code = ERRCODE_INVALID_PARAMETER_VALUE;
-			break;
-		case FB_ERR_LIMIT:
-			code = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-			break;
-		case FB_ERR_INTERRUPTED:
-			CHECK_FOR_INTERRUPTS();
-			code = ERRCODE_QUERY_CANCELED;
-			break;
-		case FB_ERR_NUMERIC:
-			code = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
-			break;
-		default:
-			code = ERRCODE_INTERNAL_ERROR;
-			break;
-	}
-	ereport(ERROR, (errcode(code), errmsg("%s: %s", context, msg)));
-	pg_unreachable();
-}
-
 /*
  * After an engine call: true when it was interrupted by a harmless
  * interrupt and must be repeated; raises the error of a real one.

@@ -5,8 +5,26 @@
  * model (registry.c), turns SQL arguments into one FinbertRequest, runs it
  * through FinbertExecute (exec.c) and turns the FinbertResult back into SQL
  * values (classify.c, entities.c, embed.c, tokenize.c).  Every request goes
- * through FinbertExecute so that it can later be routed to a background
- * worker without touching the SQL-callable functions.
+ * through FinbertExecute, which runs it inline or sends it to the
+ * background worker (queue.c, worker.c); both run the same FinbertRun.
+ *
+ * Layers.  A file calls functions of (and reads variables of) files in
+ * lower layers only, never of its own layer or above: arrows go one way,
+ * so the glue has no call cycle.  make test checks this on the object
+ * files (test/pg/layers.sh reads this table):
+ *
+ *   L5  finbert.c      _PG_init: settings, shared memory, the worker
+ *   L4  classify.c embed.c entities.c tokenize.c statfuncs.c
+ *                      SQL functions
+ *   L3  worker.c       the background worker
+ *   L2  exec.c         FinbertExecute (inline or worker) and FinbertRun
+ *   L1  registry.c cache.c queue.c
+ *                      model catalog, embedding cache, request queue
+ *   L0  guc.c errors.c stats.c wire.c result.c
+ *                      settings, errors, counters, wire format, SRF rows
+ *
+ * The sections below follow the layers, bottom first.  Background worker
+ * entry points are called by the postmaster by name (finbert_queue.h).
  *
  * Memory: engine objects (fb_model, fb_session, fb_entity_list, ...) are
  * malloc'd by the engine.  Loaded models live in a per-backend hash table in
@@ -21,6 +39,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
+#include "utils/timestamp.h"
 
 #include "finbert.h"
 
@@ -46,7 +65,9 @@ typedef enum FinbertExecution
 	FINBERT_EXEC_WORKER
 } FinbertExecution;
 
-/* GUCs (finbert.c) */
+/* ------------------------------------------------------------------------
+ * Settings (guc.c)
+ * ------------------------------------------------------------------------ */
 extern char *finbert_model_dir;
 extern char *finbert_sentiment_model;
 extern char *finbert_industry_model;
@@ -68,8 +89,61 @@ extern bool finbert_cache;
 extern int	finbert_cache_max_rows;
 extern int	finbert_cache_queue_size;
 
+/* Defines every finbert.* setting (from _PG_init). */
+extern void FinbertDefineGucs(void);
+
 /* ------------------------------------------------------------------------
- * Model registry and per-backend cache (registry.c)
+ * Errors (errors.c)
+ * ------------------------------------------------------------------------ */
+/* Engine status to ereport(ERROR) "context: message"; never returns. */
+extern void FinbertEngineError(const fb_error *err, const char *context) pg_attribute_noreturn();
+
+/* Admin check shared by every function that changes the registry. */
+extern void FinbertCheckAdmin(const char *action);
+
+/* ------------------------------------------------------------------------
+ * Statistics (stats.c)
+ * ------------------------------------------------------------------------ */
+extern void FinbertStatsShmemRequest(void);
+extern void FinbertStatsShmemStartup(void);
+extern void FinbertStatsCount(uint64 texts, uint64 tokens, uint64 batches,
+							  uint64 elapsed_us);
+extern void FinbertStatsError(void);
+extern void FinbertStatsModelLoad(void);
+/* background worker: one engine call over texts of nrequests requests */
+extern void FinbertStatsWorkerBatch(uint64 requests, uint64 texts,
+									uint64 batches);
+extern void FinbertStatsTokens(uint64 tokens);	/* last-minute rate */
+extern void FinbertStatsCache(uint64 hits, uint64 misses);
+extern void FinbertStatsCacheEvictions(uint64 n);
+extern void FinbertStatsCacheWrites(uint64 n);
+
+/* The counters as read by finbert_stats() (statfuncs.c). */
+typedef struct FinbertStatsData
+{
+	bool		shared;			/* cluster-wide (preloaded), else this backend */
+	uint64		requests;
+	uint64		texts;
+	uint64		tokens;
+	uint64		batches;
+	uint64		busy_us;
+	uint64		errors;
+	uint64		model_loads;
+	uint64		worker_requests;
+	uint64		worker_batches;
+	uint64		worker_texts;
+	uint64		cache_hits;
+	uint64		cache_misses;
+	uint64		cache_writes;
+	uint64		cache_evictions;
+	double		tokens_per_second_1m;
+	TimestampTz reset_time;
+} FinbertStatsData;
+extern void FinbertStatsRead(FinbertStatsData *out);
+extern void FinbertStatsReset(void);
+
+/* ------------------------------------------------------------------------
+ * Requests and results: the types every layer passes around
  * ------------------------------------------------------------------------ */
 /*
  * A registered model as resolved from the catalog by a backend: everything
@@ -90,52 +164,6 @@ typedef struct FinbertModelRef
 	int32		precision;		/* fb_precision: catalog precision */
 } FinbertModelRef;
 
-typedef struct FinbertModel
-{
-	char		name[FINBERT_NAME_MAX + 1]; /* hash key */
-	FinbertModelRef ref;		/* catalog row and files it came from */
-	fb_model   *model;			/* engine model, NULL until opened */
-	fb_session *session;		/* scratch memory for this backend */
-	LocalTransactionId valid_lxid;	/* catalog checked in this transaction */
-	CommandId	valid_cid;		/* ... and command */
-	uint64		uses;
-} FinbertModel;
-
-/*
- * Resolves name against the catalog (once per statement): the returned
- * entry's ref is valid; its model is opened only by FinbertGetModel.  guc
- * names the setting the name came from (for hints), or NULL when the
- * caller named the model explicitly.
- */
-extern FinbertModel *FinbertResolveModel(const char *name, const char *guc);
-/* Same, and opens the model in this backend on first use. */
-extern FinbertModel *FinbertGetModel(const char *name, const char *guc);
-/* Drops name from this backend's cache (no error when absent). */
-extern void FinbertForgetModel(const char *name);
-/* Are two resolutions the same files under the same checksum and precision? */
-extern bool FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b);
-
-/*
- * Opens the engine model in a canonical directory with the given precision
- * of its linear layers and a session on it; errors are raised with the same
- * messages wherever a model is opened (backend or worker).
- * max_batch_tokens 0 keeps the engine default.
- */
-extern void FinbertOpenEngineModel(const char *name, const char *path,
-								   fb_precision precision,
-								   int max_batch_tokens, fb_model **model,
-								   fb_session **session);
-
-/* Admin check shared by every function that changes the registry. */
-extern void FinbertCheckAdmin(const char *action);
-
-/* Name of an architecture / head for catalogs and messages. */
-extern const char *FinbertArchName(fb_arch arch);
-extern const char *FinbertHeadName(fb_head head);
-
-/* ------------------------------------------------------------------------
- * Requests (exec.c): the single call path of every SQL function
- * ------------------------------------------------------------------------ */
 typedef enum FinbertTask
 {
 	FINBERT_TASK_CLASSIFY,
@@ -190,6 +218,142 @@ typedef struct FinbertResult
 	char	 ***tokens;			/* per text */
 } FinbertResult;
 
+/* ------------------------------------------------------------------------
+ * Serialised requests and results (wire.c)
+ * ------------------------------------------------------------------------ */
+extern Size FinbertWireRequestSize(const FinbertRequest *req);
+extern void FinbertWireRequestWrite(char *buf, Size size, uint64 request_id,
+									const FinbertRequest *req,
+									const FinbertModelRef *ref);
+extern bool FinbertWireRequestRead(const char *buf, Size size,
+								   uint64 request_id, FinbertRequest *req,
+								   FinbertModelRef *ref, fb_text **texts);
+extern void FinbertWireResultWrite(StringInfo out, FinbertTask task,
+								   const FinbertResult *res, const int *rows,
+								   int nrows, int64 tokens);
+extern void FinbertWireResultRead(const char *buf, Size size, FinbertTask task,
+								  FinbertResult *res, int64 *tokens);
+
+/* ------------------------------------------------------------------------
+ * Rows of the set-returning array forms (result.c)
+ * ------------------------------------------------------------------------ */
+/*
+ * One (ord, value) row per element of an array argument, value built by
+ * row_array from the element's result row.
+ */
+typedef ArrayType *(*FinbertRowArrayFn) (const FinbertResult *res, int row,
+										 const void *arg);
+extern void FinbertReturnOrdArrays(FunctionCallInfo fcinfo,
+								   const FinbertResult *res,
+								   const bool *nulls, int n,
+								   FinbertRowArrayFn row_array,
+								   const void *arg);
+
+/* ------------------------------------------------------------------------
+ * Model registry and per-backend cache (registry.c)
+ * ------------------------------------------------------------------------ */
+typedef struct FinbertModel
+{
+	char		name[FINBERT_NAME_MAX + 1]; /* hash key */
+	FinbertModelRef ref;		/* catalog row and files it came from */
+	fb_model   *model;			/* engine model, NULL until opened */
+	fb_session *session;		/* scratch memory for this backend */
+	LocalTransactionId valid_lxid;	/* catalog checked in this transaction */
+	CommandId	valid_cid;		/* ... and command */
+	uint64		uses;
+} FinbertModel;
+
+/*
+ * Resolves name against the catalog (once per statement): the returned
+ * entry's ref is valid; its model is opened only by FinbertGetModel.  guc
+ * names the setting the name came from (for hints), or NULL when the
+ * caller named the model explicitly.
+ */
+extern FinbertModel *FinbertResolveModel(const char *name, const char *guc);
+/* Same, and opens the model in this backend on first use. */
+extern FinbertModel *FinbertGetModel(const char *name, const char *guc);
+/* Drops name from this backend's cache (no error when absent). */
+extern void FinbertForgetModel(const char *name);
+/* Are two resolutions the same files under the same checksum and precision? */
+extern bool FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b);
+
+/*
+ * Opens the engine model in a canonical directory with the given precision
+ * of its linear layers and a session on it; errors are raised with the same
+ * messages wherever a model is opened (backend or worker).
+ * max_batch_tokens 0 keeps the engine default.
+ */
+extern void FinbertOpenEngineModel(const char *name, const char *path,
+								   fb_precision precision,
+								   int max_batch_tokens, fb_model **model,
+								   fb_session **session);
+
+/* Name of an architecture / head for catalogs and messages. */
+extern const char *FinbertArchName(fb_arch arch);
+extern const char *FinbertHeadName(fb_head head);
+
+/* ------------------------------------------------------------------------
+ * Embedding cache (cache.c)
+ * ------------------------------------------------------------------------ */
+extern Size FinbertCacheShmemSize(void);
+extern void FinbertCacheShmemStartup(void);
+/*
+ * Looks the texts of an embedding request up in finbert.embedding_cache.
+ * Returns false when the cache does not apply (switched off, another
+ * database, extension objects missing); otherwise fills hit[i] and the
+ * rows of res->embeddings (allocated with ref->hidden_size columns) of the
+ * hits, and *hashes with the SHA-256 of every text for FinbertCacheStore.
+ */
+extern bool FinbertCacheLookup(const FinbertRequest *req,
+							   const FinbertModelRef *ref, FinbertResult *res,
+							   bool *hit, uint8 **hashes);
+/* Queues a computed embedding for the cache writer. */
+extern void FinbertCacheStore(const FinbertRequest *req,
+							  const FinbertModelRef *ref,
+							  const uint8 *hash, const float4 *embedding,
+							  int dim);
+
+typedef struct FinbertCacheStatus
+{
+	bool		available;		/* preloaded: the write queue exists */
+	int64		pending;		/* queued, not yet written */
+	int64		dropped;		/* not queued (queue full) or discarded */
+	int			writer_pid;		/* 0 when not running */
+} FinbertCacheStatus;
+extern void FinbertCacheGetStatus(FinbertCacheStatus *st);
+extern void FinbertCacheResetStats(void);
+
+/* ------------------------------------------------------------------------
+ * Request queue, backend side (queue.c)
+ * ------------------------------------------------------------------------ */
+extern Size FinbertQueueShmemSize(void);
+extern void FinbertQueueShmemRequest(void);
+extern void FinbertQueueShmemStartup(void);
+
+/* Should this request go to the worker (finbert.execution)? */
+extern bool FinbertUseWorker(void);
+/* Runs req (model resolved to ref) in the worker; fills res like FinbertRun. */
+extern void FinbertWorkerExecute(const FinbertRequest *req,
+								 const FinbertModelRef *ref,
+								 FinbertResult *res, int64 *tokens);
+/* Backends currently inside FinbertExecute (enter/leave pairs). */
+extern void FinbertEnterExecute(void);
+extern void FinbertLeaveExecute(void);
+
+typedef struct FinbertQueueStatus
+{
+	int			worker_pid;		/* 0 when not running */
+	const char *worker_state;
+	int			queued;			/* requests waiting for the worker */
+	int			running;		/* requests in the worker's batch (or
+								 * abandoned there) */
+	int			slots_in_use;	/* any state but free */
+} FinbertQueueStatus;
+extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);
+
+/* ------------------------------------------------------------------------
+ * Requests (exec.c): the single call path of every SQL function
+ * ------------------------------------------------------------------------ */
 extern void FinbertExecute(const FinbertRequest *req, FinbertResult *res);
 
 /*
@@ -245,111 +409,5 @@ extern const char *FinbertModelArg(FunctionCallInfo fcinfo, int argno,
 extern void FinbertTextArg(text *t, fb_text *out);
 extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls,
 								 int *nvalid);
-
-/*
- * Set-returning array forms (result.c): one (ord, value) row per element
- * of the argument, value built by row_array from the element's result row.
- */
-typedef ArrayType *(*FinbertRowArrayFn) (const FinbertResult *res, int row,
-										 const void *arg);
-extern void FinbertReturnOrdArrays(FunctionCallInfo fcinfo,
-								   const FinbertResult *res,
-								   const bool *nulls, int n,
-								   FinbertRowArrayFn row_array,
-								   const void *arg);
-
-/* Engine status to ereport(ERROR); never returns. */
-extern void FinbertEngineError(const fb_error *err, const char *model) pg_attribute_noreturn();
-
-/* ------------------------------------------------------------------------
- * Request queue and background worker (queue.c, worker.c, wire.c)
- * ------------------------------------------------------------------------ */
-extern Size FinbertQueueShmemSize(void);
-extern void FinbertQueueShmemRequest(void);
-extern void FinbertQueueShmemStartup(void);
-extern void FinbertRegisterWorkers(void);
-
-/* Should this request go to the worker (finbert.execution)? */
-extern bool FinbertUseWorker(void);
-/* Runs req (model resolved to ref) in the worker; fills res like FinbertRun. */
-extern void FinbertWorkerExecute(const FinbertRequest *req,
-								 const FinbertModelRef *ref,
-								 FinbertResult *res, int64 *tokens);
-/* Backends currently inside FinbertExecute (enter/leave pairs). */
-extern void FinbertEnterExecute(void);
-extern void FinbertLeaveExecute(void);
-
-typedef struct FinbertQueueStatus
-{
-	int			worker_pid;		/* 0 when not running */
-	const char *worker_state;
-	int			queued;			/* requests waiting for the worker */
-	int			running;		/* requests in the worker's batch (or
-								 * abandoned there) */
-	int			slots_in_use;	/* any state but free */
-} FinbertQueueStatus;
-extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);
-
-/* Serialised requests and results (wire.c) */
-extern Size FinbertWireRequestSize(const FinbertRequest *req);
-extern void FinbertWireRequestWrite(char *buf, Size size, uint64 request_id,
-									const FinbertRequest *req,
-									const FinbertModelRef *ref);
-extern bool FinbertWireRequestRead(const char *buf, Size size,
-								   uint64 request_id, FinbertRequest *req,
-								   FinbertModelRef *ref, fb_text **texts);
-extern void FinbertWireResultWrite(StringInfo out, FinbertTask task,
-								   const FinbertResult *res, const int *rows,
-								   int nrows, int64 tokens);
-extern void FinbertWireResultRead(const char *buf, Size size, FinbertTask task,
-								  FinbertResult *res, int64 *tokens);
-
-/* ------------------------------------------------------------------------
- * Embedding cache (cache.c)
- * ------------------------------------------------------------------------ */
-extern Size FinbertCacheShmemSize(void);
-extern void FinbertCacheShmemStartup(void);
-/*
- * Looks the texts of an embedding request up in finbert.embedding_cache.
- * Returns false when the cache does not apply (switched off, another
- * database, extension objects missing); otherwise fills hit[i] and the
- * rows of res->embeddings (allocated with ref->hidden_size columns) of the
- * hits, and *hashes with the SHA-256 of every text for FinbertCacheStore.
- */
-extern bool FinbertCacheLookup(const FinbertRequest *req,
-							   const FinbertModelRef *ref, FinbertResult *res,
-							   bool *hit, uint8 **hashes);
-/* Queues a computed embedding for the cache writer. */
-extern void FinbertCacheStore(const FinbertRequest *req,
-							  const FinbertModelRef *ref,
-							  const uint8 *hash, const float4 *embedding,
-							  int dim);
-
-typedef struct FinbertCacheStatus
-{
-	bool		available;		/* preloaded: the write queue exists */
-	int64		pending;		/* queued, not yet written */
-	int64		dropped;		/* not queued (queue full) or discarded */
-	int			writer_pid;		/* 0 when not running */
-} FinbertCacheStatus;
-extern void FinbertCacheGetStatus(FinbertCacheStatus *st);
-extern void FinbertCacheResetStats(void);
-
-/* ------------------------------------------------------------------------
- * Statistics (stats.c)
- * ------------------------------------------------------------------------ */
-extern void FinbertStatsShmemRequest(void);
-extern void FinbertStatsShmemStartup(void);
-extern void FinbertStatsCount(uint64 texts, uint64 tokens, uint64 batches,
-							  uint64 elapsed_us);
-extern void FinbertStatsError(void);
-extern void FinbertStatsModelLoad(void);
-/* background worker: one engine call over texts of nrequests requests */
-extern void FinbertStatsWorkerBatch(uint64 requests, uint64 texts,
-									uint64 batches);
-extern void FinbertStatsTokens(uint64 tokens);	/* last-minute rate */
-extern void FinbertStatsCache(uint64 hits, uint64 misses);
-extern void FinbertStatsCacheEvictions(uint64 n);
-extern void FinbertStatsCacheWrites(uint64 n);
 
 #endif							/* FINBERT_PG_H */
