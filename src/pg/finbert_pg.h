@@ -6,7 +6,8 @@
  * through FinbertExecute (exec.c) and turns the FinbertResult back into SQL
  * values (classify.c, entities.c, embed.c, tokenize.c).  Every request goes
  * through FinbertExecute, which runs it inline or sends it to the
- * background worker (queue.c, worker.c); both run the same FinbertRun.
+ * background worker (queue.c, worker.c); both run the same FinbertRun
+ * (run.c), each with its own FinbertRunContext.
  *
  * Layers.  A file calls functions of (and reads variables of) files in
  * lower layers only, never of its own layer or above: arrows go one way,
@@ -16,8 +17,11 @@
  *   L5  finbert.c      _PG_init: settings, shared memory, the worker
  *   L4  classify.c embed.c entities.c tokenize.c statfuncs.c
  *                      SQL functions
- *   L3  worker.c       the background worker
- *   L2  exec.c         FinbertExecute (inline or worker) and FinbertRun
+ *   L3  exec.c worker.c
+ *                      FinbertExecute (inline or through the worker), the
+ *                      background worker
+ *   L2  run.c          FinbertRun: a request on an opened model, in a
+ *                      backend or in the worker
  *   L1  registry.c cache.c queue.c
  *                      model catalog, embedding cache, request queue
  *   L0  guc.c errors.c stats.c wire.c result.c
@@ -352,9 +356,50 @@ typedef struct FinbertQueueStatus
 extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);
 
 /* ------------------------------------------------------------------------
- * Requests (exec.c): the single call path of every SQL function
+ * Running a request on an opened model (run.c)
  * ------------------------------------------------------------------------ */
-extern void FinbertExecute(const FinbertRequest *req, FinbertResult *res);
+/*
+ * One engine call over texts[0 .. n) writing rows of row_floats floats to
+ * out (fb_classify probabilities or fb_embed vectors).
+ */
+typedef fb_status (*FinbertEngineCall) (fb_session *s, const fb_text *texts,
+										size_t n, const fb_task_options *opts,
+										float *out, fb_error *err);
+/* Runs call over texts[0 .. n) split over more sessions (worker lanes). */
+typedef fb_status (*FinbertParallelFn) (void *arg, FinbertEngineCall call,
+										fb_session *s, const fb_text *texts,
+										size_t n, const fb_task_options *opts,
+										float *out, size_t row_floats,
+										fb_error *err);
+/*
+ * Entities of texts[0 .. n) into lists[i] with status[i] (FB_OK, the
+ * error of the text with err[i], or FB_ERR_INTERRUPTED when it was not
+ * computed), split over more sessions (worker lanes).
+ */
+typedef void (*FinbertParallelEntitiesFn) (void *arg, fb_session *s,
+										   const fb_text *texts, size_t n,
+										   const fb_task_options *opts,
+										   fb_entity_list *lists,
+										   fb_status *status, fb_error *err);
+
+/*
+ * How FinbertRun calls the engine: given by the caller for each run
+ * (FinbertBackendRunContext() in a backend, the worker's own in worker.c),
+ * never stored.
+ */
+typedef struct FinbertRunContext
+{
+	const fb_run_ctl *ctl;		/* interrupt callback of the calling thread */
+	bool		stop_fails;		/* an interrupted engine call is an ERROR
+								 * (worker), not a harmless interrupt to
+								 * service and repeat (backend) */
+	FinbertParallelFn parallel_call;	/* NULL: one engine call */
+	FinbertParallelEntitiesFn parallel_entities;	/* NULL: text by text */
+	void	   *parallel_arg;	/* passed to both */
+} FinbertRunContext;
+
+/* A backend's context: CHECK_FOR_INTERRUPTS semantics, no lanes. */
+extern const FinbertRunContext *FinbertBackendRunContext(void);
 
 /*
  * Runs a request on an opened model in this process (backend or worker):
@@ -363,40 +408,15 @@ extern void FinbertExecute(const FinbertRequest *req, FinbertResult *res);
  * *batches are incremented; text_tokens, when not NULL, receives the
  * tokens of each text.
  */
-extern void FinbertRun(const FinbertRequest *req, fb_model *model,
-					   fb_session *session, FinbertResult *res,
-					   int64 *tokens, int64 *batches, int32 *text_tokens);
+extern void FinbertRun(const FinbertRunContext *rc, const FinbertRequest *req,
+					   fb_model *model, fb_session *session,
+					   FinbertResult *res, int64 *tokens, int64 *batches,
+					   int32 *text_tokens);
 
-/* Engine interrupt callback of this process (backend or worker). */
-extern const fb_run_ctl *FinbertRunCtl;
-
-/*
- * One engine call over texts[0 .. n) writing rows of floats to out
- * (fb_classify probabilities or fb_embed vectors).  The worker installs
- * FinbertParallelCall, which splits such a call over its engine lanes
- * (worker.c); NULL in backends.
- */
-typedef fb_status (*FinbertEngineCall) (fb_session *s, const fb_text *texts,
-										size_t n, const fb_task_options *opts,
-										float *out, fb_error *err);
-typedef fb_status (*FinbertParallelFn) (FinbertEngineCall call, fb_session *s,
-										const fb_text *texts, size_t n,
-										const fb_task_options *opts, float *out,
-										size_t row_floats, fb_error *err);
-extern FinbertParallelFn FinbertParallelCall;
-
-/*
- * Entities of texts[0 .. n) into lists[i] with status[i] (FB_OK, the
- * error of the text with err[i], or FB_ERR_INTERRUPTED when it was not
- * computed), over the worker's lanes; NULL in backends.
- */
-typedef void (*FinbertParallelEntitiesFn) (fb_session *s, const fb_text *texts,
-										   size_t n, const fb_task_options *opts,
-										   fb_entity_list *lists,
-										   fb_status *status, fb_error *err);
-extern FinbertParallelEntitiesFn FinbertParallelEntities;
-/* True in the background worker (an interrupted engine call fails there). */
-extern bool FinbertInWorker;
+/* ------------------------------------------------------------------------
+ * Requests (exec.c): the single call path of every SQL function
+ * ------------------------------------------------------------------------ */
+extern void FinbertExecute(const FinbertRequest *req, FinbertResult *res);
 
 /*
  * Helpers for the SQL-callable functions: the model to use (argument argno

@@ -25,7 +25,8 @@
  *   3. group the requests by (task, model files and precision, max_length,
  *      pooling); a classification, embedding or entity group runs as one
  *      merged request, its texts sorted by length, through the same
- *      FinbertRun as inline execution (exec.c).  If the merged run fails,
+ *      FinbertRun as inline execution (run.c), with this worker's run
+ *      context (its interrupt callback, its lanes).  If the merged run fails,
  *      each request of the group runs alone, so a bad input fails only its
  *      own request;
  *   4. answer each request: a result segment (DONE) or the error's
@@ -145,9 +146,6 @@ static uint64 *ResultIds = NULL;
 static Job **RunJobs = NULL;
 static int	NRunJobs = 0;
 
-/* The model of the run in progress, for FinbertParallelCall. */
-static WorkerModel *CurrentModel = NULL;
-
 /* Set by this thread when lane 0 stops: the other lanes stop too. */
 static volatile sig_atomic_t LaneStop = 0;
 
@@ -197,6 +195,35 @@ LaneInterrupt(void *arg)
 
 static const fb_run_ctl WorkerRunCtl = {WorkerInterrupt, NULL};
 static const fb_run_ctl LaneRunCtl = {LaneInterrupt, NULL};
+
+static fb_status WorkerParallelCall(void *arg, FinbertEngineCall call,
+									fb_session *s, const fb_text *texts,
+									size_t n, const fb_task_options *opts,
+									float *out, size_t row_floats,
+									fb_error *err);
+static void WorkerParallelEntities(void *arg, fb_session *s,
+								   const fb_text *texts, size_t n,
+								   const fb_task_options *opts,
+								   fb_entity_list *lists, fb_status *statuses,
+								   fb_error *errs);
+
+/*
+ * How FinbertRun calls the engine here: this thread's interrupt callback,
+ * a stop is an error (shutdown, or every requester gone), engine calls
+ * split over the lanes of wm.
+ */
+static FinbertRunContext
+RunContext(WorkerModel *wm)
+{
+	FinbertRunContext rc;
+
+	rc.ctl = &WorkerRunCtl;
+	rc.stop_fails = true;
+	rc.parallel_call = WorkerParallelCall;
+	rc.parallel_entities = WorkerParallelEntities;
+	rc.parallel_arg = wm;
+	return rc;
+}
 
 static int
 WorkerThreads(void)
@@ -331,15 +358,15 @@ LaneMain(void *arg)
 }
 
 /*
- * Splits texts[0 .. n) over the lanes of the current model into contiguous
+ * Splits texts[0 .. n) over the lanes of wm into contiguous
  * parts of about equal bytes and runs them: lane 0 in this thread, the
  * others in threads with every signal blocked.  Returns the lanes used
  * (palloc'd, *nlanes of them), each with its status.
  */
 static Lane *
-RunLanes(const Lane *proto, const fb_text *texts, size_t n, int *nlanes)
+RunLanes(WorkerModel *wm, const Lane *proto, const fb_text *texts, size_t n,
+		 int *nlanes)
 {
-	WorkerModel *wm = CurrentModel;
 	Lane	   *lanes;
 	int			nl = (int) Min((size_t) wm->nlanes, n);
 	int			l = 0;
@@ -401,34 +428,35 @@ RunLanes(const Lane *proto, const fb_text *texts, size_t n, int *nlanes)
 }
 
 static bool
-UseLanes(fb_session *s, size_t n)
+UseLanes(const WorkerModel *wm, fb_session *s, size_t n)
 {
-	return CurrentModel != NULL && s == CurrentModel->lanes[0] &&
-		CurrentModel->nlanes > 1 && n > 1;
+	return s == wm->lanes[0] && wm->nlanes > 1 && n > 1;
 }
 
 /*
- * FinbertParallelCall of the worker.  The status is the first real error
- * of any part, else FB_ERR_INTERRUPTED if a part was interrupted.
+ * The parallel_call of the worker's run context (arg: the WorkerModel).
+ * The status is the first real error of any part, else FB_ERR_INTERRUPTED
+ * if a part was interrupted.
  */
 static fb_status
-WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
-				   size_t n, const fb_task_options *opts, float *out,
-				   size_t row_floats, fb_error *err)
+WorkerParallelCall(void *arg, FinbertEngineCall call, fb_session *s,
+				   const fb_text *texts, size_t n, const fb_task_options *opts,
+				   float *out, size_t row_floats, fb_error *err)
 {
+	WorkerModel *wm = arg;
 	Lane		proto;
 	Lane	   *lanes;
 	int			nl;
 	fb_status	status = FB_OK;
 
-	if (!UseLanes(s, n))
+	if (!UseLanes(wm, s, n))
 		return call(s, texts, n, opts, out, err);
 	memset(&proto, 0, sizeof(proto));
 	proto.call = call;
 	proto.opts = opts;
 	proto.out = out;
 	proto.row_floats = row_floats;
-	lanes = RunLanes(&proto, texts, n, &nl);
+	lanes = RunLanes(wm, &proto, texts, n, &nl);
 	for (int l = 0; l < nl; l++)
 	{
 		if (lanes[l].status == FB_OK)
@@ -445,25 +473,27 @@ WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
 	return status;
 }
 
-/* FinbertParallelEntities of the worker. */
+/* The parallel_entities of the worker's run context (arg: the WorkerModel). */
 static void
-WorkerParallelEntities(fb_session *s, const fb_text *texts, size_t n,
-					   const fb_task_options *opts, fb_entity_list *lists,
-					   fb_status *statuses, fb_error *errs)
+WorkerParallelEntities(void *arg, fb_session *s, const fb_text *texts,
+					   size_t n, const fb_task_options *opts,
+					   fb_entity_list *lists, fb_status *statuses,
+					   fb_error *errs)
 {
+	WorkerModel *wm = arg;
 	Lane		proto;
 	int			nl;
 
 	for (size_t i = 0; i < n; i++)
 		statuses[i] = FB_ERR_INTERRUPTED;	/* not computed */
-	if (!UseLanes(s, n))
+	if (!UseLanes(wm, s, n))
 		return;					/* the caller computes them one by one */
 	memset(&proto, 0, sizeof(proto));
 	proto.lists = lists;
 	proto.statuses = statuses;
 	proto.errs = errs;
 	proto.opts = opts;
-	pfree(RunLanes(&proto, texts, n, &nl));
+	pfree(RunLanes(wm, &proto, texts, n, &nl));
 }
 
 /* ------------------------------------------------------------------------
@@ -616,6 +646,7 @@ static void
 RunAlone(Job *job, WorkerModel *wm)
 {
 	FinbertRequest req = job->req;
+	FinbertRunContext rc = RunContext(wm);
 	FinbertResult res;
 	int64		tokens = 0,
 				batches = 0;
@@ -627,7 +658,8 @@ RunAlone(Job *job, WorkerModel *wm)
 	NRunJobs = 1;
 	PG_TRY();
 	{
-		FinbertRun(&req, wm->model, wm->lanes[0], &res, &tokens, &batches, NULL);
+		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches,
+				   NULL);
 	}
 	PG_CATCH();
 	{
@@ -657,6 +689,7 @@ static bool
 RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 {
 	FinbertRequest req = jobs[0]->req;
+	FinbertRunContext rc = RunContext(wm);
 	FinbertResult res;
 	MergedText *m;
 	fb_text    *texts;
@@ -703,7 +736,7 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	NRunJobs = njobs;
 	PG_TRY();
 	{
-		FinbertRun(&req, wm->model, wm->lanes[0], &res, &tokens, &batches,
+		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches,
 				   text_tokens);
 	}
 	PG_CATCH();
@@ -785,12 +818,8 @@ RunGroup(Job **jobs, int njobs)
 		return;
 	}
 
-	CurrentModel = wm;
 	if (njobs > 1 && task != FINBERT_TASK_TOKENIZE && RunMerged(jobs, njobs, wm))
-	{
-		CurrentModel = NULL;
 		return;
-	}
 	for (int j = 0; j < njobs; j++)
 	{
 		if (ShutdownRequestPending)
@@ -800,7 +829,6 @@ RunGroup(Job **jobs, int njobs)
 		else
 			RunAlone(jobs[j], wm);
 	}
-	CurrentModel = NULL;
 }
 
 static bool
@@ -1102,11 +1130,6 @@ finbert_worker_main(Datum arg)
 	if (q == NULL)
 		ereport(FATAL,
 				(errmsg("finbert worker started without finbert shared memory")));
-
-	FinbertInWorker = true;
-	FinbertRunCtl = &WorkerRunCtl;
-	FinbertParallelCall = WorkerParallelCall;
-	FinbertParallelEntities = WorkerParallelEntities;
 
 	WorkerContext = AllocSetContextCreate(TopMemoryContext, "finbert worker",
 										  ALLOCSET_DEFAULT_SIZES);
