@@ -114,6 +114,7 @@ struct fb_session
 	int			n_threads;
 	struct fb_pool *pool;		/* NULL when single-threaded */
 	fb_encoding enc;			/* tokenizer output, reused */
+	uint64_t	tokens;			/* fb_session_tokens (tasks.c) */
 };
 
 /* fb_forward with the option of running the last layer for the [CLS] row

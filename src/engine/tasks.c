@@ -131,6 +131,7 @@ fb_run_sequences(fb_session *s, const seq_list *l, bool want_pooled,
 		b.lens = lens;
 		if ((st = fb_forward_ex(s, &b, cls_only, hidden, pooled, err)) != FB_OK)
 			goto done;
+		s->tokens += tokens;
 		{
 			size_t		row = 0;
 
@@ -150,6 +151,12 @@ done:
 	free(lens);
 	free(pooled);
 	return st;
+}
+
+uint64_t
+fb_session_tokens(const fb_session *s)
+{
+	return s->tokens;
 }
 
 fb_status

@@ -337,15 +337,6 @@ TextHash(const fb_text *t, uint8 *out)
 	pg_cryptohash_free(ctx);
 }
 
-/* The token limit a text of this request is truncated to. */
-static int32
-EffectiveMaxLength(const FinbertRequest *req, const FinbertModelRef *ref)
-{
-	if (ref->max_position > 0 && req->max_length > ref->max_position)
-		return ref->max_position;
-	return req->max_length;
-}
-
 static void FillEntry(CacheEntry *e, CacheEntryKind kind,
 					  const FinbertRequest *req, const FinbertModelRef *ref,
 					  const uint8 *hash, int dim);
@@ -365,7 +356,7 @@ FinbertCacheLookup(const FinbertRequest *req, const FinbertModelRef *ref,
 				checksum,
 				precision,
 				pooling;
-	int32		max_length = EffectiveMaxLength(req, ref);
+	int32		max_length = req->max_length;	/* capped by FinbertExecute */
 	int			dim = ref->hidden_size;
 
 	if (req->pooling == FB_POOL_NONE || dim <= 0 || !InCacheDatabase())
@@ -466,7 +457,7 @@ FillEntry(CacheEntry *e, CacheEntryKind kind, const FinbertRequest *req,
 	memset(e, 0, sizeof(*e));
 	e->len = (uint32) MAXALIGN(ENTRY_HEADER + sizeof(float4) * (Size) dim);
 	e->kind = kind;
-	e->max_length = EffectiveMaxLength(req, ref);
+	e->max_length = req->max_length;
 	e->dim = dim;
 	strlcpy(e->pooling, PoolingName(req->pooling), sizeof(e->pooling));
 	strlcpy(e->precision, fb_precision_name((fb_precision) ref->precision),

@@ -118,6 +118,21 @@ FinbertTextArray(ArrayType *arr, int *n, bool **nulls, int *nvalid)
 	return texts;
 }
 
+/*
+ * Tokens per window of a request on the model ref: finbert.max_length,
+ * capped by the model's positions (the catalog's max_length), as the
+ * setting documents.  Decided here once per request: the engine (which
+ * rejects a length outside the model's range), the worker's grouping and
+ * token estimate, and the embedding cache key all take req->max_length as
+ * it is.
+ */
+static int
+WindowLength(const FinbertModelRef *ref)
+{
+	if (ref->max_position > 0 && finbert_max_length > ref->max_position)
+		return ref->max_position;
+	return finbert_max_length;
+}
 
 static void
 ExecuteInline(const FinbertRequest *req, FinbertResult *res,
@@ -129,18 +144,21 @@ ExecuteInline(const FinbertRequest *req, FinbertResult *res,
 	(void) fb_session_set_threads(m->session, finbert_threads);
 	m->uses++;
 	FinbertRun(FinbertBackendRunContext(), req, m->model, m->session, res,
-			   tokens, batches, NULL);
+			   tokens, batches);
 	FinbertStatsTokens((uint64) *tokens);
 }
 
-/* Runs req inline or in the worker, the model already resolved to ref. */
+/*
+ * Runs req inline or in the worker, the model already resolved to ref.
+ * tokens and batches count what runs inline; the worker counts its own.
+ */
 static void
 ExecuteResolved(const FinbertRequest *req, const FinbertModelRef *ref,
 				bool use_worker, FinbertResult *res,
 				int64 *tokens, int64 *batches)
 {
 	if (use_worker)
-		FinbertWorkerExecute(req, ref, res, tokens);
+		FinbertWorkerExecute(req, ref, res);
 	else
 		ExecuteInline(req, res, tokens, batches);
 }
@@ -217,7 +235,6 @@ FinbertExecute(const FinbertRequest *in, FinbertResult *res)
 
 	memset(res, 0, sizeof(*res));
 	res->ntexts = req.ntexts;
-	req.max_length = finbert_max_length;
 	req.batch_size = finbert_batch_size;
 
 	INSTR_TIME_SET_CURRENT(start);
@@ -227,6 +244,7 @@ FinbertExecute(const FinbertRequest *in, FinbertResult *res)
 		bool		use_worker = FinbertUseWorker();
 		FinbertModel *m = FinbertResolveModel(req.model, req.guc);
 
+		req.max_length = WindowLength(&m->ref);
 		if (req.task == FINBERT_TASK_EMBED && finbert_cache)
 			ExecuteEmbedCached(&req, &m->ref, use_worker, res, &tokens, &batches);
 		else

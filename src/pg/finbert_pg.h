@@ -114,9 +114,9 @@ extern void FinbertStatsCount(uint64 texts, uint64 tokens, uint64 batches,
 							  uint64 elapsed_us);
 extern void FinbertStatsError(void);
 extern void FinbertStatsModelLoad(void);
-/* background worker: one engine call over texts of nrequests requests */
+/* background worker: a run over the texts of requests requests */
 extern void FinbertStatsWorkerBatch(uint64 requests, uint64 texts,
-									uint64 batches);
+									uint64 batches, uint64 tokens);
 extern void FinbertStatsTokens(uint64 tokens);	/* last-minute rate */
 extern void FinbertStatsCache(uint64 hits, uint64 misses);
 extern void FinbertStatsCacheEvictions(uint64 n);
@@ -185,7 +185,8 @@ typedef struct FinbertRequest
 	const fb_text *texts;		/* UTF-8, validated by the caller */
 	fb_pooling	pooling;		/* FINBERT_TASK_EMBED */
 	/* filled by FinbertExecute from the session's settings */
-	int			max_length;		/* finbert.max_length */
+	int			max_length;		/* tokens per window: finbert.max_length
+								 * capped by the model (FinbertExecute) */
 	int			batch_size;		/* texts per engine call */
 } FinbertRequest;
 
@@ -234,9 +235,9 @@ extern bool FinbertWireRequestRead(const char *buf, Size size,
 								   FinbertModelRef *ref, fb_text **texts);
 extern void FinbertWireResultWrite(StringInfo out, FinbertTask task,
 								   const FinbertResult *res, const int *rows,
-								   int nrows, int64 tokens);
+								   int nrows);
 extern void FinbertWireResultRead(const char *buf, Size size, FinbertTask task,
-								  FinbertResult *res, int64 *tokens);
+								  FinbertResult *res);
 
 /* ------------------------------------------------------------------------
  * Rows of the set-returning array forms (result.c)
@@ -336,10 +337,13 @@ extern void FinbertQueueShmemStartup(void);
 
 /* Should this request go to the worker (finbert.execution)? */
 extern bool FinbertUseWorker(void);
-/* Runs req (model resolved to ref) in the worker; fills res like FinbertRun. */
+/*
+ * Runs req (model resolved to ref) in the worker; fills res like
+ * FinbertRun.  The worker counts the tokens and batches it runs.
+ */
 extern void FinbertWorkerExecute(const FinbertRequest *req,
 								 const FinbertModelRef *ref,
-								 FinbertResult *res, int64 *tokens);
+								 FinbertResult *res);
 /* Backends currently inside FinbertExecute (enter/leave pairs). */
 extern void FinbertEnterExecute(void);
 extern void FinbertLeaveExecute(void);
@@ -365,22 +369,27 @@ extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);
 typedef fb_status (*FinbertEngineCall) (fb_session *s, const fb_text *texts,
 										size_t n, const fb_task_options *opts,
 										float *out, fb_error *err);
-/* Runs call over texts[0 .. n) split over more sessions (worker lanes). */
+/*
+ * Runs call over texts[0 .. n) split over more sessions (worker lanes);
+ * *tokens receives the tokens they ran (fb_session_tokens).
+ */
 typedef fb_status (*FinbertParallelFn) (void *arg, FinbertEngineCall call,
 										fb_session *s, const fb_text *texts,
 										size_t n, const fb_task_options *opts,
 										float *out, size_t row_floats,
-										fb_error *err);
+										uint64 *tokens, fb_error *err);
 /*
  * Entities of texts[0 .. n) into lists[i] with status[i] (FB_OK, the
  * error of the text with err[i], or FB_ERR_INTERRUPTED when it was not
- * computed), split over more sessions (worker lanes).
+ * computed) and the tokens run for it in tokens[i], split over more
+ * sessions (worker lanes).
  */
 typedef void (*FinbertParallelEntitiesFn) (void *arg, fb_session *s,
 										   const fb_text *texts, size_t n,
 										   const fb_task_options *opts,
 										   fb_entity_list *lists,
-										   fb_status *status, fb_error *err);
+										   fb_status *status, uint64 *tokens,
+										   fb_error *err);
 
 /*
  * How FinbertRun calls the engine: given by the caller for each run
@@ -404,14 +413,15 @@ extern const FinbertRunContext *FinbertBackendRunContext(void);
 /*
  * Runs a request on an opened model in this process (backend or worker):
  * the one implementation behind both execution modes, so results, errors
- * and SQLSTATEs cannot differ.  Raises ERROR on failure.  *tokens and
- * *batches are incremented; text_tokens, when not NULL, receives the
- * tokens of each text.
+ * and SQLSTATEs cannot differ.  Raises ERROR on failure.  *batches is
+ * incremented by the engine calls, *tokens by the tokens the engine ran
+ * through the model (fb_session_tokens: [CLS] and [SEP] included, as
+ * truncated, each window of a long text; tokenization: the tokens
+ * returned).  Texts are tokenized once, by the engine.
  */
 extern void FinbertRun(const FinbertRunContext *rc, const FinbertRequest *req,
 					   fb_model *model, fb_session *session,
-					   FinbertResult *res, int64 *tokens, int64 *batches,
-					   int32 *text_tokens);
+					   FinbertResult *res, int64 *tokens, int64 *batches);
 
 /* ------------------------------------------------------------------------
  * Requests (exec.c): the single call path of every SQL function

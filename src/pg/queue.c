@@ -426,7 +426,7 @@ RaiseWorkerError(void)
 
 /* Copies the result out of the worker's segment and frees the slot. */
 static void
-ReadAnswer(const FinbertRequest *req, FinbertResult *res, int64 *tokens)
+ReadAnswer(const FinbertRequest *req, FinbertResult *res)
 {
 	FinbertQueue *q = FinbertQueueShared;
 	FinbertSlot *slot = &q->slots[MySlot];
@@ -450,13 +450,13 @@ ReadAnswer(const FinbertRequest *req, FinbertResult *res, int64 *tokens)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("malformed result from the finbert worker")));
-	FinbertWireResultRead(dsm_segment_address(seg), size, req->task, res, tokens);
+	FinbertWireResultRead(dsm_segment_address(seg), size, req->task, res);
 	dsm_detach(seg);
 }
 
 void
 FinbertWorkerExecute(const FinbertRequest *req, const FinbertModelRef *ref,
-					 FinbertResult *res, int64 *tokens)
+					 FinbertResult *res)
 {
 	uint64		id;
 	Size		size;
@@ -474,7 +474,7 @@ FinbertWorkerExecute(const FinbertRequest *req, const FinbertModelRef *ref,
 		QueueRequest(id, seg, size, EstimateTokens(req));
 		if (WaitForAnswer() == SLOT_FAILED)
 			RaiseWorkerError();
-		ReadAnswer(req, res, tokens);
+		ReadAnswer(req, res);
 	}
 	PG_CATCH();
 	{

@@ -59,16 +59,25 @@ EmbedCall(fb_session *s, const fb_text *texts, size_t n,
 	return fb_embed(s, texts, n, opts, out, err);
 }
 
-/* An engine call, split by the context (the worker's lanes) if it can. */
+/*
+ * An engine call, split by the context (the worker's lanes) if it can;
+ * *tokens receives the tokens it ran through the encoder (counted by the
+ * engine: fb_session_tokens).
+ */
 static fb_status
 EngineCall(const FinbertRunContext *rc, FinbertEngineCall call, fb_session *s,
 		   const fb_text *texts, size_t n, const fb_task_options *opts,
-		   float *out, size_t row_floats, fb_error *err)
+		   float *out, size_t row_floats, uint64 *tokens, fb_error *err)
 {
+	uint64		before = fb_session_tokens(s);
+	fb_status	status;
+
 	if (rc->parallel_call)
 		return rc->parallel_call(rc->parallel_arg, call, s, texts, n, opts,
-								 out, row_floats, err);
-	return call(s, texts, n, opts, out, err);
+								 out, row_floats, tokens, err);
+	status = call(s, texts, n, opts, out, err);
+	*tokens = fb_session_tokens(s) - before;
+	return status;
 }
 
 /*
@@ -104,37 +113,6 @@ WrongHead(const char *model, const fb_model_info *info, const char *needed,
 			 errhint("%s", hint)));
 }
 
-/*
- * Tokens the model sees for one text (for statistics), clipped to
- * max_length when the task truncates.  Also validates the text early.
- */
-static int64
-CountTokens(const FinbertRunContext *rc, const fb_tokenizer *tok,
-			const fb_text *t, int max_length, const char *model)
-{
-	fb_encoding enc;
-	fb_error	err;
-	fb_status	status;
-	int			retries = 0;
-	int64		n;
-
-	fb_encoding_init(&enc);
-	do
-	{
-		status = fb_tokenizer_encode(tok, t->data, t->len, 1, rc->ctl,
-									 &enc, &err);
-		if (status != FB_OK)
-			fb_encoding_free(&enc);
-	} while (RetryAfterInterrupt(rc, status, &retries));
-	if (status != FB_OK)
-		FinbertEngineError(&err, psprintf("could not tokenize text for model \"%s\"", model));
-	n = (int64) enc.n;
-	fb_encoding_free(&enc);
-	if (max_length > 0 && n > max_length)
-		n = max_length;
-	return n;
-}
-
 static char **
 CopyLabels(const fb_model_info *info)
 {
@@ -145,56 +123,45 @@ CopyLabels(const fb_model_info *info)
 	return labels;
 }
 
-/* Tokens of text i, for statistics and for the worker's per-request split. */
-static inline void
-AddTokens(int64 *tokens, int32 *text_tokens, int i, int64 n)
-{
-	*tokens += n;
-	if (text_tokens)
-		text_tokens[i] = (int32) Min(n, PG_INT32_MAX);
-}
-
 /*
- * Classification and embeddings alike: counts the tokens of every text
- * first (statistics, and the texts are validated before any forward pass),
- * then runs the texts req->batch_size (finbert.batch_size) at a time
- * through call, which writes row_floats floats per text to out.
+ * Classification and embeddings alike: runs the texts req->batch_size
+ * (finbert.batch_size) at a time through call, which writes row_floats
+ * floats per text to out.
  */
 static void
-RunBatches(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *model, fb_session *session,
-		   const fb_task_options *opts, FinbertEngineCall call, float *out,
-		   int row_floats, int64 *tokens, int64 *batches, int32 *text_tokens)
+RunBatches(const FinbertRunContext *rc, const FinbertRequest *req,
+		   fb_session *session, const fb_task_options *opts,
+		   FinbertEngineCall call, float *out, int row_floats,
+		   int64 *tokens, int64 *batches)
 {
 	int			batch = Max(req->batch_size, 1);
-
-	for (int i = 0; i < req->ntexts; i++)
-		AddTokens(tokens, text_tokens, i,
-				  CountTokens(rc, fb_model_tokenizer(model), &req->texts[i],
-							  opts->max_length, req->model));
 
 	for (int i = 0; i < req->ntexts; i += batch)
 	{
 		int			n = Min(batch, req->ntexts - i);
 		int			retries = 0;
+		uint64		ran = 0;
 		fb_error	err;
 		fb_status	status;
 
 		do
 		{
 			status = EngineCall(rc, call, session, req->texts + i, n, opts,
-								out + (size_t) i * row_floats, row_floats, &err);
+								out + (size_t) i * row_floats, row_floats,
+								&ran, &err);
 		} while (RetryAfterInterrupt(rc, status, &retries));
 		if (status != FB_OK)
 			FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
+		*tokens += (int64) ran;
 		(*batches)++;
 		CHECK_FOR_INTERRUPTS();
 	}
 }
 
 static void
-RunClassify(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *model, fb_session *session,
-			const fb_task_options *opts, FinbertResult *res,
-			int64 *tokens, int64 *batches, int32 *text_tokens)
+RunClassify(const FinbertRunContext *rc, const FinbertRequest *req,
+			fb_model *model, fb_session *session, const fb_task_options *opts,
+			FinbertResult *res, int64 *tokens, int64 *batches)
 {
 	const fb_model_info *info = fb_model_get_info(model);
 	int			nl = info->n_labels;
@@ -206,19 +173,20 @@ RunClassify(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *mo
 	res->labels = CopyLabels(info);
 	res->multi_label = info->multi_label != 0;
 	res->probs = palloc0(sizeof(float4) * Max((size_t) req->ntexts * nl, 1));
-	RunBatches(rc, req, model, session, opts, ClassifyCall, res->probs, nl,
-			   tokens, batches, text_tokens);
+	RunBatches(rc, req, session, opts, ClassifyCall, res->probs, nl,
+			   tokens, batches);
 }
 
 static void
-RunEntities(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *model, fb_session *session,
-			const fb_task_options *opts, FinbertResult *res,
-			int64 *tokens, int64 *batches, int32 *text_tokens)
+RunEntities(const FinbertRunContext *rc, const FinbertRequest *req,
+			fb_model *model, fb_session *session, const fb_task_options *opts,
+			FinbertResult *res, int64 *tokens, int64 *batches)
 {
 	const fb_model_info *info = fb_model_get_info(model);
 	fb_entity_list *plists = NULL;
 	fb_status  *pstatus = NULL;
 	fb_error   *perr = NULL;
+	uint64	   *ptokens = NULL;
 
 	if (info->head != FB_HEAD_TOKEN)
 		WrongHead(req->model, info, "token classifier",
@@ -239,10 +207,12 @@ RunEntities(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *mo
 		plists = palloc0(sizeof(fb_entity_list) * req->ntexts);
 		pstatus = palloc(sizeof(fb_status) * req->ntexts);
 		perr = palloc(sizeof(fb_error) * req->ntexts);
+		ptokens = palloc0(sizeof(uint64) * req->ntexts);
 		for (int i = 0; i < req->ntexts; i++)
 			fb_entity_list_init(&plists[i]);
 		rc->parallel_entities(rc->parallel_arg, session, req->texts,
-							  req->ntexts, opts, plists, pstatus, perr);
+							  req->ntexts, opts, plists, pstatus, ptokens,
+							  perr);
 	}
 
 	PG_TRY();
@@ -254,20 +224,21 @@ RunEntities(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *mo
 			fb_status	status = FB_ERR_INTERRUPTED;
 			int			retries = 0;
 
-			AddTokens(tokens, text_tokens, i,
-					  CountTokens(rc, fb_model_tokenizer(model), &req->texts[i],
-								  0, req->model));
 			fb_entity_list_init(&list);
 			if (plists && pstatus[i] == FB_OK)
 			{
 				list = plists[i];
 				fb_entity_list_init(&plists[i]);
 				status = FB_OK;
+				*tokens += (int64) ptokens[i];
 			}
 			else
 			{
+				uint64		before;
+
 				do
 				{
+					before = fb_session_tokens(session);
 					status = fb_entities(session, &req->texts[i], opts, &list, &err);
 					if (status != FB_OK)
 					{
@@ -275,6 +246,8 @@ RunEntities(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *mo
 						fb_entity_list_init(&list);
 					}
 				} while (RetryAfterInterrupt(rc, status, &retries));
+				if (status == FB_OK)
+					*tokens += (int64) (fb_session_tokens(session) - before);
 			}
 			if (status != FB_OK)
 				FinbertEngineError(&err, psprintf("finbert model \"%s\" failed", req->model));
@@ -321,9 +294,9 @@ RunEntities(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *mo
 }
 
 static void
-RunEmbed(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *model, fb_session *session,
-		 fb_task_options *opts, FinbertResult *res,
-		 int64 *tokens, int64 *batches, int32 *text_tokens)
+RunEmbed(const FinbertRunContext *rc, const FinbertRequest *req,
+		 fb_model *model, fb_session *session, fb_task_options *opts,
+		 FinbertResult *res, int64 *tokens, int64 *batches)
 {
 	const fb_model_info *info = fb_model_get_info(model);
 	int			dim = info->hidden;
@@ -337,13 +310,14 @@ RunEmbed(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *model
 	opts->normalize = 1;		/* <-> then orders like cosine similarity */
 	res->dim = dim;
 	res->embeddings = palloc0(sizeof(float4) * Max((size_t) req->ntexts * dim, 1));
-	RunBatches(rc, req, model, session, opts, EmbedCall, res->embeddings, dim,
-			   tokens, batches, text_tokens);
+	RunBatches(rc, req, session, opts, EmbedCall, res->embeddings, dim,
+			   tokens, batches);
 }
 
+/* Tokenization runs no forward pass: it counts the tokens it returns. */
 static void
-RunTokenize(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *model, FinbertResult *res,
-			int64 *tokens, int32 *text_tokens)
+RunTokenize(const FinbertRunContext *rc, const FinbertRequest *req,
+			fb_model *model, FinbertResult *res, int64 *tokens)
 {
 	const fb_tokenizer *tok = fb_model_tokenizer(model);
 
@@ -386,7 +360,7 @@ RunTokenize(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *mo
 			fb_encoding_free(&enc);
 		}
 		PG_END_TRY();
-		AddTokens(tokens, text_tokens, i, res->ntokens[i]);
+		*tokens += res->ntokens[i];
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -394,31 +368,29 @@ RunTokenize(const FinbertRunContext *rc, const FinbertRequest *req, fb_model *mo
 void
 FinbertRun(const FinbertRunContext *rc, const FinbertRequest *req,
 		   fb_model *model, fb_session *session, FinbertResult *res,
-		   int64 *tokens, int64 *batches, int32 *text_tokens)
+		   int64 *tokens, int64 *batches)
 {
-	const fb_model_info *info = fb_model_get_info(model);
 	fb_task_options opts = fb_task_default_options();
 
 	memset(res, 0, sizeof(*res));
 	res->ntexts = req->ntexts;
 	fb_session_set_ctl(session, rc->ctl);
+	/* set by FinbertExecute, within the model's positions (the engine checks) */
 	opts.max_length = req->max_length;
-	if (info->max_position > 0 && opts.max_length > info->max_position)
-		opts.max_length = info->max_position;
 
 	switch (req->task)
 	{
 		case FINBERT_TASK_CLASSIFY:
-			RunClassify(rc, req, model, session, &opts, res, tokens, batches, text_tokens);
+			RunClassify(rc, req, model, session, &opts, res, tokens, batches);
 			break;
 		case FINBERT_TASK_ENTITIES:
-			RunEntities(rc, req, model, session, &opts, res, tokens, batches, text_tokens);
+			RunEntities(rc, req, model, session, &opts, res, tokens, batches);
 			break;
 		case FINBERT_TASK_EMBED:
-			RunEmbed(rc, req, model, session, &opts, res, tokens, batches, text_tokens);
+			RunEmbed(rc, req, model, session, &opts, res, tokens, batches);
 			break;
 		case FINBERT_TASK_TOKENIZE:
-			RunTokenize(rc, req, model, res, tokens, text_tokens);
+			RunTokenize(rc, req, model, res, tokens);
 			break;
 	}
 }

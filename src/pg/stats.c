@@ -7,11 +7,13 @@
  * before its tokens; the view is a statistic, not a snapshot).  Without
  * preloading they are kept per backend and the view says so.
  *
- * Backends count requests, texts, tokens, busy time and errors of their
- * finbert calls (inline or through the worker alike) and cache hits and
- * misses; engine calls are counted by whoever makes them (batches), the
- * worker also counts its own batches and their texts (worker_batches,
- * worker_mean_batch_size); the cache writer counts writes and evictions.
+ * Backends count requests, texts, busy time and errors of their finbert
+ * calls (inline or through the worker alike) and cache hits and misses;
+ * engine calls and the tokens they run (as the engine reports them,
+ * fb_session_tokens) are counted by whoever makes them, a backend inline
+ * or the worker, which also counts its own batches and their texts
+ * (worker_batches, worker_mean_batch_size) before it answers; the cache
+ * writer counts writes and evictions.
  * Tokens per second over the last minute come from a ring of 60 one-second
  * buckets under a spinlock (a few instructions per engine call).
  *
@@ -35,7 +37,7 @@ typedef struct FinbertStats
 {
 	pg_atomic_uint64 requests;	/* successful FinbertExecute calls */
 	pg_atomic_uint64 texts;		/* texts in them */
-	pg_atomic_uint64 tokens;	/* tokens fed to the model */
+	pg_atomic_uint64 tokens;	/* tokens run through the model */
 	pg_atomic_uint64 batches;	/* engine calls */
 	pg_atomic_uint64 busy_us;	/* wall time inside FinbertExecute */
 	pg_atomic_uint64 errors;	/* requests that raised an ERROR */
@@ -138,7 +140,8 @@ FinbertStatsModelLoad(void)
 }
 
 void
-FinbertStatsWorkerBatch(uint64 requests, uint64 texts, uint64 batches)
+FinbertStatsWorkerBatch(uint64 requests, uint64 texts, uint64 batches,
+						uint64 tokens)
 {
 	FinbertStats *st = Stats();
 
@@ -146,6 +149,8 @@ FinbertStatsWorkerBatch(uint64 requests, uint64 texts, uint64 batches)
 	pg_atomic_fetch_add_u64(&st->worker_batches, batches);
 	pg_atomic_fetch_add_u64(&st->worker_texts, texts);
 	pg_atomic_fetch_add_u64(&st->batches, batches);
+	pg_atomic_fetch_add_u64(&st->tokens, tokens);
+	FinbertStatsTokens(tokens);
 }
 
 void

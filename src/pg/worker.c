@@ -93,6 +93,7 @@ typedef struct Lane
 	FinbertEngineCall call;		/* NULL: entities of each text */
 	fb_entity_list *lists;		/* entities: per text */
 	fb_status  *statuses;
+	uint64	   *text_tokens;
 	fb_error   *errs;
 	fb_session *session;
 	const fb_text *texts;
@@ -104,6 +105,7 @@ typedef struct Lane
 	pthread_t	thread;
 	bool		started;
 	fb_status	status;
+	uint64		tokens;			/* run by this lane (fb_session_tokens) */
 	fb_error	err;
 } Lane;
 
@@ -200,12 +202,12 @@ static fb_status WorkerParallelCall(void *arg, FinbertEngineCall call,
 									fb_session *s, const fb_text *texts,
 									size_t n, const fb_task_options *opts,
 									float *out, size_t row_floats,
-									fb_error *err);
+									uint64 *tokens, fb_error *err);
 static void WorkerParallelEntities(void *arg, fb_session *s,
 								   const fb_text *texts, size_t n,
 								   const fb_task_options *opts,
 								   fb_entity_list *lists, fb_status *statuses,
-								   fb_error *errs);
+								   uint64 *tokens, fb_error *errs);
 
 /*
  * How FinbertRun calls the engine here: this thread's interrupt callback,
@@ -334,19 +336,23 @@ static void *
 LaneMain(void *arg)
 {
 	Lane	   *l = arg;
+	uint64		before = fb_session_tokens(l->session);
 
 	if (l->call)
 	{
 		l->status = l->call(l->session, l->texts + l->start, l->end - l->start,
 							l->opts, l->out + l->start * l->row_floats, &l->err);
+		l->tokens = fb_session_tokens(l->session) - before;
 		return NULL;
 	}
 	/* entities: text by text, stopping at the first failure */
 	l->status = FB_OK;
 	for (size_t i = l->start; i < l->end && l->status == FB_OK; i++)
 	{
+		before = fb_session_tokens(l->session);
 		l->statuses[i] = fb_entities(l->session, &l->texts[i], l->opts,
 									 &l->lists[i], &l->errs[i]);
+		l->text_tokens[i] = fb_session_tokens(l->session) - before;
 		if (l->statuses[i] != FB_OK)
 		{
 			fb_entity_list_free(&l->lists[i]);
@@ -441,7 +447,8 @@ UseLanes(const WorkerModel *wm, fb_session *s, size_t n)
 static fb_status
 WorkerParallelCall(void *arg, FinbertEngineCall call, fb_session *s,
 				   const fb_text *texts, size_t n, const fb_task_options *opts,
-				   float *out, size_t row_floats, fb_error *err)
+				   float *out, size_t row_floats, uint64 *tokens,
+				   fb_error *err)
 {
 	WorkerModel *wm = arg;
 	Lane		proto;
@@ -449,8 +456,15 @@ WorkerParallelCall(void *arg, FinbertEngineCall call, fb_session *s,
 	int			nl;
 	fb_status	status = FB_OK;
 
+	*tokens = 0;
 	if (!UseLanes(wm, s, n))
-		return call(s, texts, n, opts, out, err);
+	{
+		uint64		before = fb_session_tokens(s);
+
+		status = call(s, texts, n, opts, out, err);
+		*tokens = fb_session_tokens(s) - before;
+		return status;
+	}
 	memset(&proto, 0, sizeof(proto));
 	proto.call = call;
 	proto.opts = opts;
@@ -459,6 +473,7 @@ WorkerParallelCall(void *arg, FinbertEngineCall call, fb_session *s,
 	lanes = RunLanes(wm, &proto, texts, n, &nl);
 	for (int l = 0; l < nl; l++)
 	{
+		*tokens += lanes[l].tokens;
 		if (lanes[l].status == FB_OK)
 			continue;
 		if (status == FB_OK ||
@@ -478,7 +493,7 @@ static void
 WorkerParallelEntities(void *arg, fb_session *s, const fb_text *texts,
 					   size_t n, const fb_task_options *opts,
 					   fb_entity_list *lists, fb_status *statuses,
-					   fb_error *errs)
+					   uint64 *tokens, fb_error *errs)
 {
 	WorkerModel *wm = arg;
 	Lane		proto;
@@ -491,6 +506,7 @@ WorkerParallelEntities(void *arg, fb_session *s, const fb_text *texts,
 	memset(&proto, 0, sizeof(proto));
 	proto.lists = lists;
 	proto.statuses = statuses;
+	proto.text_tokens = tokens;
 	proto.errs = errs;
 	proto.opts = opts;
 	pfree(RunLanes(wm, &proto, texts, n, &nl));
@@ -553,7 +569,7 @@ CatchError(void)
 
 /* Sends rows of res (computed for job's texts) back to job's requester. */
 static void
-AnswerJob(Job *job, const FinbertResult *res, const int *rows, int64 tokens)
+AnswerJob(Job *job, const FinbertResult *res, const int *rows)
 {
 	FinbertQueue *q = FinbertQueueShared;
 	FinbertSlot *slot = &q->slots[job->slot];
@@ -567,7 +583,7 @@ AnswerJob(Job *job, const FinbertResult *res, const int *rows, int64 tokens)
 	PG_TRY();
 	{
 		initStringInfo(&buf);
-		FinbertWireResultWrite(&buf, job->req.task, res, rows, job->req.ntexts, tokens);
+		FinbertWireResultWrite(&buf, job->req.task, res, rows, job->req.ntexts);
 		seg = dsm_create(buf.len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 		if (seg == NULL)
 			ereport(ERROR,
@@ -658,8 +674,7 @@ RunAlone(Job *job, WorkerModel *wm)
 	NRunJobs = 1;
 	PG_TRY();
 	{
-		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches,
-				   NULL);
+		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches);
 	}
 	PG_CATCH();
 	{
@@ -672,12 +687,12 @@ RunAlone(Job *job, WorkerModel *wm)
 		FailJobError(job, edata);
 		return;
 	}
-	FinbertStatsWorkerBatch(1, (uint64) req.ntexts, (uint64) batches);
-	FinbertStatsTokens((uint64) tokens);
+	FinbertStatsWorkerBatch(1, (uint64) req.ntexts, (uint64) batches,
+							(uint64) tokens);
 	rows = palloc(sizeof(int) * Max(req.ntexts, 1));
 	for (int i = 0; i < req.ntexts; i++)
 		rows[i] = i;
-	AnswerJob(job, &res, rows, tokens);
+	AnswerJob(job, &res, rows);
 }
 
 /*
@@ -693,7 +708,6 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	FinbertResult res;
 	MergedText *m;
 	fb_text    *texts;
-	int32	   *text_tokens;
 	int		  **rows;
 	int			total = 0,
 				k = 0;
@@ -727,7 +741,6 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 		texts[k] = jobs[m[k].job]->texts[m[k].row];
 		rows[m[k].job][m[k].row] = k;
 	}
-	text_tokens = palloc0(sizeof(int32) * Max(total, 1));
 
 	req.texts = texts;
 	req.ntexts = total;
@@ -736,8 +749,7 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	NRunJobs = njobs;
 	PG_TRY();
 	{
-		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches,
-				   text_tokens);
+		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches);
 	}
 	PG_CATCH();
 	{
@@ -749,16 +761,10 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	if (!ok)
 		return false;
 
-	FinbertStatsWorkerBatch((uint64) njobs, (uint64) total, (uint64) batches);
-	FinbertStatsTokens((uint64) tokens);
+	FinbertStatsWorkerBatch((uint64) njobs, (uint64) total, (uint64) batches,
+							(uint64) tokens);
 	for (int j = 0; j < njobs; j++)
-	{
-		int64		t = 0;
-
-		for (int i = 0; i < jobs[j]->req.ntexts; i++)
-			t += text_tokens[rows[j][i]];
-		AnswerJob(jobs[j], &res, rows[j], t);
-	}
+		AnswerJob(jobs[j], &res, rows[j]);
 	return true;
 }
 
