@@ -53,8 +53,10 @@ finbert_shmem_startup(void)
 
 /*
  * The finbert worker: inference, shared memory only, serves every database.
- * It exits with code 1 on errors and SIGTERM and is restarted.  (The cache
- * writer is started on demand by the backends of finbert.database, cache.c.)
+ * It exits with code 1 on errors and on a SIGTERM while the server runs,
+ * and is restarted; on a server shutdown it exits with code 0 (shutdown.c).
+ * (The cache writer is started on demand by the backends of
+ * finbert.database, cache.c.)
  */
 static void
 RegisterWorker(void)

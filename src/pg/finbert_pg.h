@@ -24,8 +24,9 @@
  *                      backend or in the worker
  *   L1  registry.c cache.c queue.c
  *                      model catalog, embedding cache, request queue
- *   L0  guc.c errors.c stats.c wire.c result.c
- *                      settings, errors, counters, wire format, SRF rows
+ *   L0  guc.c errors.c stats.c wire.c result.c shutdown.c
+ *                      settings, errors, counters, wire format, SRF rows,
+ *                      how the background workers end
  *
  * The sections below follow the layers, bottom first.  Background worker
  * entry points are called by the postmaster by name (finbert_queue.h).
@@ -104,6 +105,20 @@ extern void FinbertEngineError(const fb_error *err, const char *context) pg_attr
 
 /* Admin check shared by every function that changes the registry. */
 extern void FinbertCheckAdmin(const char *action);
+
+/* ------------------------------------------------------------------------
+ * Ending a background worker on SIGTERM (shutdown.c)
+ * ------------------------------------------------------------------------ */
+/* Has the postmaster begun a shutdown (postmaster.pid says "stopping")? */
+extern bool FinbertServerStopping(void);
+/*
+ * Ends a background worker whose loop stopped on SIGTERM: exit code 0 and
+ * no message when the server is shutting down, else a LOG line naming
+ * what stops (with restart as its detail) and exit code 1, so that the
+ * postmaster restarts a restartable worker.
+ */
+extern void FinbertExitAfterShutdownRequest(const char *what,
+											const char *restart) pg_attribute_noreturn();
 
 /* ------------------------------------------------------------------------
  * Statistics (stats.c)

@@ -382,9 +382,12 @@ WaitForAnswer(void)
 		if (state == SLOT_DONE || state == SLOT_FAILED)
 			return state;
 		if (state == SLOT_RUNNING && slot_worker != worker_pid)
+		{
+			CHECK_FOR_INTERRUPTS(); /* our own first (see RaiseWorkerError) */
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("finbert worker exited while running the request")));
+		}
 		CheckWorkerPresent(worker_pid, &since);
 
 		(void) WaitLatch(MyLatch,
@@ -417,6 +420,12 @@ RaiseWorkerError(void)
 	hint[FINBERT_ERRHINT_LEN - 1] = '\0';
 	AbandonSlot();
 
+	/*
+	 * An interrupt of our own comes first: when the server shuts down, the
+	 * worker stops our request while this backend has its own SIGTERM
+	 * pending, and PostgreSQL's message for that is the one to give.
+	 */
+	CHECK_FOR_INTERRUPTS();
 	ereport(ERROR,
 			(errcode(code ? code : ERRCODE_INTERNAL_ERROR),
 			 errmsg_internal("%s", msg),

@@ -38,12 +38,20 @@
  * is turned into that request's answer.  Any other ERROR is promoted to
  * FATAL (no outer handler in a background worker): the process exits with
  * code 1, its exit callback fails the requests it was running, and the
- * postmaster restarts it after FINBERT_WORKER_RESTART_SECONDS.  SIGTERM
- * (SignalHandlerForShutdownRequest) stops the engine at its next interrupt
- * check and exits with code 1 as well; SIGHUP reloads the configuration
- * (batch_wait_ms, worker_threads).  Signal handlers only set flags and the
- * latch; engine threads never call back into PostgreSQL (the interrupt
- * callback runs in this thread).
+ * postmaster restarts it after FINBERT_WORKER_RESTART_SECONDS.
+ *
+ * SIGTERM (SignalHandlerForShutdownRequest, never die(): no FATAL) stops
+ * the engine at its next interrupt check; the running requests get
+ * "finbert worker stopped the request", the other groups of the batch are
+ * failed the same way, and the loop ends.  Then (shutdown.c) a server
+ * shutdown ends the worker with exit code 0 and no message, as
+ * PostgreSQL's own processes; a stray SIGTERM (pg_terminate_backend) with
+ * a LOG line and exit code 1, and the postmaster restarts it; requests
+ * still queued wait for the new worker.  Postmaster death ends it at once
+ * (WL_EXIT_ON_PM_DEATH; the engine polls PostmasterIsAlive).  SIGHUP
+ * reloads the configuration (batch_wait_ms, worker_threads).  Signal
+ * handlers only set flags and the latch; engine threads never call back
+ * into PostgreSQL (the interrupt callback runs in this thread).
  */
 #include "postgres.h"
 
@@ -1204,7 +1212,8 @@ finbert_worker_main(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* exit code 1: the postmaster restarts the worker (unless shutting down) */
+	/* shutdown: exit 0 quietly; a stray SIGTERM: exit 1, restarted */
 	CloseIdleModels(true);
-	proc_exit(1);
+	FinbertExitAfterShutdownRequest("finbert worker",
+									"The postmaster starts a new one; queued requests wait for it.");
 }

@@ -1,8 +1,9 @@
 # Faults of the finbert worker (CHECKLIST "Faults"), each bounded by a
 # timeout that fails the test instead of hanging it:
-#  - SIGTERM: the worker exits with code 1, the request it was running
-#    fails with an ERROR, the postmaster restarts it, queued requests are
-#    then served;
+#  - SIGTERM while the server runs: the worker exits with code 1, the
+#    request it was running fails with an ERROR, the postmaster restarts
+#    it, queued requests are then served (a shutdown's SIGTERM ends it
+#    with code 0 and no message: 004_shutdown.pl);
 #  - kill -9 mid-batch: waiting sessions get an error, the cluster
 #    recovers, the worker comes back, later calls succeed;
 #  - cache rows survive a restart;
