@@ -199,13 +199,6 @@ ok(defined $wgone && $wgone < 5, 'postmaster killed: the worker exits within 5 s
 ok(defined $cgone && $cgone < 5, 'postmaster killed: the cache writer exits within 5 s');
 diag(sprintf("postmaster killed: worker gone after %.3f s, cache writer after %.3f s",
 		$wgone // -1, $cgone // -1));
-$node->{_pid} = undef;
-my $restarted = 0;
-for (1 .. 50)
-{
-	last if ($restarted = $node->start(fail_ok => 1));
-	usleep(200_000);
-}
-ok($restarted, 'the node starts again');
+ok(start_after_postmaster_death($node), 'the node starts again');
 $node->stop;
 done_testing();
