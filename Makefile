@@ -8,7 +8,8 @@
 #   make install    finbert.so and the SQL files into the PostgreSQL tree
 #   make stress-test  the unit tests of the plain and ASan builds 20 times
 #                   (STRESS_ROUNDS=N): catches a flaky test before CI does
-#   make test       unit tests + pg_regress suite on throw-away clusters
+#   make test       unit tests + the glue's layering (test/pg/layers.sh) +
+#                   pg_regress suite on throw-away clusters
 #                   (inline and worker passes) + TAP tests of the
 #                   background worker, from a private PostgreSQL
 #                   installation in a scratch directory (as root: the
@@ -194,7 +195,7 @@ $(BUILD)/cuda-neg/test_cuda_kernels: test/cuda/test_cuda_kernels.cu $(BUILD)/cud
 
 # Fuzz harnesses linked with a replay driver (gcc), so corpora are replayed
 # in every test run; `make fuzz` builds the libFuzzer versions with clang.
-$(BUILD)/fuzz/%_replay: test/fuzz/%.c test/fuzz/replay_main.c $(ENGINE_LIB)
+$(BUILD)/fuzz/%_replay: test/fuzz/%.c test/fuzz/replay_main.c test/fb_test.h $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(FB_CFLAGS) -Itest -o $@ $< test/fuzz/replay_main.c $(ENGINE_LIB) $(ENGINE_LIBS)
 
@@ -221,7 +222,7 @@ stress-test: $(TEST_BINS) $(FUZZ_REPLAY) $(CLI) cuda-harness
 	$(ASAN_MAKE) unit-tests cli cuda-harness
 	@sh test/stress.sh $(STRESS_ROUNDS) $(BUILD) build-asan
 
-test: check-unit check-pg
+test: check-unit check-layers check-pg
 
 clean-engine:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
@@ -263,7 +264,12 @@ $(shlib): $(ENGINE_LIB)
 $(OBJS): $(wildcard src/pg/*.h) src/engine/finbert.h
 all: $(ENGINE_LIB)
 
-.PHONY: check-pg check-regress check-tap check-readme
+.PHONY: check-pg check-regress check-tap check-readme check-layers
+
+# The glue's files call only files of lower layers (table in finbert_pg.h):
+# checked on the objects, so a call cycle cannot creep back.
+check-layers: $(OBJS)
+	@sh test/pg/layers.sh src/pg
 
 # The PostgreSQL tests run in a scratch directory with a private
 # installation of PostgreSQL + finbert (+ pgvector), as postgres when make

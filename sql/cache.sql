@@ -46,6 +46,10 @@ RESET finbert.cache;
 SELECT array_length(finbert_embed('央行宣布降准', 'encoder', 'cls'), 1) AS cls_dim;
 SET finbert.max_length = 8;
 SELECT array_length(finbert_embed('央行宣布降准'), 1) AS truncated_dim;
+-- a limit beyond the model's 512 positions is capped: the key of 512, a hit
+SET finbert.max_length = 8192;
+SELECT finbert_embed('央行宣布降准') = (SELECT embedding FROM finbert.embedding_cache
+                                         WHERE pooling = 'mean' AND max_length = 512) AS capped_hit;
 RESET finbert.max_length;
 SELECT array_length(finbert_embed('央行宣布降准', 'cls'), 1) AS other_model_dim;
 SELECT pg_temp.flushed();

@@ -73,6 +73,11 @@ SELECT finbert_scores(repeat('股市大涨', 1000), 'cls')
 SET finbert.max_length = 16;
 SELECT finbert_scores(repeat('股市大涨', 10), 'cls')
      = finbert_scores(left(repeat('股市大涨', 10), 14), 'cls') AS truncated_at_14;
+-- beyond the model's 512 positions the setting is capped by the model
+SET finbert.max_length = 8192;
+SELECT finbert_scores(repeat('股市大涨', 1000), 'cls')
+     = finbert_scores(left(repeat('股市大涨', 1000), 510), 'cls') AS capped_at_512;
+SELECT count(*) > 0 AS entities_capped FROM finbert_entities(repeat('宁德时代签约。', 200), 'ner');
 RESET finbert.max_length;
 
 -- mixed Chinese / English / digits / full-width characters

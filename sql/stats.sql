@@ -24,3 +24,12 @@ SELECT requests, texts, batches, tokens FROM finbert_stats;
 SELECT finbert_sentiment('x', 'nope');
 \echo :LAST_ERROR_SQLSTATE
 SELECT requests, errors FROM finbert_stats;
+
+-- tokens are what the model runs, as the engine counts them: each window
+-- over a long text with its [CLS] and [SEP] (100 tokens in windows of 16
+-- advanced by 10: 10 windows)
+SELECT finbert_stats_reset();
+SET finbert.max_length = 16;
+SELECT count(*) >= 0 AS ran FROM finbert_entities(repeat('股市大涨', 25));
+RESET finbert.max_length;
+SELECT requests, texts, tokens FROM finbert_stats;

@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int	fbt_passed = 0;
-static int	fbt_failed = 0;
+/* unused in files that only read files (the fuzz replay driver) */
+static int	fbt_passed __attribute__((unused)) = 0;
+static int	fbt_failed __attribute__((unused)) = 0;
 
 #define CHECK(cond, ...) do { \
 	if (cond) fbt_passed++; \
@@ -29,35 +30,42 @@ static int	fbt_failed = 0;
 		   fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
 } while (0)
 
-/* A whole file in a malloc'd buffer (NUL-terminated), NULL when unreadable. */
-static inline unsigned char *
-fbt_slurp(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	unsigned char *buf;
-	long		n;
-
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = (unsigned char *) malloc((size_t) (n > 0 ? n : 0) + 1);
-	if (buf == NULL || fread(buf, 1, (size_t) n, f) != (size_t) n)
-		n = 0;
-	fclose(f);
-	if (buf != NULL)
-		buf[n] = '\0';
-	*len = (size_t) n;
-	return buf;
-}
-
 static inline int
 fbt_finish(const char *name)
 {
 	printf("%s: %d passed, %d failed\n", name, fbt_passed, fbt_failed);
 	return fbt_failed == 0 ? 0 : 1;
+}
+
+/*
+ * The whole file at path, malloc'd with a terminating NUL (so a text file
+ * is a C string); *len (when not NULL) gets its size.  NULL when the file
+ * cannot be opened or read, or memory runs out.
+ */
+static inline char *
+fbt_read_file(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *buf = NULL;
+	long		n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+		fseek(f, 0, SEEK_SET) == 0 && (buf = (char *) malloc((size_t) n + 1)) != NULL &&
+		fread(buf, 1, (size_t) n, f) == (size_t) n)
+	{
+		buf[n] = '\0';
+		if (len)
+			*len = (size_t) n;
+	}
+	else
+	{
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
 }
 
 #endif

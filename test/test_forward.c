@@ -761,6 +761,82 @@ check_int8(const char *name, double rel_tol)
 	fb_model_free(m);
 }
 
+/*
+ * fb_session_tokens: what each task ran through the encoder, against the
+ * tokenizer's own count (the host reads it instead of tokenizing twice).
+ */
+static void
+check_token_counts(void)
+{
+	static const char *const names[] = {"cls", "encoder", "ner"};
+	char		long_text[4 * 25 * 3 + 1] = "";
+	fb_text		t[2];
+	fb_task_options o = fb_task_default_options();
+	fb_error	err = {0};
+	int			n_short;
+
+	for (int i = 0; i < 25; i++)
+		strcat(long_text, "股市大涨");	/* 100 CJK characters, one token each */
+	t[0].data = "央行降准";
+	t[0].len = strlen(t[0].data);
+	t[1].data = long_text;
+	t[1].len = strlen(long_text);
+	o.max_length = 16;
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+	{
+		fb_model   *m = open_fixture(names[k]);
+		fb_session *s;
+		fb_encoding enc;
+		uint64_t	before;
+
+		if (m == NULL)
+			continue;
+		s = new_session(m);
+		fb_encoding_init(&enc);
+		CHECK_STATUS(fb_tokenizer_encode(fb_model_tokenizer(m), t[0].data, t[0].len, 1,
+										 NULL, &enc, &err), err);
+		n_short = (int) enc.n;	/* [CLS] 央 行 降 准 [SEP] */
+		fb_encoding_free(&enc);
+		CHECK(fb_session_tokens(s) == 0, "%s: a new session has run no tokens", names[k]);
+		before = fb_session_tokens(s);
+		if (k == 0)
+		{
+			float		probs[2 * 64];
+
+			CHECK_STATUS(fb_classify(s, t, 2, &o, NULL, probs, &err), err);
+			/* the long text is truncated to one window of max_length */
+			CHECK(fb_session_tokens(s) - before == (uint64_t) (n_short + 16),
+				  "classify: %llu tokens, want %d", (unsigned long long) (fb_session_tokens(s) - before),
+				  n_short + 16);
+		}
+		else if (k == 1)
+		{
+			float	   *e = malloc(sizeof(float) * 2 * (size_t) fb_model_get_info(m)->hidden);
+
+			CHECK_STATUS(fb_embed(s, t, 2, &o, e, &err), err);
+			CHECK(fb_session_tokens(s) - before == (uint64_t) (n_short + 16),
+				  "embed: %llu tokens, want %d", (unsigned long long) (fb_session_tokens(s) - before),
+				  n_short + 16);
+			free(e);
+		}
+		else
+		{
+			fb_entity_list l;
+
+			fb_entity_list_init(&l);
+			CHECK_STATUS(fb_entities(s, &t[1], &o, &l, &err), err);
+			/* windows of 14 tokens advanced by 10 (three quarters): starts
+			 * 0, 10, ..., 80 and the last aligned to the end at 86, each
+			 * with [CLS] and [SEP] */
+			CHECK(fb_session_tokens(s) - before == 10 * 16,
+				  "entities: %llu tokens, want 160", (unsigned long long) (fb_session_tokens(s) - before));
+			fb_entity_list_free(&l);
+		}
+		fb_session_free(s);
+		fb_model_free(m);
+	}
+}
+
 int
 main(void)
 {
@@ -802,6 +878,7 @@ main(void)
 	check_long_text();
 	check_interrupt();
 	check_errors();
+	check_token_counts();
 
 	free(texts);
 	json_object_put(golden);

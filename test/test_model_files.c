@@ -18,27 +18,6 @@
 
 static char tmpdir[256];
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	char	   *buf;
-	long		n;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t) n + 1);
-	if (fread(buf, 1, (size_t) n, f) != (size_t) n)
-		n = 0;
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
-}
-
 static void
 spit(const char *name, const char *data, size_t len)
 {
@@ -66,8 +45,10 @@ reset_dir(void)
 		char	   *buf;
 
 		snprintf(path, sizeof(path), SRC "%s", files[i]);
-		buf = slurp(path, &len);
-		spit(files[i], buf, len);
+		buf = fbt_read_file(path, &len);
+		CHECK(buf != NULL, "could not read %s", path);
+		if (buf)
+			spit(files[i], buf, len);
 		free(buf);
 	}
 	snprintf(path, sizeof(path), "%s/pytorch_model.bin", tmpdir);
@@ -85,7 +66,10 @@ edit(const char *name, const char *from, const char *to)
 			   *out;
 
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	buf = slurp(path, &len);
+	buf = fbt_read_file(path, &len);
+	CHECK(buf != NULL, "could not read %s", path);
+	if (buf == NULL)
+		return;
 	hit = strstr(buf, from);
 	if (hit == NULL)
 	{

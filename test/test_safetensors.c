@@ -173,30 +173,6 @@ f32_bits(float f)
 	CHECK(f32_bits(got) == f32_bits(want), "%s: got %a (0x%08x), want %a (0x%08x)", \
 		  what, (double) (got), f32_bits(got), (double) (want), f32_bits(want))
 
-static uint8_t *
-read_all(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *p;
-	long		n;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	p = malloc((size_t) n + 1);
-	if (p == NULL || fread(p, 1, (size_t) n, f) != (size_t) n)
-	{
-		fclose(f);
-		free(p);
-		return NULL;
-	}
-	fclose(f);
-	*len = (size_t) n;
-	return p;
-}
-
 /* ------------------------------------------------------------------------
  * Files written by the reference package
  * ------------------------------------------------------------------------
@@ -384,7 +360,7 @@ test_reference_files(void)
 	}
 
 	/* same bytes from memory, and at an odd address: unaligned sources */
-	img = read_all(DATA_DIR "/floats.safetensors", &len);
+	img = (uint8_t *) fbt_read_file(DATA_DIR "/floats.safetensors", &len);
 	CHECK(img != NULL, "read floats");
 	if (img != NULL)
 	{
@@ -1000,7 +976,7 @@ test_open(void)
 	unlink(path);
 
 	/* on-disk truncations of a reference file */
-	img = read_all(DATA_DIR "/floats.safetensors", &len);
+	img = (uint8_t *) fbt_read_file(DATA_DIR "/floats.safetensors", &len);
 	if (img != NULL)
 	{
 		size_t		cuts[] = {7, 8, 100, len - 1};

@@ -100,32 +100,6 @@ fnv1a64(const char *s)
 	return h;
 }
 
-static char *
-read_all(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	char	   *buf;
-	long		n;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t) n + 1);
-	if (buf == NULL || fread(buf, 1, (size_t) n, f) != (size_t) n)
-	{
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	if (len)
-		*len = (size_t) n;
-	return buf;
-}
-
 /* Splits a file into lines (modified in place); returns the count. */
 static size_t
 split_lines(char *buf, char ***out)
@@ -165,7 +139,7 @@ static bool
 load_texts(const char *path, text_set *ts)
 {
 	memset(ts, 0, sizeof(*ts));
-	ts->raw = read_all(path, NULL);
+	ts->raw = fbt_read_file(path, NULL);
 	if (ts->raw == NULL)
 		return false;
 	ts->n = split_lines(ts->raw, &ts->raw_lines);
@@ -244,8 +218,8 @@ static void
 test_real_lines(fb_tokenizer *unc, fb_tokenizer *cas)
 {
 	text_set	ts;
-	char	   *hraw = read_all(DATA "real_hashes.txt", NULL);
-	char	   *eraw = read_all(DATA "real_expected.txt", NULL);
+	char	   *hraw = fbt_read_file(DATA "real_hashes.txt", NULL);
+	char	   *eraw = fbt_read_file(DATA "real_expected.txt", NULL);
 	char	  **hashes = NULL,
 			  **expected = NULL;
 	size_t		nh,
@@ -306,8 +280,8 @@ static void
 test_adversarial(fb_tokenizer *unc, fb_tokenizer *cas)
 {
 	text_set	ts;
-	char	   *eraw = read_all(DATA "adversarial_expected.txt", NULL);
-	char	   *oraw = read_all(DATA "adversarial_options_hashes.txt", NULL);
+	char	   *eraw = fbt_read_file(DATA "adversarial_expected.txt", NULL);
+	char	   *oraw = fbt_read_file(DATA "adversarial_options_hashes.txt", NULL);
 	char	  **expected = NULL,
 			  **ohash = NULL;
 	size_t		ne,
@@ -416,7 +390,7 @@ static void
 test_english_goldens(void)
 {
 	fb_tokenizer *tok = load_with(DATA "english_vocab.txt", 1, -1, 1, 1);
-	char	   *eraw = read_all(DATA "english_expected.txt", NULL);
+	char	   *eraw = fbt_read_file(DATA "english_expected.txt", NULL);
 	char	  **lines = NULL;
 	size_t		n;
 	strbuf		b = {0},
@@ -779,7 +753,7 @@ test_open_dir(void)
 	char		dir[] = "/tmp/fb_tok_test_XXXXXX";
 	char		vpath[64],
 				cpath[64];
-	char	   *vocab = read_all(CHINESE_VOCAB, NULL);
+	char	   *vocab = fbt_read_file(CHINESE_VOCAB, NULL);
 	fb_tokenizer *tok;
 	fb_error	err;
 	fb_status	st;

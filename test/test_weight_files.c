@@ -374,7 +374,7 @@ test_truncations(void)
 				tried = 0;
 
 	/* zip: every record boundary -1 / +0 / +1, and every 101st byte */
-	b = fbt_slurp(FIXTURES "bin_zip_cls/pytorch_model.bin", &len);
+	b = (uint8_t *) fbt_read_file(FIXTURES "bin_zip_cls/pytorch_model.bin", &len);
 	CHECK(b != NULL && read_all(K_TORCH, "z.bin", b, len, NULL, NULL, 0, &ref, &err) == FB_OK,
 		  "zip fixture reads: %s", err.msg);
 	nb = zip_boundaries(b, len, bounds, 4096);
@@ -426,7 +426,7 @@ test_truncations(void)
 	free(b);
 
 	/* legacy: every byte of the pickles, and around every storage */
-	b = fbt_slurp(FIXTURES "bin_legacy_pretraining/pytorch_model.bin", &len);
+	b = (uint8_t *) fbt_read_file(FIXTURES "bin_legacy_pretraining/pytorch_model.bin", &len);
 	CHECK(b != NULL && read_all(K_TORCH, "l.bin", b, len, NULL, NULL, 0, &ref, &err) == FB_OK,
 		  "legacy fixture reads: %s", err.msg);
 	bad = tried = 0;
@@ -445,11 +445,11 @@ test_truncations(void)
 	free(b);
 
 	/* TensorFlow: every truncation of the index, every flipped byte of it */
-	b = fbt_slurp(FIXTURES "tf_bert/bert_model.ckpt.index", &len);
+	b = (uint8_t *) fbt_read_file(FIXTURES "tf_bert/bert_model.ckpt.index", &len);
 	{
-		uint8_t    *s0 = fbt_slurp(FIXTURES "tf_bert/bert_model.ckpt.data-00000-of-00002", &sl);
+		uint8_t    *s0 = (uint8_t *) fbt_read_file(FIXTURES "tf_bert/bert_model.ckpt.data-00000-of-00002", &sl);
 		size_t		sl1;
-		uint8_t    *s1 = fbt_slurp(FIXTURES "tf_bert/bert_model.ckpt.data-00001-of-00002", &sl1);
+		uint8_t    *s1 = (uint8_t *) fbt_read_file(FIXTURES "tf_bert/bert_model.ckpt.data-00001-of-00002", &sl1);
 		fb_source  *src = fb_source_new("mem", "test");
 		int			fi = fb_source_add_memory(src, "b.index", b, len, &err);
 		fb_status	st;

@@ -53,6 +53,17 @@ fb_interrupted(const fb_run_ctl *ctl)
 	return ctl != NULL && ctl->interrupt != NULL && ctl->interrupt(ctl->arg);
 }
 
+/* The engine's environment settings, read once per process (env.c, which
+ * documents each variable). */
+typedef struct fb_env
+{
+	char		cpu_kernel[16];	/* FINBERT_CPU_KERNEL; "": the CPU's best */
+	bool		int8_attention_fp32;	/* FINBERT_INT8_ATTENTION=fp32 */
+	size_t		narrow_rows;	/* FINBERT_NARROW_ROWS, > 0 */
+} fb_env;
+
+const fb_env *fb_env_get(void);
+
 /* An element-wise activation applied in place (GELU, ReLU). */
 typedef void (*fb_act_fn) (float *x, size_t n);
 

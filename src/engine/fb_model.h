@@ -80,6 +80,7 @@ struct fb_session
 	int			n_pending;		/* batches submitted, not yet waited */
 	int			n_pending_user; /* of which by fb_forward_submit */
 	fb_encoding enc;			/* tokenizer output, reused */
+	uint64_t	tokens;			/* fb_session_tokens (tasks.c) */
 };
 
 /* Checks a batch against the model: lengths, token ids (backend.c). */

@@ -410,6 +410,16 @@ int			fb_session_set_threads(fb_session *s, int n);
 fb_status	fb_session_reserve(fb_session *s, size_t n_tokens, int n_seq, int max_len,
 							   fb_error *err);
 
+/*
+ * Tokens the task functions of this session (fb_classify, fb_embed,
+ * fb_entities, fb_token_logits, fb_hidden_states) have run through the
+ * encoder since it was created: every sequence of every forward pass,
+ * [CLS] and [SEP] included, so a truncated text counts max_length and each
+ * window over a long text counts again.  Read it before and after a call
+ * to learn what the call cost without tokenizing twice.
+ */
+uint64_t	fb_session_tokens(const fb_session *s);
+
 /* Name of the element-wise CPU kernel set in use ("avx2", "generic"). */
 const char *fb_cpu_kernel_name(void);
 
@@ -429,7 +439,9 @@ typedef struct fb_text
 
 typedef struct fb_task_options
 {
-	int			max_length;		/* tokens incl. specials; 0 = model max */
+	int			max_length;		/* tokens per window incl. [CLS] and [SEP]:
+								 * 3 .. the model's max_position, 0 = that
+								 * maximum; others are FB_ERR_INVALID */
 	int			window_stride;	/* classification: 0 = truncate, >0 =
 								 * sliding windows of max_length advanced by
 								 * this many tokens, logits averaged */

@@ -156,6 +156,7 @@ complete_oldest(seq_runner *r, fb_error *err)
 	{
 		seq_ref    *q = &r->seqs.items[k];
 
+		r->s->tokens += (uint64_t) q->len;	/* what the encoder ran */
 		st = r->done(r->arg, q, base + (per_row ? row : k - first) * stride, err);
 		if (st != FB_OK)
 			return st;
@@ -280,6 +281,12 @@ fb_run_sequences(fb_session *s, const seq_list *l, unsigned output, seq_done_fn 
 		st = fb_runner_finish(&r, err);
 	fb_runner_free(&r);
 	return st;
+}
+
+uint64_t
+fb_session_tokens(const fb_session *s)
+{
+	return s->tokens;
 }
 
 fb_status

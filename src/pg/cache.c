@@ -30,8 +30,15 @@
  * while no writer runs registers it as a dynamic background worker
  * connected to its own database (by OID, so it cannot fail for a missing
  * database name; a failed launch is retried after WRITER_LAUNCH_RETRY_SECONDS).
- * It exits with code 1 on SIGTERM or an error and is started again by the
- * next entry; what was queued stays queued meanwhile.
+ * It is never restarted by the postmaster: the next entry starts it again;
+ * what was queued stays queued meanwhile.  An error ends it (FATAL, exit
+ * code 1).  SIGTERM ends it quietly: the handler only sets
+ * ShutdownRequestPending (no die(), so no FATAL), and while a flush
+ * transaction runs it also cancels the statement, so that a lock wait
+ * cannot hold up a shutdown; the cancelled flush is rolled back (its
+ * entries count as dropped) and the writer leaves its loop.  A server
+ * shutdown then ends it with exit code 0 and no message, a stray SIGTERM
+ * with a LOG line and exit code 1 (shutdown.c).
  *
  * Where: the table exists in every database where the extension is
  * installed, but only backends of finbert.database use it; in other
@@ -337,15 +344,6 @@ TextHash(const fb_text *t, uint8 *out)
 	pg_cryptohash_free(ctx);
 }
 
-/* The token limit a text of this request is truncated to. */
-static int32
-EffectiveMaxLength(const FinbertRequest *req, const FinbertModelRef *ref)
-{
-	if (ref->max_position > 0 && req->max_length > ref->max_position)
-		return ref->max_position;
-	return req->max_length;
-}
-
 static void FillEntry(CacheEntry *e, CacheEntryKind kind,
 					  const FinbertRequest *req, const FinbertModelRef *ref,
 					  const uint8 *hash, int dim);
@@ -365,7 +363,7 @@ FinbertCacheLookup(const FinbertRequest *req, const FinbertModelRef *ref,
 				checksum,
 				precision,
 				pooling;
-	int32		max_length = EffectiveMaxLength(req, ref);
+	int32		max_length = req->max_length;	/* capped by FinbertExecute */
 	int			dim = ref->hidden_size;
 
 	if (req->pooling == FB_POOL_NONE || dim <= 0 || !InCacheDatabase())
@@ -466,7 +464,7 @@ FillEntry(CacheEntry *e, CacheEntryKind kind, const FinbertRequest *req,
 	memset(e, 0, sizeof(*e));
 	e->len = (uint32) MAXALIGN(ENTRY_HEADER + sizeof(float4) * (Size) dim);
 	e->kind = kind;
-	e->max_length = EffectiveMaxLength(req, ref);
+	e->max_length = req->max_length;
 	e->dim = dim;
 	strlcpy(e->pooling, PoolingName(req->pooling), sizeof(e->pooling));
 	strlcpy(e->precision, fb_precision_name((fb_precision) ref->precision),
@@ -622,6 +620,25 @@ static char *Taken = NULL;		/* entries taken from the ring */
 static uint64 InFlight = 0;		/* entries taken, not yet accounted */
 static int64 ApproxRows = -1;	/* rows in the table, -1 unknown */
 static bool LoggedMissing = false;
+
+/* Set while a flush transaction runs: a SIGTERM then cancels it too. */
+static volatile sig_atomic_t CancelOnShutdownRequest = false;
+
+/* SIGTERM: SignalHandlerForShutdownRequest, plus the cancel above. */
+static void
+WriterShutdownHandler(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	ShutdownRequestPending = true;
+	if (CancelOnShutdownRequest)
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
 
 static void
 WriterExit(int code, Datum arg)
@@ -842,14 +859,59 @@ Flush(uint64 n, Size nbytes, uint32 epoch, bool recount)
 	InFlight = 0;
 }
 
+/*
+ * Flush, unless a shutdown request comes first or cancels it: then false,
+ * with the transaction rolled back (its entries are counted as dropped at
+ * exit).  Any other error is raised.
+ */
+static bool
+FlushUnlessStopped(uint64 n, Size nbytes, uint32 epoch, bool recount)
+{
+	bool		stopped = false;
+
+	CancelOnShutdownRequest = true;
+	/* a request that came before the flag was set: do not start */
+	if (ShutdownRequestPending)
+	{
+		CancelOnShutdownRequest = false;
+		return false;
+	}
+	PG_TRY();
+	{
+		Flush(n, nbytes, epoch, recount);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		CancelOnShutdownRequest = false;
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		if (!ShutdownRequestPending || edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		/* our own cancel: roll back quietly */
+		HOLD_INTERRUPTS();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		RESUME_INTERRUPTS();
+		FreeErrorData(edata);
+		stopped = true;
+	}
+	PG_END_TRY();
+	CancelOnShutdownRequest = false;
+	/* a cancel that came after the last interrupt check is void */
+	QueryCancelPending = false;
+	return !stopped;
+}
+
 void
 finbert_cache_writer_main(Datum arg)
 {
 	bool		maintenance = true;
 	bool		other;
 
-	/* die: SIGTERM also interrupts a query or a lock wait of the writer */
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, WriterShutdownHandler);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGUSR1, procsignal_sigusr1_handler);
 	BackgroundWorkerUnblockSignals();
@@ -878,7 +940,7 @@ finbert_cache_writer_main(Datum arg)
 	ereport(LOG,
 			(errmsg("finbert cache writer started in database \"%s\"", finbert_database)));
 
-	for (;;)
+	while (!ShutdownRequestPending)
 	{
 		Size		nbytes;
 		uint32		epoch;
@@ -895,7 +957,8 @@ finbert_cache_writer_main(Datum arg)
 		n = Drain(&nbytes, &epoch, &recount);
 		if (n > 0 || recount || maintenance)
 		{
-			Flush(n, nbytes, epoch, recount || maintenance);
+			if (!FlushUnlessStopped(n, nbytes, epoch, recount || maintenance))
+				break;
 			maintenance = false;
 			continue;
 		}
@@ -903,4 +966,6 @@ finbert_cache_writer_main(Datum arg)
 						 WRITER_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+	FinbertExitAfterShutdownRequest("finbert cache writer",
+									"The next embedding to cache starts a new one; what is queued stays queued.");
 }

@@ -85,18 +85,6 @@ TopLabel(const FinbertResult *res, int row)
 	return CStringGetTextDatum(res->labels[top]);
 }
 
-/* Model argument (position argno) if present, else the task's GUC. */
-static const char *
-ModelArg(FunctionCallInfo fcinfo, int argno, const char *guc_value,
-		 const char *guc_name, const char **guc)
-{
-	const char *explicit_name = NULL;
-
-	if (PG_NARGS() > argno)
-		explicit_name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	return FinbertModelName(explicit_name, guc_value, guc_name, guc);
-}
-
 static Datum
 ClassifyScalar(FunctionCallInfo fcinfo, const char *guc_value,
 			   const char *guc_name, ClassifyOutput output)
@@ -107,7 +95,7 @@ ClassifyScalar(FunctionCallInfo fcinfo, const char *guc_value,
 
 	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
 	req.task = FINBERT_TASK_CLASSIFY;
-	req.model = ModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
+	req.model = FinbertModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
 	req.ntexts = 1;
 	req.texts = &t;
 	FinbertExecute(&req, &res);
@@ -135,7 +123,7 @@ ClassifyArray(FunctionCallInfo fcinfo, const char *guc_value,
 
 	texts = FinbertTextArray(arr, &n, &nulls, &nvalid);
 	req.task = FINBERT_TASK_CLASSIFY;
-	req.model = ModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
+	req.model = FinbertModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
 	if (n == 0)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(elemtype));
 

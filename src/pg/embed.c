@@ -43,14 +43,10 @@ ParsePooling(const char *s)
 static void
 BuildRequest(FunctionCallInfo fcinfo, FinbertRequest *req)
 {
-	const char *explicit_name = NULL;
-
 	memset(req, 0, sizeof(*req));
-	if (PG_NARGS() > 1)
-		explicit_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	req->task = FINBERT_TASK_EMBED;
-	req->model = FinbertModelName(explicit_name, finbert_embed_model,
-								  "finbert.embed_model", &req->guc);
+	req->model = FinbertModelArg(fcinfo, 1, finbert_embed_model,
+								 "finbert.embed_model", &req->guc);
 	req->pooling = FB_POOL_MEAN;
 	if (PG_NARGS() > 2)
 		req->pooling = ParsePooling(text_to_cstring(PG_GETARG_TEXT_PP(2)));

@@ -48,13 +48,10 @@ RunEntities(FunctionCallInfo fcinfo, const fb_text *texts, int ntexts,
 			FinbertResult *res)
 {
 	FinbertRequest req = {0};
-	const char *explicit_name = NULL;
 
-	if (PG_NARGS() > 1)
-		explicit_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	req.task = FINBERT_TASK_ENTITIES;
-	req.model = FinbertModelName(explicit_name, finbert_ner_model,
-								 "finbert.ner_model", &req.guc);
+	req.model = FinbertModelArg(fcinfo, 1, finbert_ner_model,
+								"finbert.ner_model", &req.guc);
 	req.ntexts = ntexts;
 	req.texts = texts;
 	if (ntexts > 0)

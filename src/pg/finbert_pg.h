@@ -5,8 +5,31 @@
  * model (registry.c), turns SQL arguments into one FinbertRequest, runs it
  * through FinbertExecute (exec.c) and turns the FinbertResult back into SQL
  * values (classify.c, entities.c, embed.c, tokenize.c).  Every request goes
- * through FinbertExecute so that it can later be routed to a background
- * worker without touching the SQL-callable functions.
+ * through FinbertExecute, which runs it inline or sends it to the
+ * background worker (queue.c, worker.c); both run the same FinbertRun
+ * (run.c), each with its own FinbertRunContext.
+ *
+ * Layers.  A file calls functions of (and reads variables of) files in
+ * lower layers only, never of its own layer or above: arrows go one way,
+ * so the glue has no call cycle.  make test checks this on the object
+ * files (test/pg/layers.sh reads this table):
+ *
+ *   L5  finbert.c      _PG_init: settings, shared memory, the worker
+ *   L4  classify.c embed.c entities.c tokenize.c statfuncs.c similarity.c
+ *                      SQL functions
+ *   L3  exec.c worker.c
+ *                      FinbertExecute (inline or through the worker), the
+ *                      background worker
+ *   L2  run.c          FinbertRun: a request on an opened model, in a
+ *                      backend or in the worker
+ *   L1  registry.c cache.c queue.c
+ *                      model catalog, embedding cache, request queue
+ *   L0  guc.c errors.c stats.c wire.c result.c shutdown.c
+ *                      settings, errors, counters, wire format, SRF rows,
+ *                      how the background workers end
+ *
+ * The sections below follow the layers, bottom first.  Background worker
+ * entry points are called by the postmaster by name (finbert_queue.h).
  *
  * Memory: engine objects (fb_model, fb_session, fb_entity_list, ...) are
  * malloc'd by the engine.  Loaded models live in a per-backend hash table in
@@ -21,6 +44,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
+#include "utils/timestamp.h"
 
 #include "finbert.h"
 
@@ -46,7 +70,9 @@ typedef enum FinbertExecution
 	FINBERT_EXEC_WORKER
 } FinbertExecution;
 
-/* GUCs (finbert.c) */
+/* ------------------------------------------------------------------------
+ * Settings (guc.c)
+ * ------------------------------------------------------------------------ */
 extern char *finbert_model_dir;
 extern char *finbert_sentiment_model;
 extern char *finbert_industry_model;
@@ -68,8 +94,75 @@ extern bool finbert_cache;
 extern int	finbert_cache_max_rows;
 extern int	finbert_cache_queue_size;
 
+/* Defines every finbert.* setting (from _PG_init). */
+extern void FinbertDefineGucs(void);
+
 /* ------------------------------------------------------------------------
- * Model registry and per-backend cache (registry.c)
+ * Errors (errors.c)
+ * ------------------------------------------------------------------------ */
+/* Engine status to ereport(ERROR) "context: message"; never returns. */
+extern void FinbertEngineError(const fb_error *err, const char *context) pg_attribute_noreturn();
+
+/* Admin check shared by every function that changes the registry. */
+extern void FinbertCheckAdmin(const char *action);
+
+/* ------------------------------------------------------------------------
+ * Ending a background worker on SIGTERM (shutdown.c)
+ * ------------------------------------------------------------------------ */
+/* Has the postmaster begun a shutdown (postmaster.pid says "stopping")? */
+extern bool FinbertServerStopping(void);
+/*
+ * Ends a background worker whose loop stopped on SIGTERM: exit code 0 and
+ * no message when the server is shutting down, else a LOG line naming
+ * what stops (with restart as its detail) and exit code 1, so that the
+ * postmaster restarts a restartable worker.
+ */
+extern void FinbertExitAfterShutdownRequest(const char *what,
+											const char *restart) pg_attribute_noreturn();
+
+/* ------------------------------------------------------------------------
+ * Statistics (stats.c)
+ * ------------------------------------------------------------------------ */
+extern void FinbertStatsShmemRequest(void);
+extern void FinbertStatsShmemStartup(void);
+extern void FinbertStatsCount(uint64 texts, uint64 tokens, uint64 batches,
+							  uint64 elapsed_us);
+extern void FinbertStatsError(void);
+extern void FinbertStatsModelLoad(void);
+/* background worker: a run over the texts of requests requests */
+extern void FinbertStatsWorkerBatch(uint64 requests, uint64 texts,
+									uint64 batches, uint64 tokens);
+extern void FinbertStatsTokens(uint64 tokens);	/* last-minute rate */
+extern void FinbertStatsCache(uint64 hits, uint64 misses);
+extern void FinbertStatsCacheEvictions(uint64 n);
+extern void FinbertStatsCacheWrites(uint64 n);
+
+/* The counters as read by finbert_stats() (statfuncs.c). */
+typedef struct FinbertStatsData
+{
+	bool		shared;			/* cluster-wide (preloaded), else this backend */
+	uint64		requests;
+	uint64		texts;
+	uint64		tokens;
+	uint64		batches;
+	uint64		busy_us;
+	uint64		errors;
+	uint64		model_loads;
+	uint64		worker_requests;
+	uint64		worker_batches;
+	uint64		worker_texts;
+	uint64		cache_hits;
+	uint64		cache_misses;
+	uint64		cache_writes;
+	uint64		cache_evictions;
+	double		tokens_per_second_1m;
+	TimestampTz reset_time;
+} FinbertStatsData;
+extern void FinbertStatsRead(FinbertStatsData *out);
+extern void FinbertStatsReset(void);
+
+/* ------------------------------------------------------------------------
+ * Requests and results: the types every layer passes around
  * ------------------------------------------------------------------------ */
 /*
  * A registered model as resolved from the catalog by a backend: everything
@@ -90,52 +183,6 @@ typedef struct FinbertModelRef
 	int32		precision;		/* fb_precision: catalog precision */
 } FinbertModelRef;
 
-typedef struct FinbertModel
-{
-	char		name[FINBERT_NAME_MAX + 1]; /* hash key */
-	FinbertModelRef ref;		/* catalog row and files it came from */
-	fb_model   *model;			/* engine model, NULL until opened */
-	fb_session *session;		/* scratch memory for this backend */
-	LocalTransactionId valid_lxid;	/* catalog checked in this transaction */
-	CommandId	valid_cid;		/* ... and command */
-	uint64		uses;
-} FinbertModel;
-
-/*
- * Resolves name against the catalog (once per statement): the returned
- * entry's ref is valid; its model is opened only by FinbertGetModel.  guc
- * names the setting the name came from (for hints), or NULL when the
- * caller named the model explicitly.
- */
-extern FinbertModel *FinbertResolveModel(const char *name, const char *guc);
-/* Same, and opens the model in this backend on first use. */
-extern FinbertModel *FinbertGetModel(const char *name, const char *guc);
-/* Drops name from this backend's cache (no error when absent). */
-extern void FinbertForgetModel(const char *name);
-/* Are two resolutions the same files under the same checksum and precision? */
-extern bool FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b);
-
-/*
- * Opens the engine model in a canonical directory with the given precision
- * of its linear layers and a session on it; errors are raised with the same
- * messages wherever a model is opened (backend or worker).
- * max_batch_tokens 0 keeps the engine default.
- */
-extern void FinbertOpenEngineModel(const char *name, const char *path,
-								   fb_precision precision,
-								   int max_batch_tokens, fb_model **model,
-								   fb_session **session);
-
-/* Admin check shared by every function that changes the registry. */
-extern void FinbertCheckAdmin(const char *action);
-
-/* Name of an architecture / head for catalogs and messages. */
-extern const char *FinbertArchName(fb_arch arch);
-extern const char *FinbertHeadName(fb_head head);
-
-/* ------------------------------------------------------------------------
- * Requests (exec.c): the single call path of every SQL function
- * ------------------------------------------------------------------------ */
 typedef enum FinbertTask
 {
 	FINBERT_TASK_CLASSIFY,
@@ -153,7 +200,8 @@ typedef struct FinbertRequest
 	const fb_text *texts;		/* UTF-8, validated by the caller */
 	fb_pooling	pooling;		/* FINBERT_TASK_EMBED */
 	/* filled by FinbertExecute from the session's settings */
-	int			max_length;		/* finbert.max_length */
+	int			max_length;		/* tokens per window: finbert.max_length
+								 * capped by the model (FinbertExecute) */
 	int			batch_size;		/* texts per engine call */
 } FinbertRequest;
 
@@ -190,108 +238,9 @@ typedef struct FinbertResult
 	char	 ***tokens;			/* per text */
 } FinbertResult;
 
-extern void FinbertExecute(const FinbertRequest *req, FinbertResult *res);
-
-/*
- * Runs a request on an opened model in this process (backend or worker):
- * the one implementation behind both execution modes, so results, errors
- * and SQLSTATEs cannot differ.  Raises ERROR on failure.  *tokens and
- * *batches are incremented; text_tokens, when not NULL, receives the
- * tokens of each text.
- */
-extern void FinbertRun(const FinbertRequest *req, fb_model *model,
-					   fb_session *session, FinbertResult *res,
-					   int64 *tokens, int64 *batches, int32 *text_tokens);
-
-/* Engine interrupt callback of this process (backend or worker). */
-extern const fb_run_ctl *FinbertRunCtl;
-
-/*
- * One engine call over texts[0 .. n) writing rows of floats to out
- * (fb_classify probabilities or fb_embed vectors).  The worker installs
- * FinbertParallelCall, which splits such a call over its engine lanes
- * (worker.c); NULL in backends.
- */
-typedef fb_status (*FinbertEngineCall) (fb_session *s, const fb_text *texts,
-										size_t n, const fb_task_options *opts,
-										float *out, fb_error *err);
-typedef fb_status (*FinbertParallelFn) (FinbertEngineCall call, fb_session *s,
-										const fb_text *texts, size_t n,
-										const fb_task_options *opts, float *out,
-										size_t row_floats, fb_error *err);
-extern FinbertParallelFn FinbertParallelCall;
-
-/*
- * Entities of texts[0 .. n) into lists[i] with status[i] (FB_OK, the
- * error of the text with err[i], or FB_ERR_INTERRUPTED when it was not
- * computed), over the worker's lanes; NULL in backends.
- */
-typedef void (*FinbertParallelEntitiesFn) (fb_session *s, const fb_text *texts,
-										   size_t n, const fb_task_options *opts,
-										   fb_entity_list *lists,
-										   fb_status *status, fb_error *err);
-extern FinbertParallelEntitiesFn FinbertParallelEntities;
-/* True in the background worker (an interrupted engine call fails there). */
-extern bool FinbertInWorker;
-
-/*
- * Helpers for the SQL-callable functions: the model name to use (explicit
- * argument or the task's GUC) and a text argument checked against the
- * limits and the database encoding.
- */
-extern const char *FinbertModelName(const char *explicit_name,
-									const char *guc_value,
-									const char *guc_name,
-									const char **guc_out);
-extern void FinbertTextArg(text *t, fb_text *out);
-extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls,
-								 int *nvalid);
-
-/*
- * Set-returning array forms (result.c): one (ord, value) row per element
- * of the argument, value built by row_array from the element's result row.
- */
-typedef ArrayType *(*FinbertRowArrayFn) (const FinbertResult *res, int row,
-										 const void *arg);
-extern void FinbertReturnOrdArrays(FunctionCallInfo fcinfo,
-								   const FinbertResult *res,
-								   const bool *nulls, int n,
-								   FinbertRowArrayFn row_array,
-								   const void *arg);
-
-/* Engine status to ereport(ERROR); never returns. */
-extern void FinbertEngineError(const fb_error *err, const char *model) pg_attribute_noreturn();
-
 /* ------------------------------------------------------------------------
- * Request queue and background worker (queue.c, worker.c, wire.c)
+ * Serialised requests and results (wire.c)
  * ------------------------------------------------------------------------ */
-extern Size FinbertQueueShmemSize(void);
-extern void FinbertQueueShmemRequest(void);
-extern void FinbertQueueShmemStartup(void);
-extern void FinbertRegisterWorkers(void);
-
-/* Should this request go to the worker (finbert.execution)? */
-extern bool FinbertUseWorker(void);
-/* Runs req (model resolved to ref) in the worker; fills res like FinbertRun. */
-extern void FinbertWorkerExecute(const FinbertRequest *req,
-								 const FinbertModelRef *ref,
-								 FinbertResult *res, int64 *tokens);
-/* Backends currently inside FinbertExecute (enter/leave pairs). */
-extern void FinbertEnterExecute(void);
-extern void FinbertLeaveExecute(void);
-
-typedef struct FinbertQueueStatus
-{
-	int			worker_pid;		/* 0 when not running */
-	const char *worker_state;
-	int			queued;			/* requests waiting for the worker */
-	int			running;		/* requests in the worker's batch (or
-								 * abandoned there) */
-	int			slots_in_use;	/* any state but free */
-} FinbertQueueStatus;
-extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);
-
-/* Serialised requests and results (wire.c) */
 extern Size FinbertWireRequestSize(const FinbertRequest *req);
 extern void FinbertWireRequestWrite(char *buf, Size size, uint64 request_id,
 									const FinbertRequest *req,
@@ -301,9 +250,67 @@ extern bool FinbertWireRequestRead(const char *buf, Size size,
 								   FinbertModelRef *ref, fb_text **texts);
 extern void FinbertWireResultWrite(StringInfo out, FinbertTask task,
 								   const FinbertResult *res, const int *rows,
-								   int nrows, int64 tokens);
+								   int nrows);
 extern void FinbertWireResultRead(const char *buf, Size size, FinbertTask task,
-								  FinbertResult *res, int64 *tokens);
+								  FinbertResult *res);
+
+/* ------------------------------------------------------------------------
+ * Rows of the set-returning array forms (result.c)
+ * ------------------------------------------------------------------------ */
+/*
+ * One (ord, value) row per element of an array argument, value built by
+ * row_array from the element's result row.
+ */
+typedef ArrayType *(*FinbertRowArrayFn) (const FinbertResult *res, int row,
+										 const void *arg);
+extern void FinbertReturnOrdArrays(FunctionCallInfo fcinfo,
+								   const FinbertResult *res,
+								   const bool *nulls, int n,
+								   FinbertRowArrayFn row_array,
+								   const void *arg);
+
+/* ------------------------------------------------------------------------
+ * Model registry and per-backend cache (registry.c)
+ * ------------------------------------------------------------------------ */
+typedef struct FinbertModel
+{
+	char		name[FINBERT_NAME_MAX + 1]; /* hash key */
+	FinbertModelRef ref;		/* catalog row and files it came from */
+	fb_model   *model;			/* engine model, NULL until opened */
+	fb_session *session;		/* scratch memory for this backend */
+	LocalTransactionId valid_lxid;	/* catalog checked in this transaction */
+	CommandId	valid_cid;		/* ... and command */
+	uint64		uses;
+} FinbertModel;
+
+/*
+ * Resolves name against the catalog (once per statement): the returned
+ * entry's ref is valid; its model is opened only by FinbertGetModel.  guc
+ * names the setting the name came from (for hints), or NULL when the
+ * caller named the model explicitly.
+ */
+extern FinbertModel *FinbertResolveModel(const char *name, const char *guc);
+/* Same, and opens the model in this backend on first use. */
+extern FinbertModel *FinbertGetModel(const char *name, const char *guc);
+/* Drops name from this backend's cache (no error when absent). */
+extern void FinbertForgetModel(const char *name);
+/* Are two resolutions the same files under the same checksum and precision? */
+extern bool FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b);
+
+/*
+ * Opens the engine model in a canonical directory with the given precision
+ * of its linear layers and a session on it; errors are raised with the same
+ * messages wherever a model is opened (backend or worker).
+ * max_batch_tokens 0 keeps the engine default.
+ */
+extern void FinbertOpenEngineModel(const char *name, const char *path,
+								   fb_precision precision,
+								   int max_batch_tokens, fb_model **model,
+								   fb_session **session);
+
+/* Name of an architecture / head for catalogs and messages. */
+extern const char *FinbertArchName(fb_arch arch);
+extern const char *FinbertHeadName(fb_head head);
 
 /* ------------------------------------------------------------------------
  * Embedding cache (cache.c)
@@ -337,20 +344,115 @@ extern void FinbertCacheGetStatus(FinbertCacheStatus *st);
 extern void FinbertCacheResetStats(void);
 
 /* ------------------------------------------------------------------------
- * Statistics (stats.c)
+ * Request queue, backend side (queue.c)
  * ------------------------------------------------------------------------ */
-extern void FinbertStatsShmemRequest(void);
-extern void FinbertStatsShmemStartup(void);
-extern void FinbertStatsCount(uint64 texts, uint64 tokens, uint64 batches,
-							  uint64 elapsed_us);
-extern void FinbertStatsError(void);
-extern void FinbertStatsModelLoad(void);
-/* background worker: one engine call over texts of nrequests requests */
-extern void FinbertStatsWorkerBatch(uint64 requests, uint64 texts,
-									uint64 batches);
-extern void FinbertStatsTokens(uint64 tokens);	/* last-minute rate */
-extern void FinbertStatsCache(uint64 hits, uint64 misses);
-extern void FinbertStatsCacheEvictions(uint64 n);
-extern void FinbertStatsCacheWrites(uint64 n);
+extern Size FinbertQueueShmemSize(void);
+extern void FinbertQueueShmemRequest(void);
+extern void FinbertQueueShmemStartup(void);
+
+/* Should this request go to the worker (finbert.execution)? */
+extern bool FinbertUseWorker(void);
+/*
+ * Runs req (model resolved to ref) in the worker; fills res like
+ * FinbertRun.  The worker counts the tokens and batches it runs.
+ */
+extern void FinbertWorkerExecute(const FinbertRequest *req,
+								 const FinbertModelRef *ref,
+								 FinbertResult *res);
+/* Backends currently inside FinbertExecute (enter/leave pairs). */
+extern void FinbertEnterExecute(void);
+extern void FinbertLeaveExecute(void);
+
+typedef struct FinbertQueueStatus
+{
+	int			worker_pid;		/* 0 when not running */
+	const char *worker_state;
+	int			queued;			/* requests waiting for the worker */
+	int			running;		/* requests in the worker's batch (or
+								 * abandoned there) */
+	int			slots_in_use;	/* any state but free */
+} FinbertQueueStatus;
+extern bool FinbertQueueGetStatus(FinbertQueueStatus *st);
+
+/* ------------------------------------------------------------------------
+ * Running a request on an opened model (run.c)
+ * ------------------------------------------------------------------------ */
+/*
+ * One engine call over texts[0 .. n) writing rows of row_floats floats to
+ * out (fb_classify probabilities or fb_embed vectors).
+ */
+typedef fb_status (*FinbertEngineCall) (fb_session *s, const fb_text *texts,
+										size_t n, const fb_task_options *opts,
+										float *out, fb_error *err);
+/*
+ * Runs call over texts[0 .. n) split over more sessions (worker lanes);
+ * *tokens receives the tokens they ran (fb_session_tokens).
+ */
+typedef fb_status (*FinbertParallelFn) (void *arg, FinbertEngineCall call,
+										fb_session *s, const fb_text *texts,
+										size_t n, const fb_task_options *opts,
+										float *out, size_t row_floats,
+										uint64 *tokens, fb_error *err);
+/*
+ * Entities of texts[0 .. n) into lists[i] with status[i] (FB_OK, the
+ * error of the text with err[i], or FB_ERR_INTERRUPTED when it was not
+ * computed) and the tokens run for it in tokens[i], split over more
+ * sessions (worker lanes).
+ */
+typedef void (*FinbertParallelEntitiesFn) (void *arg, fb_session *s,
+										   const fb_text *texts, size_t n,
+										   const fb_task_options *opts,
+										   fb_entity_list *lists,
+										   fb_status *status, uint64 *tokens,
+										   fb_error *err);
+
+/*
+ * How FinbertRun calls the engine: given by the caller for each run
+ * (FinbertBackendRunContext() in a backend, the worker's own in worker.c),
+ * never stored.
+ */
+typedef struct FinbertRunContext
+{
+	const fb_run_ctl *ctl;		/* interrupt callback of the calling thread */
+	bool		stop_fails;		/* an interrupted engine call is an ERROR
+								 * (worker), not a harmless interrupt to
+								 * service and repeat (backend) */
+	FinbertParallelFn parallel_call;	/* NULL: one engine call */
+	FinbertParallelEntitiesFn parallel_entities;	/* NULL: text by text */
+	void	   *parallel_arg;	/* passed to both */
+} FinbertRunContext;
+
+/* A backend's context: CHECK_FOR_INTERRUPTS semantics, no lanes. */
+extern const FinbertRunContext *FinbertBackendRunContext(void);
+
+/*
+ * Runs a request on an opened model in this process (backend or worker):
+ * the one implementation behind both execution modes, so results, errors
+ * and SQLSTATEs cannot differ.  Raises ERROR on failure.  *batches is
+ * incremented by the engine calls, *tokens by the tokens the engine ran
+ * through the model (fb_session_tokens: [CLS] and [SEP] included, as
+ * truncated, each window of a long text; tokenization: the tokens
+ * returned).  Texts are tokenized once, by the engine.
+ */
+extern void FinbertRun(const FinbertRunContext *rc, const FinbertRequest *req,
+					   fb_model *model, fb_session *session,
+					   FinbertResult *res, int64 *tokens, int64 *batches);
+
+/* ------------------------------------------------------------------------
+ * Requests (exec.c): the single call path of every SQL function
+ * ------------------------------------------------------------------------ */
+extern void FinbertExecute(const FinbertRequest *req, FinbertResult *res);
+
+/*
+ * Helpers for the SQL-callable functions: the model to use (argument argno
+ * when the call has it, else the task's GUC) and a text argument checked
+ * against the limits and the database encoding.
+ */
+extern const char *FinbertModelArg(FunctionCallInfo fcinfo, int argno,
+								   const char *guc_value, const char *guc_name,
+								   const char **guc_out);
+extern void FinbertTextArg(text *t, fb_text *out);
+extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls,
+								 int *nvalid);
 
 #endif							/* FINBERT_PG_H */

@@ -382,9 +382,12 @@ WaitForAnswer(void)
 		if (state == SLOT_DONE || state == SLOT_FAILED)
 			return state;
 		if (state == SLOT_RUNNING && slot_worker != worker_pid)
+		{
+			CHECK_FOR_INTERRUPTS(); /* our own first (see RaiseWorkerError) */
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("finbert worker exited while running the request")));
+		}
 		CheckWorkerPresent(worker_pid, &since);
 
 		(void) WaitLatch(MyLatch,
@@ -417,6 +420,12 @@ RaiseWorkerError(void)
 	hint[FINBERT_ERRHINT_LEN - 1] = '\0';
 	AbandonSlot();
 
+	/*
+	 * An interrupt of our own comes first: when the server shuts down, the
+	 * worker stops our request while this backend has its own SIGTERM
+	 * pending, and PostgreSQL's message for that is the one to give.
+	 */
+	CHECK_FOR_INTERRUPTS();
 	ereport(ERROR,
 			(errcode(code ? code : ERRCODE_INTERNAL_ERROR),
 			 errmsg_internal("%s", msg),
@@ -426,7 +435,7 @@ RaiseWorkerError(void)
 
 /* Copies the result out of the worker's segment and frees the slot. */
 static void
-ReadAnswer(const FinbertRequest *req, FinbertResult *res, int64 *tokens)
+ReadAnswer(const FinbertRequest *req, FinbertResult *res)
 {
 	FinbertQueue *q = FinbertQueueShared;
 	FinbertSlot *slot = &q->slots[MySlot];
@@ -450,13 +459,13 @@ ReadAnswer(const FinbertRequest *req, FinbertResult *res, int64 *tokens)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("malformed result from the finbert worker")));
-	FinbertWireResultRead(dsm_segment_address(seg), size, req->task, res, tokens);
+	FinbertWireResultRead(dsm_segment_address(seg), size, req->task, res);
 	dsm_detach(seg);
 }
 
 void
 FinbertWorkerExecute(const FinbertRequest *req, const FinbertModelRef *ref,
-					 FinbertResult *res, int64 *tokens)
+					 FinbertResult *res)
 {
 	uint64		id;
 	Size		size;
@@ -474,7 +483,7 @@ FinbertWorkerExecute(const FinbertRequest *req, const FinbertModelRef *ref,
 		QueueRequest(id, seg, size, EstimateTokens(req));
 		if (WaitForAnswer() == SLOT_FAILED)
 			RaiseWorkerError();
-		ReadAnswer(req, res, tokens);
+		ReadAnswer(req, res);
 	}
 	PG_CATCH();
 	{

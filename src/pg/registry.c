@@ -115,22 +115,6 @@ FinbertHeadName(fb_head head)
 	return "unknown";
 }
 
-void
-FinbertCheckAdmin(const char *action)
-{
-	Oid			admin;
-
-	if (superuser())
-		return;
-	admin = get_role_oid("finbert_admin", true);
-	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to %s", action),
-			 errhint("Only superusers and members of the role \"finbert_admin\" may do this.")));
-}
-
 static bool
 ValidModelName(const char *name)
 {

@@ -7,26 +7,28 @@
  * before its tokens; the view is a statistic, not a snapshot).  Without
  * preloading they are kept per backend and the view says so.
  *
- * Backends count requests, texts, tokens, busy time and errors of their
- * finbert calls (inline or through the worker alike) and cache hits and
- * misses; engine calls are counted by whoever makes them (batches), the
- * worker also counts its own batches and their texts (worker_batches,
- * worker_mean_batch_size); the cache writer counts writes and evictions.
+ * Backends count requests, texts, busy time and errors of their finbert
+ * calls (inline or through the worker alike) and cache hits and misses;
+ * engine calls and the tokens they run (as the engine reports them,
+ * fb_session_tokens) are counted by whoever makes them, a backend inline
+ * or the worker, which also counts its own batches and their texts
+ * (worker_batches, worker_mean_batch_size) before it answers; the cache
+ * writer counts writes and evictions.
  * Tokens per second over the last minute come from a ring of 60 one-second
  * buckets under a spinlock (a few instructions per engine call).
+ *
+ * A bottom layer (finbert_pg.h): every file may count, this file calls no
+ * other file of src/pg.  The finbert_stats view, which adds the state of
+ * the queue and of the cache writer, is built in statfuncs.c.
  */
 #include "postgres.h"
 
-#include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "finbert_pg.h"
@@ -35,7 +37,7 @@ typedef struct FinbertStats
 {
 	pg_atomic_uint64 requests;	/* successful FinbertExecute calls */
 	pg_atomic_uint64 texts;		/* texts in them */
-	pg_atomic_uint64 tokens;	/* tokens fed to the model */
+	pg_atomic_uint64 tokens;	/* tokens run through the model */
 	pg_atomic_uint64 batches;	/* engine calls */
 	pg_atomic_uint64 busy_us;	/* wall time inside FinbertExecute */
 	pg_atomic_uint64 errors;	/* requests that raised an ERROR */
@@ -60,9 +62,6 @@ typedef struct FinbertStats
 static FinbertStats *SharedStats = NULL;	/* in shared memory */
 static FinbertStats LocalStats;
 static bool LocalStatsReady = false;
-
-PG_FUNCTION_INFO_V1(finbert_stats);
-PG_FUNCTION_INFO_V1(finbert_stats_reset);
 
 static inline pg_atomic_uint64 *
 Counter(FinbertStats *st, int i)
@@ -141,7 +140,8 @@ FinbertStatsModelLoad(void)
 }
 
 void
-FinbertStatsWorkerBatch(uint64 requests, uint64 texts, uint64 batches)
+FinbertStatsWorkerBatch(uint64 requests, uint64 texts, uint64 batches,
+						uint64 tokens)
 {
 	FinbertStats *st = Stats();
 
@@ -149,6 +149,8 @@ FinbertStatsWorkerBatch(uint64 requests, uint64 texts, uint64 batches)
 	pg_atomic_fetch_add_u64(&st->worker_batches, batches);
 	pg_atomic_fetch_add_u64(&st->worker_texts, texts);
 	pg_atomic_fetch_add_u64(&st->batches, batches);
+	pg_atomic_fetch_add_u64(&st->tokens, tokens);
+	FinbertStatsTokens(tokens);
 }
 
 void
@@ -206,121 +208,40 @@ FinbertStatsCacheEvictions(uint64 n)
 	pg_atomic_fetch_add_u64(&Stats()->cache_evictions, n);
 }
 
-/*
- * finbert_stats() returns one row; the columns are listed in the install
- * script (finbert_stats view).
- */
-Datum
-finbert_stats(PG_FUNCTION_ARGS)
+void
+FinbertStatsRead(FinbertStatsData *out)
 {
 	FinbertStats *st = Stats();
-	FinbertQueueStatus qs;
-	FinbertCacheStatus cs;
-	TupleDesc	tupdesc;
-	Datum		values[28];
-	bool		nulls[28] = {0};
-	uint64		requests,
-				texts,
-				tokens,
-				batches,
-				busy_us,
-				wbatches,
-				wtexts;
-	bool		shared;
-	int			i = 0;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
-	shared = FinbertQueueGetStatus(&qs);
-	FinbertCacheGetStatus(&cs);
-	requests = pg_atomic_read_u64(&st->requests);
-	texts = pg_atomic_read_u64(&st->texts);
-	tokens = pg_atomic_read_u64(&st->tokens);
-	batches = pg_atomic_read_u64(&st->batches);
-	busy_us = pg_atomic_read_u64(&st->busy_us);
-	wbatches = pg_atomic_read_u64(&st->worker_batches);
-	wtexts = pg_atomic_read_u64(&st->worker_texts);
-
-	values[i++] = CStringGetTextDatum(SharedStats ? "cluster" : "backend");
-	values[i++] = CStringGetTextDatum(GetConfigOption("finbert.execution", false, false));
-	if (qs.worker_pid != 0)
-		values[i++] = Int32GetDatum(qs.worker_pid);
-	else
-		nulls[i++] = true;
-	values[i++] = CStringGetTextDatum(qs.worker_state);
-	values[i++] = Int64GetDatum((int64) requests);
-	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&st->worker_requests));
-	values[i++] = Int64GetDatum((int64) texts);
-	values[i++] = Int64GetDatum((int64) batches);
-	if (batches > 0)
-		values[i++] = Float8GetDatum((double) texts / (double) batches);
-	else
-		nulls[i++] = true;
-	values[i++] = Int64GetDatum((int64) wbatches);
-	if (wbatches > 0)
-		values[i++] = Float8GetDatum((double) wtexts / (double) wbatches);
-	else
-		nulls[i++] = true;
-	values[i++] = Int64GetDatum((int64) tokens);
-	values[i++] = Float8GetDatum((double) busy_us / 1000.0);
-	if (busy_us > 0)
-		values[i++] = Float8GetDatum((double) tokens * 1e6 / (double) busy_us);
-	else
-		nulls[i++] = true;
-	values[i++] = Float8GetDatum(TokensLastMinute(st));
-	if (shared)
-	{
-		values[i++] = Int32GetDatum(qs.queued);
-		values[i++] = Int32GetDatum(qs.running);
-		values[i++] = Int32GetDatum(qs.slots_in_use);
-	}
-	else
-	{
-		nulls[i++] = true;
-		nulls[i++] = true;
-		nulls[i++] = true;
-	}
-	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&st->errors));
-	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&st->model_loads));
-	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&st->cache_hits));
-	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&st->cache_misses));
-	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&st->cache_writes));
-	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&st->cache_evictions));
-	if (cs.available)
-	{
-		values[i++] = Int64GetDatum(cs.pending);
-		values[i++] = Int64GetDatum(cs.dropped);
-		if (cs.writer_pid != 0)
-			values[i++] = Int32GetDatum(cs.writer_pid);
-		else
-			nulls[i++] = true;
-	}
-	else
-	{
-		nulls[i++] = true;
-		nulls[i++] = true;
-		nulls[i++] = true;
-	}
-	values[i++] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&st->reset_time));
-	Assert(i == lengthof(values));
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	out->shared = SharedStats != NULL;
+	out->requests = pg_atomic_read_u64(&st->requests);
+	out->texts = pg_atomic_read_u64(&st->texts);
+	out->tokens = pg_atomic_read_u64(&st->tokens);
+	out->batches = pg_atomic_read_u64(&st->batches);
+	out->busy_us = pg_atomic_read_u64(&st->busy_us);
+	out->errors = pg_atomic_read_u64(&st->errors);
+	out->model_loads = pg_atomic_read_u64(&st->model_loads);
+	out->worker_requests = pg_atomic_read_u64(&st->worker_requests);
+	out->worker_batches = pg_atomic_read_u64(&st->worker_batches);
+	out->worker_texts = pg_atomic_read_u64(&st->worker_texts);
+	out->cache_hits = pg_atomic_read_u64(&st->cache_hits);
+	out->cache_misses = pg_atomic_read_u64(&st->cache_misses);
+	out->cache_writes = pg_atomic_read_u64(&st->cache_writes);
+	out->cache_evictions = pg_atomic_read_u64(&st->cache_evictions);
+	out->tokens_per_second_1m = TokensLastMinute(st);
+	out->reset_time = (TimestampTz) pg_atomic_read_u64(&st->reset_time);
 }
 
-Datum
-finbert_stats_reset(PG_FUNCTION_ARGS)
+void
+FinbertStatsReset(void)
 {
 	FinbertStats *st = Stats();
 
-	FinbertCheckAdmin("reset finbert statistics");
 	for (int i = 0; i < STATS_COUNTERS; i++)
 		pg_atomic_write_u64(Counter(st, i), 0);
 	SpinLockAcquire(&st->rate_lock);
 	memset(st->rate_second, 0, sizeof(st->rate_second));
 	memset(st->rate_tokens, 0, sizeof(st->rate_tokens));
 	SpinLockRelease(&st->rate_lock);
-	FinbertCacheResetStats();
 	pg_atomic_write_u64(&st->reset_time, (uint64) GetCurrentTimestamp());
-	PG_RETURN_VOID();
 }

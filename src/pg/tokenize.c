@@ -26,13 +26,10 @@ RunTokenize(FunctionCallInfo fcinfo, const fb_text *texts, int ntexts,
 			FinbertResult *res)
 {
 	FinbertRequest req = {0};
-	const char *explicit_name = NULL;
 
-	if (PG_NARGS() > 1)
-		explicit_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	req.task = FINBERT_TASK_TOKENIZE;
-	req.model = FinbertModelName(explicit_name, finbert_embed_model,
-								 "finbert.embed_model", &req.guc);
+	req.model = FinbertModelArg(fcinfo, 1, finbert_embed_model,
+								"finbert.embed_model", &req.guc);
 	req.ntexts = ntexts;
 	req.texts = texts;
 	if (ntexts > 0)

@@ -9,7 +9,7 @@
  *   char data[]                 the texts, back to back, never truncated
  *
  * The worker answers in a segment it creates: a flat little record of
- * int32 / int64 / float4 values and length-prefixed strings, written with
+ * int32 / float4 values and length-prefixed strings, written with
  * FinbertWireResultWrite from (rows of) a FinbertResult and read back into
  * a palloc'd FinbertResult with FinbertWireResultRead.  Both readers check
  * every length against the segment; a malformed record is an internal
@@ -158,12 +158,6 @@ PutInt32(StringInfo out, int32 v)
 }
 
 static inline void
-PutInt64(StringInfo out, int64 v)
-{
-	appendBinaryStringInfo(out, (const char *) &v, sizeof(v));
-}
-
-static inline void
 PutFloats(StringInfo out, const float4 *v, Size n)
 {
 	if (n > 0)
@@ -194,13 +188,11 @@ PutLabels(StringInfo out, const FinbertResult *res)
  */
 void
 FinbertWireResultWrite(StringInfo out, FinbertTask task,
-					   const FinbertResult *res, const int *rows, int nrows,
-					   int64 tokens)
+					   const FinbertResult *res, const int *rows, int nrows)
 {
 	PutInt32(out, WIRE_RESULT_MAGIC);
 	PutInt32(out, (int32) task);
 	PutInt32(out, nrows);
-	PutInt64(out, tokens);
 	switch (task)
 	{
 		case FINBERT_TASK_CLASSIFY:
@@ -284,15 +276,6 @@ GetInt32(WireReader *r)
 	return v;
 }
 
-static int64
-GetInt64(WireReader *r)
-{
-	int64		v;
-
-	memcpy(&v, Take(r, sizeof(v)), sizeof(v));
-	return v;
-}
-
 /* A count that the rest of the record must be able to hold. */
 static int
 GetCount(WireReader *r, Size min_bytes_each)
@@ -339,7 +322,7 @@ GetLabels(WireReader *r, FinbertResult *res)
 /* Reads a result written by FinbertWireResultWrite into res (palloc'd). */
 void
 FinbertWireResultRead(const char *buf, Size size, FinbertTask task,
-					  FinbertResult *res, int64 *tokens)
+					  FinbertResult *res)
 {
 	WireReader	r = {buf, size, 0};
 	int			n;
@@ -349,7 +332,6 @@ FinbertWireResultRead(const char *buf, Size size, FinbertTask task,
 		Corrupt();
 	n = GetCount(&r, 0);
 	res->ntexts = n;
-	*tokens = GetInt64(&r);
 	switch (task)
 	{
 		case FINBERT_TASK_CLASSIFY:

@@ -25,7 +25,8 @@
  *   3. group the requests by (task, model files and precision, max_length,
  *      pooling); a classification, embedding or entity group runs as one
  *      merged request, its texts sorted by length, through the same
- *      FinbertRun as inline execution (exec.c).  If the merged run fails,
+ *      FinbertRun as inline execution (run.c), with this worker's run
+ *      context (its interrupt callback, its lanes).  If the merged run fails,
  *      each request of the group runs alone, so a bad input fails only its
  *      own request;
  *   4. answer each request: a result segment (DONE) or the error's
@@ -37,12 +38,20 @@
  * is turned into that request's answer.  Any other ERROR is promoted to
  * FATAL (no outer handler in a background worker): the process exits with
  * code 1, its exit callback fails the requests it was running, and the
- * postmaster restarts it after FINBERT_WORKER_RESTART_SECONDS.  SIGTERM
- * (SignalHandlerForShutdownRequest) stops the engine at its next interrupt
- * check and exits with code 1 as well; SIGHUP reloads the configuration
- * (batch_wait_ms, worker_threads).  Signal handlers only set flags and the
- * latch; engine threads never call back into PostgreSQL (the interrupt
- * callback runs in this thread).
+ * postmaster restarts it after FINBERT_WORKER_RESTART_SECONDS.
+ *
+ * SIGTERM (SignalHandlerForShutdownRequest, never die(): no FATAL) stops
+ * the engine at its next interrupt check; the running requests get
+ * "finbert worker stopped the request", the other groups of the batch are
+ * failed the same way, and the loop ends.  Then (shutdown.c) a server
+ * shutdown ends the worker with exit code 0 and no message, as
+ * PostgreSQL's own processes; a stray SIGTERM (pg_terminate_backend) with
+ * a LOG line and exit code 1, and the postmaster restarts it; requests
+ * still queued wait for the new worker.  Postmaster death ends it at once
+ * (WL_EXIT_ON_PM_DEATH; the engine polls PostmasterIsAlive).  SIGHUP
+ * reloads the configuration (batch_wait_ms, worker_threads).  Signal
+ * handlers only set flags and the latch; engine threads never call back
+ * into PostgreSQL (the interrupt callback runs in this thread).
  */
 #include "postgres.h"
 
@@ -92,6 +101,7 @@ typedef struct Lane
 	FinbertEngineCall call;		/* NULL: entities of each text */
 	fb_entity_list *lists;		/* entities: per text */
 	fb_status  *statuses;
+	uint64	   *text_tokens;
 	fb_error   *errs;
 	fb_session *session;
 	const fb_text *texts;
@@ -103,6 +113,7 @@ typedef struct Lane
 	pthread_t	thread;
 	bool		started;
 	fb_status	status;
+	uint64		tokens;			/* run by this lane (fb_session_tokens) */
 	fb_error	err;
 } Lane;
 
@@ -144,9 +155,6 @@ static uint64 *ResultIds = NULL;
 /* Jobs of the engine run in progress, for the interrupt callbacks. */
 static Job **RunJobs = NULL;
 static int	NRunJobs = 0;
-
-/* The model of the run in progress, for FinbertParallelCall. */
-static WorkerModel *CurrentModel = NULL;
 
 /* Set by this thread when lane 0 stops: the other lanes stop too. */
 static volatile sig_atomic_t LaneStop = 0;
@@ -197,6 +205,35 @@ LaneInterrupt(void *arg)
 
 static const fb_run_ctl WorkerRunCtl = {WorkerInterrupt, NULL};
 static const fb_run_ctl LaneRunCtl = {LaneInterrupt, NULL};
+
+static fb_status WorkerParallelCall(void *arg, FinbertEngineCall call,
+									fb_session *s, const fb_text *texts,
+									size_t n, const fb_task_options *opts,
+									float *out, size_t row_floats,
+									uint64 *tokens, fb_error *err);
+static void WorkerParallelEntities(void *arg, fb_session *s,
+								   const fb_text *texts, size_t n,
+								   const fb_task_options *opts,
+								   fb_entity_list *lists, fb_status *statuses,
+								   uint64 *tokens, fb_error *errs);
+
+/*
+ * How FinbertRun calls the engine here: this thread's interrupt callback,
+ * a stop is an error (shutdown, or every requester gone), engine calls
+ * split over the lanes of wm.
+ */
+static FinbertRunContext
+RunContext(WorkerModel *wm)
+{
+	FinbertRunContext rc;
+
+	rc.ctl = &WorkerRunCtl;
+	rc.stop_fails = true;
+	rc.parallel_call = WorkerParallelCall;
+	rc.parallel_entities = WorkerParallelEntities;
+	rc.parallel_arg = wm;
+	return rc;
+}
 
 static int
 WorkerThreads(void)
@@ -307,19 +344,23 @@ static void *
 LaneMain(void *arg)
 {
 	Lane	   *l = arg;
+	uint64		before = fb_session_tokens(l->session);
 
 	if (l->call)
 	{
 		l->status = l->call(l->session, l->texts + l->start, l->end - l->start,
 							l->opts, l->out + l->start * l->row_floats, &l->err);
+		l->tokens = fb_session_tokens(l->session) - before;
 		return NULL;
 	}
 	/* entities: text by text, stopping at the first failure */
 	l->status = FB_OK;
 	for (size_t i = l->start; i < l->end && l->status == FB_OK; i++)
 	{
+		before = fb_session_tokens(l->session);
 		l->statuses[i] = fb_entities(l->session, &l->texts[i], l->opts,
 									 &l->lists[i], &l->errs[i]);
+		l->text_tokens[i] = fb_session_tokens(l->session) - before;
 		if (l->statuses[i] != FB_OK)
 		{
 			fb_entity_list_free(&l->lists[i]);
@@ -331,15 +372,15 @@ LaneMain(void *arg)
 }
 
 /*
- * Splits texts[0 .. n) over the lanes of the current model into contiguous
+ * Splits texts[0 .. n) over the lanes of wm into contiguous
  * parts of about equal bytes and runs them: lane 0 in this thread, the
  * others in threads with every signal blocked.  Returns the lanes used
  * (palloc'd, *nlanes of them), each with its status.
  */
 static Lane *
-RunLanes(const Lane *proto, const fb_text *texts, size_t n, int *nlanes)
+RunLanes(WorkerModel *wm, const Lane *proto, const fb_text *texts, size_t n,
+		 int *nlanes)
 {
-	WorkerModel *wm = CurrentModel;
 	Lane	   *lanes;
 	int			nl = (int) Min((size_t) wm->nlanes, n);
 	int			l = 0;
@@ -401,36 +442,46 @@ RunLanes(const Lane *proto, const fb_text *texts, size_t n, int *nlanes)
 }
 
 static bool
-UseLanes(fb_session *s, size_t n)
+UseLanes(const WorkerModel *wm, fb_session *s, size_t n)
 {
-	return CurrentModel != NULL && s == CurrentModel->lanes[0] &&
-		CurrentModel->nlanes > 1 && n > 1;
+	return s == wm->lanes[0] && wm->nlanes > 1 && n > 1;
 }
 
 /*
- * FinbertParallelCall of the worker.  The status is the first real error
- * of any part, else FB_ERR_INTERRUPTED if a part was interrupted.
+ * The parallel_call of the worker's run context (arg: the WorkerModel).
+ * The status is the first real error of any part, else FB_ERR_INTERRUPTED
+ * if a part was interrupted.
  */
 static fb_status
-WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
-				   size_t n, const fb_task_options *opts, float *out,
-				   size_t row_floats, fb_error *err)
+WorkerParallelCall(void *arg, FinbertEngineCall call, fb_session *s,
+				   const fb_text *texts, size_t n, const fb_task_options *opts,
+				   float *out, size_t row_floats, uint64 *tokens,
+				   fb_error *err)
 {
+	WorkerModel *wm = arg;
 	Lane		proto;
 	Lane	   *lanes;
 	int			nl;
 	fb_status	status = FB_OK;
 
-	if (!UseLanes(s, n))
-		return call(s, texts, n, opts, out, err);
+	*tokens = 0;
+	if (!UseLanes(wm, s, n))
+	{
+		uint64		before = fb_session_tokens(s);
+
+		status = call(s, texts, n, opts, out, err);
+		*tokens = fb_session_tokens(s) - before;
+		return status;
+	}
 	memset(&proto, 0, sizeof(proto));
 	proto.call = call;
 	proto.opts = opts;
 	proto.out = out;
 	proto.row_floats = row_floats;
-	lanes = RunLanes(&proto, texts, n, &nl);
+	lanes = RunLanes(wm, &proto, texts, n, &nl);
 	for (int l = 0; l < nl; l++)
 	{
+		*tokens += lanes[l].tokens;
 		if (lanes[l].status == FB_OK)
 			continue;
 		if (status == FB_OK ||
@@ -445,25 +496,28 @@ WorkerParallelCall(FinbertEngineCall call, fb_session *s, const fb_text *texts,
 	return status;
 }
 
-/* FinbertParallelEntities of the worker. */
+/* The parallel_entities of the worker's run context (arg: the WorkerModel). */
 static void
-WorkerParallelEntities(fb_session *s, const fb_text *texts, size_t n,
-					   const fb_task_options *opts, fb_entity_list *lists,
-					   fb_status *statuses, fb_error *errs)
+WorkerParallelEntities(void *arg, fb_session *s, const fb_text *texts,
+					   size_t n, const fb_task_options *opts,
+					   fb_entity_list *lists, fb_status *statuses,
+					   uint64 *tokens, fb_error *errs)
 {
+	WorkerModel *wm = arg;
 	Lane		proto;
 	int			nl;
 
 	for (size_t i = 0; i < n; i++)
 		statuses[i] = FB_ERR_INTERRUPTED;	/* not computed */
-	if (!UseLanes(s, n))
+	if (!UseLanes(wm, s, n))
 		return;					/* the caller computes them one by one */
 	memset(&proto, 0, sizeof(proto));
 	proto.lists = lists;
 	proto.statuses = statuses;
+	proto.text_tokens = tokens;
 	proto.errs = errs;
 	proto.opts = opts;
-	pfree(RunLanes(&proto, texts, n, &nl));
+	pfree(RunLanes(wm, &proto, texts, n, &nl));
 }
 
 /* ------------------------------------------------------------------------
@@ -523,7 +577,7 @@ CatchError(void)
 
 /* Sends rows of res (computed for job's texts) back to job's requester. */
 static void
-AnswerJob(Job *job, const FinbertResult *res, const int *rows, int64 tokens)
+AnswerJob(Job *job, const FinbertResult *res, const int *rows)
 {
 	FinbertQueue *q = FinbertQueueShared;
 	FinbertSlot *slot = &q->slots[job->slot];
@@ -537,7 +591,7 @@ AnswerJob(Job *job, const FinbertResult *res, const int *rows, int64 tokens)
 	PG_TRY();
 	{
 		initStringInfo(&buf);
-		FinbertWireResultWrite(&buf, job->req.task, res, rows, job->req.ntexts, tokens);
+		FinbertWireResultWrite(&buf, job->req.task, res, rows, job->req.ntexts);
 		seg = dsm_create(buf.len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 		if (seg == NULL)
 			ereport(ERROR,
@@ -616,6 +670,7 @@ static void
 RunAlone(Job *job, WorkerModel *wm)
 {
 	FinbertRequest req = job->req;
+	FinbertRunContext rc = RunContext(wm);
 	FinbertResult res;
 	int64		tokens = 0,
 				batches = 0;
@@ -627,7 +682,7 @@ RunAlone(Job *job, WorkerModel *wm)
 	NRunJobs = 1;
 	PG_TRY();
 	{
-		FinbertRun(&req, wm->model, wm->lanes[0], &res, &tokens, &batches, NULL);
+		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches);
 	}
 	PG_CATCH();
 	{
@@ -640,12 +695,12 @@ RunAlone(Job *job, WorkerModel *wm)
 		FailJobError(job, edata);
 		return;
 	}
-	FinbertStatsWorkerBatch(1, (uint64) req.ntexts, (uint64) batches);
-	FinbertStatsTokens((uint64) tokens);
+	FinbertStatsWorkerBatch(1, (uint64) req.ntexts, (uint64) batches,
+							(uint64) tokens);
 	rows = palloc(sizeof(int) * Max(req.ntexts, 1));
 	for (int i = 0; i < req.ntexts; i++)
 		rows[i] = i;
-	AnswerJob(job, &res, rows, tokens);
+	AnswerJob(job, &res, rows);
 }
 
 /*
@@ -657,10 +712,10 @@ static bool
 RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 {
 	FinbertRequest req = jobs[0]->req;
+	FinbertRunContext rc = RunContext(wm);
 	FinbertResult res;
 	MergedText *m;
 	fb_text    *texts;
-	int32	   *text_tokens;
 	int		  **rows;
 	int			total = 0,
 				k = 0;
@@ -694,7 +749,6 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 		texts[k] = jobs[m[k].job]->texts[m[k].row];
 		rows[m[k].job][m[k].row] = k;
 	}
-	text_tokens = palloc0(sizeof(int32) * Max(total, 1));
 
 	req.texts = texts;
 	req.ntexts = total;
@@ -703,8 +757,7 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	NRunJobs = njobs;
 	PG_TRY();
 	{
-		FinbertRun(&req, wm->model, wm->lanes[0], &res, &tokens, &batches,
-				   text_tokens);
+		FinbertRun(&rc, &req, wm->model, wm->lanes[0], &res, &tokens, &batches);
 	}
 	PG_CATCH();
 	{
@@ -716,16 +769,10 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	if (!ok)
 		return false;
 
-	FinbertStatsWorkerBatch((uint64) njobs, (uint64) total, (uint64) batches);
-	FinbertStatsTokens((uint64) tokens);
+	FinbertStatsWorkerBatch((uint64) njobs, (uint64) total, (uint64) batches,
+							(uint64) tokens);
 	for (int j = 0; j < njobs; j++)
-	{
-		int64		t = 0;
-
-		for (int i = 0; i < jobs[j]->req.ntexts; i++)
-			t += text_tokens[rows[j][i]];
-		AnswerJob(jobs[j], &res, rows[j], t);
-	}
+		AnswerJob(jobs[j], &res, rows[j]);
 	return true;
 }
 
@@ -785,12 +832,8 @@ RunGroup(Job **jobs, int njobs)
 		return;
 	}
 
-	CurrentModel = wm;
 	if (njobs > 1 && task != FINBERT_TASK_TOKENIZE && RunMerged(jobs, njobs, wm))
-	{
-		CurrentModel = NULL;
 		return;
-	}
 	for (int j = 0; j < njobs; j++)
 	{
 		if (ShutdownRequestPending)
@@ -800,7 +843,6 @@ RunGroup(Job **jobs, int njobs)
 		else
 			RunAlone(jobs[j], wm);
 	}
-	CurrentModel = NULL;
 }
 
 static bool
@@ -1103,11 +1145,6 @@ finbert_worker_main(Datum arg)
 		ereport(FATAL,
 				(errmsg("finbert worker started without finbert shared memory")));
 
-	FinbertInWorker = true;
-	FinbertRunCtl = &WorkerRunCtl;
-	FinbertParallelCall = WorkerParallelCall;
-	FinbertParallelEntities = WorkerParallelEntities;
-
 	WorkerContext = AllocSetContextCreate(TopMemoryContext, "finbert worker",
 										  ALLOCSET_DEFAULT_SIZES);
 	BatchContext = AllocSetContextCreate(WorkerContext, "finbert batch",
@@ -1175,7 +1212,8 @@ finbert_worker_main(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* exit code 1: the postmaster restarts the worker (unless shutting down) */
+	/* shutdown: exit 0 quietly; a stray SIGTERM: exit 1, restarted */
 	CloseIdleModels(true);
-	proc_exit(1);
+	FinbertExitAfterShutdownRequest("finbert worker",
+									"The postmaster starts a new one; queued requests wait for it.");
 }

@@ -8,29 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fb_test.h"
+
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int
 replay_file(const char *path)
 {
-	FILE	   *f = fopen(path, "rb");
+	size_t		n;
+	char	   *file = fbt_read_file(path, &n);
 	uint8_t    *buf;
-	long		n;
 
-	if (f == NULL)
+	if (file == NULL)
 		return -1;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n > 0 ? (size_t) n : 1);
-	if (buf == NULL || (n > 0 && fread(buf, 1, (size_t) n, f) != (size_t) n))
+	/* an exact-size copy (as libFuzzer does): ASan sees a read one past it */
+	buf = malloc(n > 0 ? n : 1);
+	if (buf == NULL)
 	{
-		fclose(f);
-		free(buf);
+		free(file);
 		return -1;
 	}
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, (size_t) n);
+	memcpy(buf, file, n);
+	free(file);
+	LLVMFuzzerTestOneInput(buf, n);
 	free(buf);
 	return 0;
 }

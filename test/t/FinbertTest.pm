@@ -18,7 +18,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(finbert_node start_psql finish_psql poll_until
-  worker_pid stats log_since process_alive);
+  worker_pid stats log_since process_alive start_after_postmaster_death);
 
 # A started node with finbert preloaded and the fixtures registered.
 sub finbert_node
@@ -141,6 +141,21 @@ sub process_alive
 {
 	my ($pid) = @_;
 	return kill(0, $pid) ? 1 : 0;
+}
+
+# Starts $node again after its postmaster was killed: the pid is
+# forgotten, and the start retried (for 10 s) while the remaining
+# children go.  Returns true when the node runs.
+sub start_after_postmaster_death
+{
+	my ($node) = @_;
+	$node->{_pid} = undef;
+	for (1 .. 50)
+	{
+		return 1 if $node->start(fail_ok => 1);
+		usleep(200_000);
+	}
+	return 0;
 }
 
 1;

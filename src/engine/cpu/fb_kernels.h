@@ -7,7 +7,8 @@
  * The AVX-512 set (ops_avx512.c, gemm_q8_avx512.c: VNNI int8 GEMM) is
  * chosen where the CPU has AVX-512 F/BW/DQ/VL and VNNI; with AVX512-BF16
  * as well, int8 mode runs attention in bfloat16 (attn_bf16_avx512.c).
- * FINBERT_CPU_KERNEL=generic|avx2|avx512 forces a set (tests, benchmarks).
+ * FINBERT_CPU_KERNEL=generic|avx2|avx512 forces a set (tests, benchmarks;
+ * read in env.c).
  */
 #ifndef FB_KERNELS_H
 #define FB_KERNELS_H

@@ -566,22 +566,11 @@ phase_rows(void *arg, int tid, int nt)
 }
 
 /* int8 mode's attention kernel: bfloat16 where the CPU has it, unless
- * FINBERT_INT8_ATTENTION=fp32 (a diagnostic switch: measures what the
- * bfloat16 rounding costs); NULL runs attention in fp32. */
+ * FINBERT_INT8_ATTENTION=fp32 (env.c); NULL runs attention in fp32. */
 static fb_attn_bf16_fn
 int8_attention(void)
 {
-	static int	use = -1;		/* threads of a pass may race to set it: atomic */
-	int			u = __atomic_load_n(&use, __ATOMIC_RELAXED);
-
-	if (u < 0)
-	{
-		const char *env = getenv("FINBERT_INT8_ATTENTION");
-
-		u = !(env != NULL && strcmp(env, "fp32") == 0);
-		__atomic_store_n(&use, u, __ATOMIC_RELAXED);
-	}
-	return u ? fb_cpu_kernels_get()->attn_bf16 : NULL;
+	return fb_env_get()->int8_attention_fp32 ? NULL : fb_cpu_kernels_get()->attn_bf16;
 }
 
 /* One attention head of one sequence: rows [L, 3H] of qkv -> ctx, for
@@ -729,22 +718,6 @@ narrow_embed(fwd_job *j)
 			   s->cm->layers[0].qkv_b, s->qkv, T, 3 * H, H, 0);
 }
 
-/* Rows per thread under which a batch takes the narrow path. */
-static size_t
-narrow_rows_per_thread(void)
-{
-	static size_t rows = 0;
-
-	if (rows == 0)
-	{
-		const char *env = getenv("FINBERT_NARROW_ROWS");
-		long		v = env ? atol(env) : 0;
-
-		rows = v > 0 ? (size_t) v : 128;
-	}
-	return rows;
-}
-
 /*
  * The forward pass.  With cls_only, the last layer runs for the first row
  * of each sequence only (all a sequence-classification head or CLS/pooler
@@ -806,7 +779,7 @@ fb_cpu_forward(fb_cpu_session *s, const fb_batch *b, bool cls_only,
 	job.cls_only = cls_only;
 	pthread_mutex_init(&job.mu, NULL);
 
-	narrow = s->pool != NULL && T < narrow_rows_per_thread() * (size_t) s->n_threads;
+	narrow = s->pool != NULL && T < fb_env_get()->narrow_rows * (size_t) s->n_threads;
 	if (!narrow)
 	{
 		/*

@@ -2,7 +2,6 @@
  * kernels.c — picks the element-wise kernel set once per process.
  */
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "fb_kernels.h"
@@ -80,9 +79,9 @@ fb_cpu_kernels_by_name(const char *name)
 static void
 choose(void)
 {
-	const char *force = getenv("FINBERT_CPU_KERNEL");
+	const char *force = fb_env_get()->cpu_kernel;
 
-	if (force != NULL && fb_cpu_kernels_by_name(force) != NULL)
+	if (force[0] != '\0' && fb_cpu_kernels_by_name(force) != NULL)
 		chosen = fb_cpu_kernels_by_name(force);
 	else
 		chosen = cpu_has_avx512_vnni() ? avx512_set() :
