@@ -94,7 +94,7 @@ $(BUILD)/bench_q8_onednn: bench/bench_q8_onednn.c bench/bench_util.h $(ENGINE_LI
 $(CLI): src/cli/finbert_cli.c $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
-$(BUILD)/test/%: test/%.c test/fb_test.h $(ENGINE_LIB)
+$(BUILD)/test/%: test/%.c test/fb_test.h test/fb_golden.h $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(FB_CFLAGS) -Itest -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 

@@ -17,6 +17,7 @@
 
 #include <json.h>
 
+#include "fb_golden.h"
 #include "fb_test.h"
 #include "finbert.h"
 
@@ -26,22 +27,6 @@
 static json_object *golden;
 static const char **texts;
 static int	n_texts;
-
-static double
-row_diff(const float *a, json_object *row, int n)
-{
-	double		d = 0.0;
-
-	if (row == NULL || (int) json_object_array_length(row) != n)
-		return INFINITY;
-	for (int i = 0; i < n; i++)
-	{
-		double		e = fabs(a[i] - json_object_get_double(json_object_array_get_idx(row, i)));
-
-		d = e > d ? e : d;
-	}
-	return d;
-}
 
 static fb_model *
 open_dir(const char *dir, int check_alternates)
@@ -116,7 +101,7 @@ check_model(const char *name, json_object *g)
 			float		logits[16];
 
 			CHECK_STATUS(fb_classify(s, &text, 1, NULL, logits, NULL, &err), err);
-			d = row_diff(logits, out, info->n_labels);
+			d = fbt_max_diff_row(logits, out, info->n_labels);
 		}
 		else if (strcmp(kind, "token") == 0)
 		{
@@ -131,7 +116,7 @@ check_model(const char *name, json_object *g)
 				  "%s: text %d: %d token rows, golden %zu", name, t, n, json_object_array_length(out));
 			for (int r = 0; r < n && r < (int) json_object_array_length(out) && n_ids < 128; r++)
 			{
-				double		e = row_diff(tl + (size_t) r * info->n_labels,
+				double		e = fbt_max_diff_row(tl + (size_t) r * info->n_labels,
 										 json_object_array_get_idx(out, r), info->n_labels);
 
 				d = e > d ? e : d;
@@ -152,7 +137,7 @@ check_model(const char *name, json_object *g)
 			CHECK_STATUS(fb_forward(s, &b, h, info->has_pooler ? p : NULL, &err), err);
 			for (int r = 0; r < n_ids; r++)
 			{
-				double		e = row_diff(h + (size_t) r * info->hidden,
+				double		e = fbt_max_diff_row(h + (size_t) r * info->hidden,
 										 json_object_array_get_idx(hid, r), info->hidden);
 
 				d = e > d ? e : d;
@@ -161,7 +146,7 @@ check_model(const char *name, json_object *g)
 				  "%s: pooler present %d", name, info->has_pooler);
 			if (info->has_pooler && pool != NULL)
 			{
-				double		e = row_diff(p, pool, info->hidden);
+				double		e = fbt_max_diff_row(p, pool, info->hidden);
 
 				d = e > d ? e : d;
 			}

@@ -13,6 +13,7 @@
 
 #include <json.h>
 
+#include "fb_golden.h"
 #include "fb_test.h"
 #include "finbert.h"
 
@@ -23,22 +24,6 @@ static json_object *golden;
 static int	test_threads = 1;	/* threads of every session under test */
 static const char **texts;
 static int	n_texts;
-
-static double
-max_diff_row(const float *a, json_object *row, int n)
-{
-	double		d = 0.0;
-
-	if (row == NULL || (int) json_object_array_length(row) != n)
-		return INFINITY;
-	for (int i = 0; i < n; i++)
-	{
-		double		e = fabs(a[i] - json_object_get_double(json_object_array_get_idx(row, i)));
-
-		d = e > d ? e : d;
-	}
-	return d;
-}
 
 static fb_session *
 new_session(fb_model *m)
@@ -138,7 +123,7 @@ check_sequence(const char *name)
 		double		d;
 
 		CHECK_STATUS(st, err);
-		d = max_diff_row(logits, json_object_array_get_idx(outs, i), NL);
+		d = fbt_max_diff_row(logits, json_object_array_get_idx(outs, i), NL);
 		worst = d > worst ? d : worst;
 		CHECK(d <= TOL, "%s text %d: logits differ by %g", name, i, d);
 		{
@@ -161,7 +146,7 @@ check_sequence(const char *name)
 		CHECK_STATUS(st, err);
 		for (int i = 0; i < n_texts; i++)
 		{
-			double		d = max_diff_row(logits + (size_t) i * NL, json_object_array_get_idx(outs, i), NL);
+			double		d = fbt_max_diff_row(logits + (size_t) i * NL, json_object_array_get_idx(outs, i), NL);
 
 			worst_batch = d > worst_batch ? d : worst_batch;
 		}
@@ -174,7 +159,7 @@ check_sequence(const char *name)
 
 		for (int i = 0; i < 7; i++)
 		{
-			double		d = max_diff_row(logits + (size_t) i * NL, json_object_array_get_idx(b7, i), NL);
+			double		d = fbt_max_diff_row(logits + (size_t) i * NL, json_object_array_get_idx(b7, i), NL);
 
 			d7 = d > d7 ? d : d7;
 		}
@@ -200,7 +185,7 @@ check_sequence(const char *name)
 		CHECK_STATUS(fb_classify_batch(s, &bt, logits, probs, &err), err);
 		for (int i = 0; i < n_texts; i++)
 		{
-			double		d = max_diff_row(logits + (size_t) i * NL, json_object_array_get_idx(outs, i), NL);
+			double		d = fbt_max_diff_row(logits + (size_t) i * NL, json_object_array_get_idx(outs, i), NL);
 
 			d_ids = d > d_ids ? d : d_ids;
 			free(rows[i]);
@@ -254,7 +239,7 @@ check_token(const char *name)
 			CHECK(n == nrows - 2, "%s text %d: %d tokens vs %d", name, i, n, nrows - 2);
 			for (int k = 0; k < n && k < nrows - 2; k++)
 			{
-				double		d = max_diff_row(lg + (size_t) k * NL, json_object_array_get_idx(rows, k + 1), NL);
+				double		d = fbt_max_diff_row(lg + (size_t) k * NL, json_object_array_get_idx(rows, k + 1), NL);
 
 				worst = d > worst ? d : worst;
 			}
@@ -334,7 +319,7 @@ check_encoder(void)
 		CHECK_STATUS(st, err);
 		for (int i = 0; i < n_texts; i++)
 		{
-			double		d = max_diff_row(emb + (size_t) i * H,
+			double		d = fbt_max_diff_row(emb + (size_t) i * H,
 										 json_object_object_get(json_object_array_get_idx(outs, i), keys[p]), H);
 
 			worst[p] = d > worst[p] ? d : worst[p];
@@ -371,7 +356,7 @@ check_encoder(void)
 		CHECK(n == (int) json_object_array_length(hid), "hidden rows %d", n);
 		for (int r = 0; r < n && r < (int) json_object_array_length(hid); r++)
 		{
-			double		d = max_diff_row(hs + (size_t) r * H, json_object_array_get_idx(hid, r), H);
+			double		d = fbt_max_diff_row(hs + (size_t) r * H, json_object_array_get_idx(hid, r), H);
 
 			worst[3] = d > worst[3] ? d : worst[3];
 		}
