@@ -481,6 +481,88 @@ COMMENT ON FUNCTION @extschema@.finbert_tokenize(text[], text) IS
 'WordPiece tokens of texts by the named model; ord is the 1-based position of the text in the array';
 
 -- ---------------------------------------------------------------------------
+-- Pinned forms: IMMUTABLE, so postgres_fdw ships them to the shards of a
+-- sharded table (is_foreign_expr refuses mutable functions), and generated
+-- columns and index expressions accept them.  Model and pin are explicit:
+-- nothing comes from a setting of the server that runs them, and a server
+-- whose model differs (weights or precision) raises an ERROR instead of
+-- answering differently.  The window is the model's full length, never
+-- finbert.max_length.  IMMUTABLE is a promise kept by the pin: the same
+-- pin gives the same result, and no pin runs on other weights.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.finbert_model_pin(model text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'finbert_model_pin'
+LANGUAGE C STRICT STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_model_pin(text) IS
+'the pin of a registered model for the *_pinned functions: its weight checksum (finbert_models.sha256), followed by :int8 for a model registered with precision int8';
+
+CREATE FUNCTION @extschema@.finbert_sentiment_pinned(input text, model text, pin text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'finbert_classify_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_sentiment_pinned(text, text, text) IS
+'sentiment label of a text by the named model, which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+CREATE FUNCTION @extschema@.finbert_industry_pinned(input text, model text, pin text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'finbert_classify_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_industry_pinned(text, text, text) IS
+'industry label of a text by the named model, which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+CREATE FUNCTION @extschema@.finbert_type_pinned(input text, model text, pin text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'finbert_classify_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_type_pinned(text, text, text) IS
+'news type label of a text by the named model, which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+CREATE FUNCTION @extschema@.finbert_classify_pinned(input text, model text, pin text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'finbert_classify_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_classify_pinned(text, text, text) IS
+'top label of a text by the named model, which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+CREATE FUNCTION @extschema@.finbert_scores_pinned(input text, model text, pin text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'finbert_scores_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_scores_pinned(text, text, text) IS
+'{label: probability} of a text by the named model, which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+CREATE FUNCTION @extschema@.finbert_companies_pinned(input text, model text, pin text)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'finbert_companies_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_companies_pinned(text, text, text) IS
+'distinct company names in a text by the named model, which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+CREATE FUNCTION @extschema@.finbert_persons_pinned(input text, model text, pin text)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'finbert_persons_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_persons_pinned(text, text, text) IS
+'distinct person names in a text by the named model, which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+CREATE FUNCTION @extschema@.finbert_embed_pinned(input text, model text, pooling text, pin text)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'finbert_embed_pinned'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_embed_pinned(text, text, text, text) IS
+'L2-normalised embedding of a text by the named model and pooling (mean, cls or pooler), which must have the pin (finbert_model_pin); IMMUTABLE: shippable to postgres_fdw shards';
+
+-- ---------------------------------------------------------------------------
 -- Statistics
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION @extschema@.finbert_stats(
@@ -604,4 +686,27 @@ GRANT EXECUTE ON FUNCTION
 
 REVOKE ALL ON @extschema@.finbert_models, @extschema@.finbert_stats FROM PUBLIC;
 GRANT SELECT ON @extschema@.finbert_models, @extschema@.finbert_stats
+	TO finbert_user, finbert_admin;
+
+REVOKE ALL ON FUNCTION
+	@extschema@.finbert_model_pin(text),
+	@extschema@.finbert_sentiment_pinned(text, text, text),
+	@extschema@.finbert_industry_pinned(text, text, text),
+	@extschema@.finbert_type_pinned(text, text, text),
+	@extschema@.finbert_classify_pinned(text, text, text),
+	@extschema@.finbert_scores_pinned(text, text, text),
+	@extschema@.finbert_companies_pinned(text, text, text),
+	@extschema@.finbert_persons_pinned(text, text, text),
+	@extschema@.finbert_embed_pinned(text, text, text, text)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.finbert_model_pin(text),
+	@extschema@.finbert_sentiment_pinned(text, text, text),
+	@extschema@.finbert_industry_pinned(text, text, text),
+	@extschema@.finbert_type_pinned(text, text, text),
+	@extschema@.finbert_classify_pinned(text, text, text),
+	@extschema@.finbert_scores_pinned(text, text, text),
+	@extschema@.finbert_companies_pinned(text, text, text),
+	@extschema@.finbert_persons_pinned(text, text, text),
+	@extschema@.finbert_embed_pinned(text, text, text, text)
 	TO finbert_user, finbert_admin;

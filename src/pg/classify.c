@@ -9,6 +9,13 @@
  *
  * and the array forms taking text[] (one request, results in input order,
  * NULL elements stay NULL): text[] for the labels, jsonb[] for the scores.
+ *
+ * Pinned forms (IMMUTABLE, shippable by postgres_fdw, usable in generated
+ * columns and index expressions): the model and its pin are arguments,
+ * never a setting:
+ *
+ *   finbert_{sentiment,industry,type,classify}_pinned(text, model, pin) → text
+ *   finbert_scores_pinned(text, model, pin) → jsonb
  */
 #include "postgres.h"
 
@@ -36,6 +43,8 @@ PG_FUNCTION_INFO_V1(finbert_industry_array);
 PG_FUNCTION_INFO_V1(finbert_type_array);
 PG_FUNCTION_INFO_V1(finbert_classify_array);
 PG_FUNCTION_INFO_V1(finbert_scores_array);
+PG_FUNCTION_INFO_V1(finbert_classify_pinned);
+PG_FUNCTION_INFO_V1(finbert_scores_pinned);
 
 typedef enum ClassifyOutput
 {
@@ -85,9 +94,10 @@ TopLabel(const FinbertResult *res, int row)
 	return CStringGetTextDatum(res->labels[top]);
 }
 
+/* pin_argno: the argument holding the pin (pinned forms), else 0 */
 static Datum
 ClassifyScalar(FunctionCallInfo fcinfo, const char *guc_value,
-			   const char *guc_name, ClassifyOutput output)
+			   const char *guc_name, int pin_argno, ClassifyOutput output)
 {
 	FinbertRequest req = {0};
 	FinbertResult res;
@@ -96,6 +106,8 @@ ClassifyScalar(FunctionCallInfo fcinfo, const char *guc_value,
 	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
 	req.task = FINBERT_TASK_CLASSIFY;
 	req.model = FinbertModelArg(fcinfo, 1, guc_value, guc_name, &req.guc);
+	if (pin_argno > 0)
+		req.pin = FinbertPinArg(fcinfo, pin_argno);
 	req.ntexts = 1;
 	req.texts = &t;
 	FinbertExecute(&req, &res);
@@ -150,33 +162,33 @@ Datum
 finbert_sentiment(PG_FUNCTION_ARGS)
 {
 	return ClassifyScalar(fcinfo, finbert_sentiment_model,
-						  "finbert.sentiment_model", OUTPUT_LABEL);
+						  "finbert.sentiment_model", 0, OUTPUT_LABEL);
 }
 
 Datum
 finbert_industry(PG_FUNCTION_ARGS)
 {
 	return ClassifyScalar(fcinfo, finbert_industry_model,
-						  "finbert.industry_model", OUTPUT_LABEL);
+						  "finbert.industry_model", 0, OUTPUT_LABEL);
 }
 
 Datum
 finbert_type(PG_FUNCTION_ARGS)
 {
 	return ClassifyScalar(fcinfo, finbert_type_model,
-						  "finbert.type_model", OUTPUT_LABEL);
+						  "finbert.type_model", 0, OUTPUT_LABEL);
 }
 
 Datum
 finbert_classify(PG_FUNCTION_ARGS)
 {
-	return ClassifyScalar(fcinfo, NULL, NULL, OUTPUT_LABEL);
+	return ClassifyScalar(fcinfo, NULL, NULL, 0, OUTPUT_LABEL);
 }
 
 Datum
 finbert_scores(PG_FUNCTION_ARGS)
 {
-	return ClassifyScalar(fcinfo, NULL, NULL, OUTPUT_SCORES);
+	return ClassifyScalar(fcinfo, NULL, NULL, 0, OUTPUT_SCORES);
 }
 
 Datum
@@ -210,4 +222,20 @@ Datum
 finbert_scores_array(PG_FUNCTION_ARGS)
 {
 	return ClassifyArray(fcinfo, NULL, NULL, OUTPUT_SCORES);
+}
+
+/*
+ * The pinned forms of finbert_sentiment/industry/type/classify(text, model)
+ * (one C function: with the model named, they are the same computation).
+ */
+Datum
+finbert_classify_pinned(PG_FUNCTION_ARGS)
+{
+	return ClassifyScalar(fcinfo, NULL, NULL, 2, OUTPUT_LABEL);
+}
+
+Datum
+finbert_scores_pinned(PG_FUNCTION_ARGS)
+{
+	return ClassifyScalar(fcinfo, NULL, NULL, 2, OUTPUT_SCORES);
 }

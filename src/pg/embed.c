@@ -9,6 +9,10 @@
  * when the model has one).  Embeddings are L2-normalised, so the Euclidean
  * distance of pgvector's <-> orders them like cosine similarity.  The model
  * comes from finbert.embed_model unless named; real[] casts to vector.
+ *
+ *   finbert_embed_pinned(text, model, pooling, pin) → real[]
+ *
+ * is the IMMUTABLE form (model, pooling and pin explicit; see classify.c).
  */
 #include "postgres.h"
 
@@ -23,6 +27,7 @@
 
 PG_FUNCTION_INFO_V1(finbert_embed);
 PG_FUNCTION_INFO_V1(finbert_embed_array);
+PG_FUNCTION_INFO_V1(finbert_embed_pinned);
 
 static fb_pooling
 ParsePooling(const char *s)
@@ -104,4 +109,20 @@ finbert_embed_array(PG_FUNCTION_ARGS)
 		FinbertExecute(&req, &res);
 	FinbertReturnOrdArrays(fcinfo, &res, nulls, n, EmbeddingArray, NULL);
 	PG_RETURN_VOID();
+}
+
+Datum
+finbert_embed_pinned(PG_FUNCTION_ARGS)
+{
+	FinbertRequest req;
+	FinbertResult res;
+	fb_text		t;
+
+	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
+	BuildRequest(fcinfo, &req);
+	req.pin = FinbertPinArg(fcinfo, 3);
+	req.ntexts = 1;
+	req.texts = &t;
+	FinbertExecute(&req, &res);
+	PG_RETURN_ARRAYTYPE_P(EmbeddingArray(&res, 0, NULL));
 }

@@ -13,6 +13,10 @@
  * substr(t, start_pos, end_pos - start_pos + 1) = entity.  Labels are the
  * model's BIO labels without the B-/I- prefix.  The model comes from
  * finbert.ner_model unless named; ord is the 1-based position in the array.
+ *
+ *   finbert_companies_pinned(text, model, pin) / finbert_persons_pinned(…) → text[]
+ *
+ * are the IMMUTABLE forms (model and pin explicit; see classify.c).
  */
 #include "postgres.h"
 
@@ -31,6 +35,8 @@ PG_FUNCTION_INFO_V1(finbert_companies);
 PG_FUNCTION_INFO_V1(finbert_persons);
 PG_FUNCTION_INFO_V1(finbert_companies_array);
 PG_FUNCTION_INFO_V1(finbert_persons_array);
+PG_FUNCTION_INFO_V1(finbert_companies_pinned);
+PG_FUNCTION_INFO_V1(finbert_persons_pinned);
 
 /* "B-company" → "company"; labels without a BIO prefix unchanged. */
 static const char *
@@ -43,15 +49,18 @@ EntityType(const char *label)
 	return label;
 }
 
+/* pin_argno: the argument holding the pin (pinned forms), else 0 */
 static void
 RunEntities(FunctionCallInfo fcinfo, const fb_text *texts, int ntexts,
-			FinbertResult *res)
+			int pin_argno, FinbertResult *res)
 {
 	FinbertRequest req = {0};
 
 	req.task = FINBERT_TASK_ENTITIES;
 	req.model = FinbertModelArg(fcinfo, 1, finbert_ner_model,
 								"finbert.ner_model", &req.guc);
+	if (pin_argno > 0)
+		req.pin = FinbertPinArg(fcinfo, pin_argno);
 	req.ntexts = ntexts;
 	req.texts = texts;
 	if (ntexts > 0)
@@ -88,7 +97,7 @@ finbert_entities(PG_FUNCTION_ARGS)
 	fb_text		t;
 
 	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
-	RunEntities(fcinfo, &t, 1, &res);
+	RunEntities(fcinfo, &t, 1, 0, &res);
 	InitMaterializedSRF(fcinfo, 0);
 	PutEntities(rsinfo, &res, 0, -1);
 	PG_RETURN_VOID();
@@ -106,7 +115,7 @@ finbert_entities_array(PG_FUNCTION_ARGS)
 				j = 0;
 
 	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls, &nvalid);
-	RunEntities(fcinfo, texts, nvalid, &res);
+	RunEntities(fcinfo, texts, nvalid, 0, &res);
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < n; i++)
 	{
@@ -147,13 +156,13 @@ NamesOfType(const FinbertResult *res, int row, const void *type_arg)
 }
 
 static Datum
-NamesScalar(FunctionCallInfo fcinfo, const char *type)
+NamesScalar(FunctionCallInfo fcinfo, int pin_argno, const char *type)
 {
 	FinbertResult res;
 	fb_text		t;
 
 	FinbertTextArg(PG_GETARG_TEXT_PP(0), &t);
-	RunEntities(fcinfo, &t, 1, &res);
+	RunEntities(fcinfo, &t, 1, pin_argno, &res);
 	PG_RETURN_ARRAYTYPE_P(NamesOfType(&res, 0, type));
 }
 
@@ -167,7 +176,7 @@ NamesArray(FunctionCallInfo fcinfo, const char *type)
 				nvalid;
 
 	texts = FinbertTextArray(PG_GETARG_ARRAYTYPE_P(0), &n, &nulls, &nvalid);
-	RunEntities(fcinfo, texts, nvalid, &res);
+	RunEntities(fcinfo, texts, nvalid, 0, &res);
 	FinbertReturnOrdArrays(fcinfo, &res, nulls, n, NamesOfType, type);
 	PG_RETURN_VOID();
 }
@@ -175,13 +184,13 @@ NamesArray(FunctionCallInfo fcinfo, const char *type)
 Datum
 finbert_companies(PG_FUNCTION_ARGS)
 {
-	return NamesScalar(fcinfo, "company");
+	return NamesScalar(fcinfo, 0, "company");
 }
 
 Datum
 finbert_persons(PG_FUNCTION_ARGS)
 {
-	return NamesScalar(fcinfo, "person");
+	return NamesScalar(fcinfo, 0, "person");
 }
 
 Datum
@@ -194,4 +203,16 @@ Datum
 finbert_persons_array(PG_FUNCTION_ARGS)
 {
 	return NamesArray(fcinfo, "person");
+}
+
+Datum
+finbert_companies_pinned(PG_FUNCTION_ARGS)
+{
+	return NamesScalar(fcinfo, 2, "company");
+}
+
+Datum
+finbert_persons_pinned(PG_FUNCTION_ARGS)
+{
+	return NamesScalar(fcinfo, 2, "person");
 }

@@ -49,6 +49,37 @@ FinbertModelArg(FunctionCallInfo fcinfo, int argno, const char *guc_value,
 	return guc_value;
 }
 
+/*
+ * The pin of a pinned form: a SHA-256 hex digest, optionally followed by
+ * ":<precision>" (FinbertModelPin).  Checked here so that a malformed pin
+ * is an error on its own, not a confusing mismatch.
+ */
+const char *
+FinbertPinArg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *pin = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	size_t		len = strlen(pin);
+	bool		ok = len >= FINBERT_SHA256_HEX;
+
+	for (int i = 0; ok && i < FINBERT_SHA256_HEX; i++)
+		ok = (pin[i] >= '0' && pin[i] <= '9') || (pin[i] >= 'a' && pin[i] <= 'f');
+	if (ok && len > FINBERT_SHA256_HEX)
+	{
+		fb_precision p;
+
+		ok = pin[FINBERT_SHA256_HEX] == ':' &&
+			fb_precision_from_name(pin + FINBERT_SHA256_HEX + 1, &p) == 0 &&
+			p != FB_PRECISION_FP32;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid finbert model pin \"%s\"", pin),
+				 errdetail("A pin is the model's weight checksum (64 lowercase hexadecimal digits), followed by \":int8\" for a model registered with precision int8."),
+				 errhint("finbert_model_pin(model) returns the pin of a registered model.")));
+	return pin;
+}
+
 static inline void
 CheckEncoding(void)
 {
@@ -132,6 +163,38 @@ WindowLength(const FinbertModelRef *ref)
 	if (ref->max_position > 0 && finbert_max_length > ref->max_position)
 		return ref->max_position;
 	return finbert_max_length;
+}
+
+/*
+ * A pinned call runs only on the model it names: a server whose model
+ * (weights or precision) differs fails loudly instead of answering
+ * differently from the other servers of a sharded query.
+ */
+static void
+CheckPin(const FinbertRequest *req, const FinbertModelRef *ref)
+{
+	char	   *have = FinbertModelPin(ref);
+
+	if (strcmp(have, req->pin) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("finbert model \"%s\" on this server is not the pinned model", req->model),
+				 errdetail("The call pins %s; model \"%s\" here has %s.",
+						   req->pin, req->model, have),
+				 errhint("Register the same model files with the same precision on every server (compare sha256 and precision in finbert_models), or pin the model this server has.")));
+	pfree(have);
+}
+
+/*
+ * Tokens per window of a pinned call: the model's full length, never the
+ * session's finbert.max_length, which may differ between servers.  Equal
+ * to WindowLength whenever finbert.max_length is at least the model's
+ * length (the default 512 covers BERT-base).
+ */
+static int
+PinnedWindowLength(const FinbertModelRef *ref)
+{
+	return ref->max_position > 0 ? ref->max_position : finbert_max_length;
 }
 
 static void
@@ -244,7 +307,13 @@ FinbertExecute(const FinbertRequest *in, FinbertResult *res)
 		bool		use_worker = FinbertUseWorker();
 		FinbertModel *m = FinbertResolveModel(req.model, req.guc);
 
-		req.max_length = WindowLength(&m->ref);
+		if (req.pin != NULL)
+		{
+			CheckPin(&req, &m->ref);
+			req.max_length = PinnedWindowLength(&m->ref);
+		}
+		else
+			req.max_length = WindowLength(&m->ref);
 		if (req.task == FINBERT_TASK_EMBED && finbert_cache)
 			ExecuteEmbedCached(&req, &m->ref, use_worker, res, &tokens, &batches);
 		else

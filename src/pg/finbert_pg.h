@@ -196,6 +196,14 @@ typedef struct FinbertRequest
 	FinbertTask task;
 	const char *model;			/* registered model name */
 	const char *guc;			/* setting the name came from, or NULL */
+	/*
+	 * Pinned forms (finbert_*_pinned): the model identity the call demands
+	 * (FinbertModelPin), checked against the catalog before anything runs,
+	 * and the window is the model's full length instead of
+	 * finbert.max_length, so the result depends on the arguments and the
+	 * model files only (IMMUTABLE).  NULL for the ordinary forms.
+	 */
+	const char *pin;
 	int			ntexts;
 	const fb_text *texts;		/* UTF-8, validated by the caller */
 	fb_pooling	pooling;		/* FINBERT_TASK_EMBED */
@@ -294,6 +302,12 @@ extern FinbertModel *FinbertResolveModel(const char *name, const char *guc);
 extern FinbertModel *FinbertGetModel(const char *name, const char *guc);
 /* Drops name from this backend's cache (no error when absent). */
 extern void FinbertForgetModel(const char *name);
+/*
+ * The identity a pinned call names (palloc'd): the weight checksum of the
+ * catalog, followed by ":<precision>" unless the precision is fp32, since
+ * the arithmetic changes results as much as the weights do.
+ */
+extern char *FinbertModelPin(const FinbertModelRef *ref);
 /* Are two resolutions the same files under the same checksum and precision? */
 extern bool FinbertModelRefEquals(const FinbertModelRef *a, const FinbertModelRef *b);
 
@@ -452,6 +466,8 @@ extern const char *FinbertModelArg(FunctionCallInfo fcinfo, int argno,
 								   const char *guc_value, const char *guc_name,
 								   const char **guc_out);
 extern void FinbertTextArg(text *t, fb_text *out);
+/* The pin argument argno of a pinned form, its syntax checked. */
+extern const char *FinbertPinArg(FunctionCallInfo fcinfo, int argno);
 extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls,
 								 int *nvalid);
 

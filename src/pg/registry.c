@@ -69,6 +69,7 @@ PG_FUNCTION_INFO_V1(finbert_load_model);
 PG_FUNCTION_INFO_V1(finbert_load_models);
 PG_FUNCTION_INFO_V1(finbert_unload_model);
 PG_FUNCTION_INFO_V1(finbert_loaded_models);
+PG_FUNCTION_INFO_V1(finbert_model_pin);
 
 static HTAB *ModelCache = NULL;
 
@@ -538,6 +539,28 @@ UndefinedModel(const char *name, const char *guc, const char *registered)
 					 guc ? " The name comes from the setting " : "",
 					 guc ? guc : "", guc ? "." : "")));
 	pg_unreachable();
+}
+
+char *
+FinbertModelPin(const FinbertModelRef *ref)
+{
+	if (ref->precision == FB_PRECISION_FP32)
+		return pstrdup(ref->sha256);
+	return psprintf("%s:%s", ref->sha256,
+					fb_precision_name((fb_precision) ref->precision));
+}
+
+/*
+ * finbert_model_pin(name) → text: the pin of a registered model, to write
+ * into the pinned forms of the task functions.
+ */
+Datum
+finbert_model_pin(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	FinbertModel *m = FinbertResolveModel(name, NULL);
+
+	PG_RETURN_TEXT_P(cstring_to_text(FinbertModelPin(&m->ref)));
 }
 
 bool

@@ -1,0 +1,160 @@
+--
+-- scaleout: the pinned (IMMUTABLE) forms that postgres_fdw ships to the
+-- shards of a sharded table, checked against the STABLE forms, their
+-- errors, what IMMUTABLE allows (generated columns, expression indexes),
+-- and shipping itself through a loopback foreign server.
+--
+CREATE TEMP TABLE news (id int PRIMARY KEY, body text);
+INSERT INTO news VALUES
+ (1, '浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。'),
+ (2, '亚马逊在华一审败诉 　被判不得使用AWS名称并赔偿7646万元'),
+ (3, '贵州茅台(600519.SH)2023年营收同比增长18.04%，净利润747.34亿元。'),
+ (4, '宁德时代CATL与Tesla签署长期供货协议，股价大涨5%'),
+ (5, ''),
+ (6, NULL);
+
+-- a model's pin is its catalog checksum (fp32) ...
+SELECT finbert_model_pin('cls') = sha256 AS pin_is_sha256 FROM finbert_models WHERE name = 'cls';
+SELECT finbert_model_pin('encoder') = sha256 AS pin_is_sha256 FROM finbert_models WHERE name = 'encoder';
+-- ... followed by :int8 for an int8 registration of the same files
+SELECT finbert_load_model('cls_int8', 'cls', 'sentiment', 'int8');
+SELECT finbert_model_pin('cls_int8') = finbert_model_pin('cls') || ':int8' AS int8_pin;
+SELECT finbert_model_pin('no_such_model');
+SELECT finbert_model_pin(NULL) IS NULL AS null_pin;
+
+-- the pins as psql variables, written into the queries as literals (a
+-- shipped query must not call the STABLE finbert_model_pin)
+SELECT finbert_model_pin('cls') AS cls_pin, finbert_model_pin('ner') AS ner_pin,
+       finbert_model_pin('encoder') AS encoder_pin, finbert_model_pin('cls_int8') AS int8_pin \gset
+
+-- properties: IMMUTABLE, STRICT, PARALLEL SAFE; finbert_model_pin STABLE
+SELECT p.oid::regprocedure AS function, p.provolatile AS vol, p.proisstrict AS strict,
+       p.proparallel AS par
+  FROM pg_proc p
+ WHERE p.proname LIKE 'finbert%pin%' ORDER BY 1::text;
+
+-- same results as the STABLE forms with the model named, NULL in NULL out
+SELECT id,
+       finbert_sentiment_pinned(body, 'cls', :'cls_pin') IS NOT DISTINCT FROM finbert_sentiment(body, 'cls') AS sentiment,
+       finbert_industry_pinned(body, 'cls', :'cls_pin') IS NOT DISTINCT FROM finbert_industry(body, 'cls') AS industry,
+       finbert_type_pinned(body, 'cls', :'cls_pin') IS NOT DISTINCT FROM finbert_type(body, 'cls') AS type,
+       finbert_classify_pinned(body, 'cls', :'cls_pin') IS NOT DISTINCT FROM finbert_classify(body, 'cls') AS classify,
+       finbert_scores_pinned(body, 'cls', :'cls_pin') IS NOT DISTINCT FROM finbert_scores(body, 'cls') AS scores,
+       finbert_companies_pinned(body, 'ner', :'ner_pin') IS NOT DISTINCT FROM finbert_companies(body, 'ner') AS companies,
+       finbert_persons_pinned(body, 'ner', :'ner_pin') IS NOT DISTINCT FROM finbert_persons(body, 'ner') AS persons,
+       finbert_embed_pinned(body, 'encoder', 'cls', :'encoder_pin') IS NOT DISTINCT FROM finbert_embed(body, 'encoder', 'cls') AS embed,
+       finbert_sentiment_pinned(body, 'cls_int8', :'int8_pin') IS NOT DISTINCT FROM finbert_sentiment(body, 'cls_int8') AS int8
+  FROM news ORDER BY id;
+SELECT finbert_sentiment_pinned(NULL, 'cls', :'cls_pin') IS NULL AS null_text,
+       finbert_sentiment_pinned('x', NULL, :'cls_pin') IS NULL AS null_model,
+       finbert_sentiment_pinned('x', 'cls', NULL) IS NULL AS null_pin,
+       finbert_embed_pinned('x', 'encoder', NULL, :'encoder_pin') IS NULL AS null_pooling;
+
+-- the window is the model's length, whatever finbert.max_length says:
+-- the STABLE form changes with the setting, the pinned form does not
+CREATE TEMP TABLE long_text AS
+  SELECT repeat('贵州茅台营收同比增长，净利润创新高。', 20) AS body;
+CREATE TEMP TABLE at_default AS
+  SELECT finbert_scores(body, 'cls') AS stable, finbert_scores_pinned(body, 'cls', :'cls_pin') AS pinned
+    FROM long_text;
+SET finbert.max_length = 16;
+SELECT d.stable = finbert_scores(l.body, 'cls') AS stable_unchanged,
+       d.pinned = finbert_scores_pinned(l.body, 'cls', :'cls_pin') AS pinned_unchanged
+  FROM at_default d, long_text l;
+RESET finbert.max_length;
+
+-- errors: a malformed pin, a pin of other weights, of another precision
+CREATE FUNCTION pg_temp.sqlstate_of(query text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	state text;
+BEGIN
+	EXECUTE query;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
+	RETURN state;
+END
+$$;
+SELECT pg_temp.sqlstate_of(format('SELECT finbert_sentiment_pinned(%L, %L, %L)', 'x', 'cls', 'abc')) AS malformed,
+       pg_temp.sqlstate_of(format('SELECT finbert_sentiment_pinned(%L, %L, %L)', 'x', 'cls', :'ner_pin')) AS other_weights,
+       pg_temp.sqlstate_of(format('SELECT finbert_sentiment_pinned(%L, %L, %L)', 'x', 'cls', :'int8_pin')) AS other_precision,
+       pg_temp.sqlstate_of(format('SELECT finbert_sentiment_pinned(%L, %L, %L)', 'x', 'nope', :'cls_pin')) AS unknown_model;
+SELECT finbert_sentiment_pinned('x', 'cls', 'abc');
+SELECT finbert_sentiment_pinned('x', 'cls', upper(:'cls_pin'));
+SELECT finbert_sentiment_pinned('x', 'cls', :'cls_pin' || ':fp32');
+SELECT finbert_sentiment_pinned('x', 'cls', :'ner_pin');
+SELECT finbert_sentiment_pinned('x', 'cls', :'int8_pin');
+SELECT finbert_sentiment_pinned('x', 'cls_int8', :'cls_pin');
+SELECT finbert_embed_pinned('x', 'encoder', 'max', :'encoder_pin');
+SELECT finbert_companies_pinned('x', 'no_such_model', :'ner_pin');
+
+-- IMMUTABLE allows a stored generated column and an expression index
+CREATE TEMP TABLE headlines (id int PRIMARY KEY, title text,
+	sentiment text GENERATED ALWAYS AS (finbert_sentiment_pinned(title, 'cls', :'cls_pin')) STORED);
+INSERT INTO headlines (id, title) SELECT id, body FROM news;
+SELECT h.id, h.sentiment IS NOT DISTINCT FROM finbert_sentiment(h.title, 'cls') AS generated_ok
+  FROM headlines h ORDER BY h.id;
+UPDATE headlines SET title = '证监会对多家券商开出罚单' WHERE id = 6;
+SELECT sentiment = finbert_sentiment('证监会对多家券商开出罚单', 'cls') AS updated_ok
+  FROM headlines WHERE id = 6;
+CREATE INDEX headlines_industry ON headlines (finbert_industry_pinned(title, 'cls', :'cls_pin'));
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF)
+SELECT id FROM headlines WHERE finbert_industry_pinned(title, 'cls', :'cls_pin') = 'positive';
+SELECT array_agg(id ORDER BY id) = (SELECT array_agg(id ORDER BY id) FROM headlines
+                                     WHERE finbert_industry(title, 'cls') = 'positive')
+       IS NOT FALSE AS index_ok
+  FROM headlines WHERE finbert_industry_pinned(title, 'cls', :'cls_pin') = 'positive';
+RESET enable_seqscan;
+-- the STABLE forms are refused where IMMUTABLE is required
+CREATE TEMP TABLE refused (title text,
+	sentiment text GENERATED ALWAYS AS (finbert_sentiment(title, 'cls')) STORED);
+
+-- shipping: a loopback postgres_fdw server (this cluster, this database)
+-- with extensions 'finbert': a pinned condition runs in the Remote SQL, a
+-- STABLE one runs locally on the fetched rows.  A projection is never
+-- shipped (PostgreSQL 15's postgres_fdw sends only columns in the select
+-- list of a base-table scan): per-row results come from a view on the
+-- shard (README, Scale-out).
+CREATE EXTENSION postgres_fdw;
+DO $$
+BEGIN
+	EXECUTE format('CREATE SERVER loopback FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host %L, port %L, dbname %L, extensions %L, async_capable %L)',
+		split_part(current_setting('unix_socket_directories'), ',', 1),
+		current_setting('port'), current_database(), 'finbert', 'true');
+END
+$$;
+CREATE USER MAPPING FOR CURRENT_USER SERVER loopback;
+CREATE TABLE remote_news (id int PRIMARY KEY, body text);
+INSERT INTO remote_news SELECT * FROM news;
+CREATE VIEW remote_news_scored AS
+	SELECT id, body, finbert_sentiment_pinned(body, 'cls', :'cls_pin') AS sentiment
+	  FROM remote_news;
+CREATE FOREIGN TABLE news_ft (id int, body text)
+	SERVER loopback OPTIONS (table_name 'remote_news');
+CREATE FOREIGN TABLE news_scored_ft (id int, body text, sentiment text)
+	SERVER loopback OPTIONS (table_name 'remote_news_scored');
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM news_ft WHERE finbert_sentiment_pinned(body, 'cls', :'cls_pin') = 'negative';
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM news_ft WHERE finbert_sentiment(body, 'cls') = 'negative';
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id, finbert_sentiment_pinned(body, 'cls', :'cls_pin') FROM news_ft;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id, sentiment FROM news_scored_ft;
+SELECT array_agg(id ORDER BY id) IS NOT DISTINCT FROM
+       (SELECT array_agg(id ORDER BY id) FROM news WHERE finbert_sentiment(body, 'cls') = 'negative') AS same_rows
+  FROM news_ft WHERE finbert_sentiment_pinned(body, 'cls', :'cls_pin') = 'negative';
+SELECT f.id, f.sentiment IS NOT DISTINCT FROM finbert_sentiment(n.body, 'cls') AS same
+  FROM news_scored_ft f JOIN news n USING (id) ORDER BY f.id;
+-- a mismatch raised on the remote side reaches the caller with its detail
+SELECT id FROM news_ft WHERE finbert_sentiment_pinned(body, 'cls', :'ner_pin') = 'negative';
+SELECT pg_temp.sqlstate_of(format('SELECT id FROM news_ft WHERE finbert_sentiment_pinned(body, %L, %L) = %L', 'cls', :'ner_pin', 'negative')) AS remote_state;
+DROP FOREIGN TABLE news_ft, news_scored_ft;
+DROP VIEW remote_news_scored;
+DROP TABLE remote_news;
+DROP USER MAPPING FOR CURRENT_USER SERVER loopback;
+DROP SERVER loopback;
+DROP EXTENSION postgres_fdw;
+SELECT finbert_unload_model('cls_int8');
