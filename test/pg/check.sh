@@ -78,6 +78,7 @@ for phase in "$@"; do
 	tap)
 		mkdir -p "$scratch/tap"
 		cp -R "$repo/test/t" "$scratch/t"
+		cp "$repo/scripts/scaleout.sh" "$scratch/t/"	# 008_scaleout.pl runs it
 		cp -R "$repo/test/fixtures/models" "$scratch/tap/fixtures"
 		[ -n "$owner" ] && chown -R "$owner" "$scratch"
 		tests=""
