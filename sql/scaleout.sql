@@ -82,6 +82,7 @@ SELECT pg_temp.sqlstate_of(format('SELECT finbert_sentiment_pinned(%L, %L, %L)',
 SELECT finbert_sentiment_pinned('x', 'cls', 'abc');
 SELECT finbert_sentiment_pinned('x', 'cls', upper(:'cls_pin'));
 SELECT finbert_sentiment_pinned('x', 'cls', :'cls_pin' || ':fp32');
+SELECT finbert_sentiment_pinned('x', 'cls', repeat('茅', 1000));  -- quoted up to 80 bytes
 SELECT finbert_sentiment_pinned('x', 'cls', :'ner_pin');
 SELECT finbert_sentiment_pinned('x', 'cls', :'int8_pin');
 SELECT finbert_sentiment_pinned('x', 'cls_int8', :'cls_pin');

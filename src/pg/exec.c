@@ -72,11 +72,15 @@ FinbertPinArg(FunctionCallInfo fcinfo, int argno)
 			p != FB_PRECISION_FP32;
 	}
 	if (!ok)
+	{
+		/* a pin is short: quote at most the first 80 bytes of anything else */
+		pin[pg_mbcliplen(pin, (int) Min(len, (size_t) PG_INT32_MAX), 80)] = '\0';
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid finbert model pin \"%s\"", pin),
 				 errdetail("A pin is the model's weight checksum (64 lowercase hexadecimal digits), followed by \":int8\" for a model registered with precision int8."),
 				 errhint("finbert_model_pin(model) returns the pin of a registered model.")));
+	}
 	return pin;
 }
 
