@@ -19,7 +19,9 @@ SELECT finbert_model_pin('encoder') = sha256 AS pin_is_sha256 FROM finbert_model
 -- ... followed by :int8 for an int8 registration of the same files
 SELECT finbert_load_model('cls_int8', 'cls', 'sentiment', 'int8');
 SELECT finbert_model_pin('cls_int8') = finbert_model_pin('cls') || ':int8' AS int8_pin;
-SELECT finbert_model_pin('no_such_model');
+\set VERBOSITY terse
+SELECT finbert_model_pin('no_such_model');  -- the hint lists the models registered so far
+\set VERBOSITY default
 SELECT finbert_model_pin(NULL) IS NULL AS null_pin;
 
 -- the pins as psql variables, written into the queries as literals (a
@@ -87,7 +89,9 @@ SELECT finbert_sentiment_pinned('x', 'cls', :'ner_pin');
 SELECT finbert_sentiment_pinned('x', 'cls', :'int8_pin');
 SELECT finbert_sentiment_pinned('x', 'cls_int8', :'cls_pin');
 SELECT finbert_embed_pinned('x', 'encoder', 'max', :'encoder_pin');
+\set VERBOSITY terse
 SELECT finbert_companies_pinned('x', 'no_such_model', :'ner_pin');
+\set VERBOSITY default
 
 -- IMMUTABLE allows a stored generated column and an expression index
 CREATE TEMP TABLE headlines (id int PRIMARY KEY, title text,
