@@ -172,6 +172,13 @@ FinbertHostStart(void)
 		if (close_range(FB_HOST_FD + 1, ~0U, 0) != 0)
 			for (int fd = FB_HOST_FD + 1; fd < 1024; fd++)
 				(void) close(fd);
+		/*
+		 * A process group of its own: the postmaster signals each child's
+		 * group (a backend's SIGTERM, SIGQUIT), and the host must end by
+		 * the worker's hand (EOF) or with it (PR_SET_PDEATHSIG), never
+		 * by a signal meant for the worker.
+		 */
+		(void) setsid();
 		(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execl(path, FB_HOST_TITLE, (char *) NULL);
 		_exit(127);
@@ -580,14 +587,23 @@ FinbertHostRun(const FinbertHostModel *hm, uint32 kind, const fb_run_ctl *ctl,
 	return st;
 }
 
-/* The label of the local model's table equal to s (NULL when none). */
+/*
+ * The entity label s in the local model's label table, as the engine gives
+ * it: a label ("company"), or the type at the end of one ("B-company");
+ * NULL when none matches.
+ */
 static const char *
 LocalLabel(const fb_model_info *info, const char *s, uint32 len)
 {
 	for (int l = 0; l < info->n_labels; l++)
-		if (info->labels[l] && strlen(info->labels[l]) == len &&
-			memcmp(info->labels[l], s, len) == 0)
-			return info->labels[l];
+	{
+		const char *label = info->labels[l];
+		size_t		n = label ? strlen(label) : 0;
+
+		if (n >= len && memcmp(label + n - len, s, len) == 0 &&
+			(n == len || label[n - len - 1] == '-' || label[n - len - 1] == '_'))
+			return label + n - len;
+	}
 	return NULL;
 }
 

@@ -435,7 +435,12 @@ ResolveDevice(void)
 		return;
 	}
 	if (ResolvedModule)
+	{
+		/* a new device or module: models reopen in a new host */
+		CloseIdleModels(true);
+		FinbertHostStop(false);
 		pfree(ResolvedModule);
+	}
 	ResolvedModule = MemoryContextStrdup(WorkerContext, module);
 	CudaModule = ResolvedModule;
 	ResolvedSetting = finbert_device;
@@ -491,10 +496,30 @@ ResolveDevice(void)
 	}
 	FinbertDeviceSetResolved(Device, Device == FINBERT_DEVICE_ON_CUDA ? info.name : "cpu",
 							 (uint64) info.total_bytes);
+	(void) old;
 	if (!UseHost())
 		FinbertHostStop(false);
-	if (old != FINBERT_DEVICE_UNKNOWN && old != Device)
-		CloseIdleModels(true);	/* reopened on the new device */
+}
+
+/* Starts the engine host ahead of the first request, when it is used. */
+static void
+ApplyEngineHost(void)
+{
+	if (!UseHost())
+	{
+		FinbertHostStop(false);
+		return;
+	}
+	PG_TRY();
+	{
+		FinbertHostStart();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -1426,6 +1451,7 @@ finbert_worker_main(Datum arg)
 	on_shmem_exit(WorkerExit, (Datum) 0);
 	FailLeftovers(false);
 	ResolveDevice();
+	ApplyEngineHost();
 	SetState(WORKER_IDLE);
 	ereport(LOG,
 			(errmsg("finbert worker started"),
@@ -1446,8 +1472,7 @@ finbert_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			ApplyThreads();
 			ResolveDevice();
-			if (!UseHost())
-				FinbertHostStop(false);
+			ApplyEngineHost();
 		}
 
 		if (Collect(&timeout, &results_pending))

@@ -69,9 +69,9 @@ sub results
 
 sub same_scores
 {
-	my ($a, $b, $what) = @_;
-	my @x = split /\n/, $a;
-	my @y = split /\n/, $b;
+	my ($want, $got, $what) = @_;
+	my @x = split /\n/, $want;
+	my @y = split /\n/, $got;
 	is(scalar(@y), scalar(@x), "$what: as many rows");
 	my ($worst, $labels_equal) = (0, 1);
 	for my $i (0 .. $#x)
@@ -93,9 +93,9 @@ sub same_scores
 
 sub same_vector
 {
-	my ($a, $b, $what) = @_;
-	my @x = split /,/, $a;
-	my @y = split /,/, $b;
+	my ($want, $got, $what) = @_;
+	my @x = split /,/, $want;
+	my @y = split /,/, $got;
 	my $worst = @x == @y ? 0 : 1e9;
 	for my $i (0 .. $#x)
 	{
