@@ -197,10 +197,11 @@ RunEntities(const FinbertRunContext *rc, const FinbertRequest *req,
 	res->entities = palloc0(sizeof(FinbertEntity *) * Max(req->ntexts, 1));
 
 	/*
-	 * In the worker, the texts run over its lanes first; then, in text order
-	 * as inline, each is counted and its entities copied out.  A text whose
-	 * lane failed (or stopped) runs again here, which raises the very error
-	 * inline execution raises for it.
+	 * In the worker, the texts run over its lanes (or in its engine host,
+	 * even a single text) first; then, in text order as inline, each is
+	 * counted and its entities copied out.  A text whose lane failed (or
+	 * stopped) runs again here, which raises the very error inline
+	 * execution raises for it.
 	 */
 	if (rc->parallel_entities && req->ntexts > 0)
 	{

@@ -10,7 +10,12 @@
  * opened here on first use (with the precision of the request) and kept
  * while requests name the same files with the same precision;
  * engine threads (finbert.worker_threads) are started here, never in the
- * postmaster; a GPU device would be initialised here too.
+ * postmaster.  On a CUDA device (finbert.device), and on the CPU with
+ * finbert.engine_host, the engine calls run in the worker's engine host
+ * process instead (host.c): a GPU fault kills that child of the worker,
+ * never a process of the postmaster, so the database is not restarted;
+ * the requests of that batch fail and a new host serves the next one.
+ * The worker itself never loads a CUDA library.
  *
  * Loop (while (!ShutdownRequestPending)):
  *   1. collect: under the queue lock, look at the QUEUED slots.  Hold them
