@@ -441,8 +441,6 @@ main(int argc, char **argv)
 	/* die with the worker, even if it is killed without closing the socket */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || parent == 1)
 		die("no parent");
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigusr1;
 	sigaction(SIGUSR1, &sa, NULL);
@@ -451,6 +449,9 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);	/* a terminal's ^C is the server's */
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGTERM, &sa, NULL);
+	/* SIGUSR1 arrives blocked from the worker until its handler is in place */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	for (;;)
 	{

@@ -145,6 +145,8 @@ FinbertHostStart(void)
 	char		path[MAXPGPATH];
 	int			sv[2];
 	pid_t		pid;
+	sigset_t	usr1,
+				old_mask;
 
 	if (HostPid != 0)
 		return;
@@ -160,6 +162,10 @@ FinbertHostStart(void)
 		ereport(ERROR,
 				(errcode_for_socket_access(),
 				 errmsg("could not create the socket of the finbert engine host: %m")));
+	/* the host unblocks SIGUSR1 (stop the batch) once it handles it */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old_mask);
 	pid = fork();
 	if (pid == 0)
 	{
@@ -183,6 +189,7 @@ FinbertHostStart(void)
 		execl(path, FB_HOST_TITLE, (char *) NULL);
 		_exit(127);
 	}
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	close(sv[1]);
 	if (pid < 0)
 	{
