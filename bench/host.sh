@@ -10,8 +10,8 @@
 #           round trip to the host per engine call (finbert.batch_size texts)
 #   rows    SELECT count(finbert_sentiment(body)) FROM news: N requests,
 #           N round trips
-# Best of RUNS wall times each, after a warm-up that opens the model (in
-# the worker, and in the host).
+# Best of RUNS wall times each, the two settings alternating, after a
+# warm-up that opens the model (in the worker, and in the host).
 #
 # Environment: MODEL=DIR (default models/finbert-sentiment), N=1000, RUNS=3,
 #   PORT=54332, BIN=PostgreSQL bindir holding finbert (default pg_config
@@ -61,30 +61,30 @@ CREATE TABLE news (id serial PRIMARY KEY, body text NOT NULL);
 EOF
 echo "$(psql_ -c "SELECT count(*) FROM news") headlines, model $model, one worker lane, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# best wall time (ms) of $runs runs of a statement, after one warm-up
-best() {
-	local sql=$1 b=
-	psql_ -c "SET finbert.execution = worker" -c "$sql" >/dev/null
-	for _ in $(seq "$runs"); do
-		local t
-		t=$(psql_ -c "SET finbert.execution = worker" -c '\timing on' -c "$sql" |
-			sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
-		b=$(awk -v a="$t" -v b="$b" 'BEGIN { print (b == "" || a < b) ? a : b }')
-	done
-	echo "$b"
+# wall time (ms) of one run of a statement with finbert.engine_host = $2
+run_once() {
+	psql_ -c "ALTER SYSTEM SET finbert.engine_host = $2" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.5
+	# a host stopped by "off" starts again with "on": open the model first
+	psql_ -c "SET finbert.execution = worker" -c "SELECT finbert_sentiment('warm-up', 'bench')" >/dev/null
+	psql_ -c "SET finbert.execution = worker" -c '\timing on' -c "$1" |
+		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1
 }
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a < b) ? a : b }'; }
 
 array="SELECT count(*) FROM unnest(finbert_sentiment(ARRAY(SELECT body FROM news ORDER BY id), 'bench'))"
 rows="SELECT count(finbert_sentiment(body, 'bench')) FROM news"
 printf '%-12s %14s %14s %10s\n' "mode" "worker (ms)" "host (ms)" "overhead"
 for mode in array rows; do
 	sql=${!mode}
-	psql_ -c "ALTER SYSTEM SET finbert.engine_host = off" -c "SELECT pg_reload_conf()" >/dev/null
-	sleep 1
-	off=$(best "$sql")
-	psql_ -c "ALTER SYSTEM SET finbert.engine_host = on" -c "SELECT pg_reload_conf()" >/dev/null
-	sleep 1
-	on=$(best "$sql")
+	run_once "$sql" off >/dev/null	# warm-up: the model opens in the worker
+	run_once "$sql" on >/dev/null	# and in the host
+	off= on=
+	# alternating, so that other load on the machine hits both alike
+	for _ in $(seq "$runs"); do
+		off=$(min "$(run_once "$sql" off)" "$off")
+		on=$(min "$(run_once "$sql" on)" "$on")
+	done
 	printf '%-12s %14.1f %14.1f %9.1f%%\n' "$mode" "$off" "$on" \
 		"$(awk -v a="$off" -v b="$on" 'BEGIN { print (b - a) * 100 / a }')"
 done
