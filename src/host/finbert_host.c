@@ -217,6 +217,29 @@ do_probe(fb_host_reader *r, Buf *b)
 	put_device(b, st, err.msg, &info);
 }
 
+/* Device memory in use by the models on CUDA (0: none there). */
+static uint64_t
+device_used(void)
+{
+	size_t		used = 0,
+				weights = 0;
+
+	for (int i = 0; i < MAX_MODELS; i++)
+	{
+		fb_device_info mi;
+		fb_error	err;
+
+		if (models[i].id == 0 ||
+			fb_model_get_info(models[i].model)->device != FB_DEVICE_CUDA)
+			continue;
+		weights += fb_model_get_info(models[i].model)->device_bytes;
+		memset(&mi, 0, sizeof(mi));
+		if (used == 0 && fb_model_device_info(models[i].model, &mi, &err) == FB_OK)
+			used = mi.used_bytes;
+	}
+	return used > weights ? used : weights;
+}
+
 /* Memory of the device the models run on: the first CUDA model's, else the CPU. */
 static void
 do_info(Buf *b)
@@ -366,6 +389,7 @@ do_run(fb_host_reader *r, Buf *b)
 		put_u32(b, FB_ERR_INVALID);
 		put_str(b, "model not open in the engine host");
 		put_u64(b, 0);
+		put_u64(b, 0);
 		free(texts);
 		return;
 	}
@@ -380,6 +404,7 @@ do_run(fb_host_reader *r, Buf *b)
 		put_u32(b, (uint32_t) st);
 		put_str(b, st == FB_OK ? "" : err.msg);
 		put_u64(b, fb_session_tokens(m->session) - before);
+		put_u64(b, device_used());
 		if (st == FB_OK)
 			put(b, out, sizeof(float) * (size_t) n * row_floats);
 		free(out);
@@ -420,6 +445,7 @@ do_run(fb_host_reader *r, Buf *b)
 		put_u32(b, (uint32_t) st);
 		put_str(b, "");
 		put_u64(b, fb_session_tokens(m->session) - before);
+		put_u64(b, device_used());
 		put(b, ents.data, ents.len);
 		free(ents.data);
 	}

@@ -24,7 +24,8 @@
  *   RUN    req: u32 model id, u32 kind, i32 max_length, i32 window_stride,
  *               i32 ner_stride, u32 pooling, i32 normalize, u32 row_floats,
  *               u32 n, n x str text
- *          ans: u32 status, str message, u64 tokens, then
+ *          ans: u32 status, str message, u64 tokens, u64 device memory in
+ *               use (0 on the CPU), then
  *               CLASSIFY / EMBED: n * row_floats f32 (status FB_OK only);
  *               ENTITIES: per text u32 status, str message, u64 tokens,
  *                 u32 count, count x (str text, str label, i32 start,

@@ -427,6 +427,7 @@ extern void FinbertHostStop(bool kill_now);
 extern int	FinbertHostPid(void);
 extern uint64 FinbertHostGeneration(void);
 extern uint64 FinbertHostFailures(void);
+extern uint64 FinbertHostDeviceUsed(void);
 extern fb_status FinbertHostProbe(fb_device device, const char *cuda_module,
 								  fb_device_info *info, fb_error *err);
 extern fb_status FinbertHostDeviceInfo(fb_device_info *info, fb_error *err);

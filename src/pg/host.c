@@ -48,6 +48,7 @@ static int	HostFd = -1;
 static uint64 HostGeneration = 0;	/* hosts started by this worker */
 static uint64 HostFailureCount = 0;
 static uint32 NextModelId = 1;
+static uint64 HostDeviceUsed = 0;	/* device memory, as of the last run */
 static pid_t Unreaped[HOST_MAX_ZOMBIES];	/* killed, not yet reaped */
 
 /* ------------------------------------------------------------------------
@@ -114,6 +115,13 @@ uint64
 FinbertHostFailures(void)
 {
 	return HostFailureCount;
+}
+
+/* Device memory in use in the host, as its last run answer said. */
+uint64
+FinbertHostDeviceUsed(void)
+{
+	return HostDeviceUsed;
 }
 
 /*
@@ -587,6 +595,7 @@ FinbertHostRun(const FinbertHostModel *hm, uint32 kind, const fb_run_ctl *ctl,
 	err->status = st;
 	fb_hr_str_copy(&r, err->msg, sizeof(err->msg));
 	*tokens = fb_hr_u64(&r);
+	HostDeviceUsed = fb_hr_u64(&r);
 	if (st == FB_OK)
 		fb_hr_bytes(&r, out, sizeof(float) * n * row_floats);
 	CheckAnswer(&r);
@@ -638,6 +647,7 @@ FinbertHostEntities(const FinbertHostModel *hm, const fb_model_info *info,
 	st = (fb_status) fb_hr_u32(&r);
 	fb_hr_str_copy(&r, err.msg, sizeof(err.msg));
 	(void) fb_hr_u64(&r);
+	HostDeviceUsed = fb_hr_u64(&r);
 	CheckAnswer(&r);
 	if (st != FB_OK && st != FB_ERR_INTERRUPTED)
 		return;					/* the caller runs them again itself */

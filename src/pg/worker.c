@@ -746,7 +746,7 @@ HostParallelCall(void *arg, FinbertEngineCall call, fb_session *s,
 	status = FinbertHostRun(&wm->host, kind, &WorkerRunCtl, texts, n, opts,
 							out, row_floats, tokens, err);
 	if (status == FB_OK && Device == FINBERT_DEVICE_ON_CUDA)
-		FinbertDeviceCount(1, *tokens, 0);
+		FinbertDeviceCount(1, *tokens, FinbertHostDeviceUsed());
 	return status;
 }
 
@@ -767,7 +767,7 @@ HostParallelEntities(void *arg, fb_session *s, const fb_text *texts,
 		if (statuses[i] == FB_OK)
 			sum += tokens[i];
 	if (Device == FINBERT_DEVICE_ON_CUDA)
-		FinbertDeviceCount(n, sum, 0);
+		FinbertDeviceCount(n, sum, FinbertHostDeviceUsed());
 }
 
 /* ------------------------------------------------------------------------
@@ -1063,28 +1063,6 @@ PruneAbandoned(Job **jobs, int njobs)
 	return kept;
 }
 
-/* Device memory in use, for finbert_stats (one round trip, GPU only). */
-static void
-PublishDeviceMemory(void)
-{
-	fb_device_info info;
-	fb_error	err;
-
-	if (Device != FINBERT_DEVICE_ON_CUDA || FinbertHostPid() == 0)
-		return;
-	PG_TRY();
-	{
-		if (FinbertHostDeviceInfo(&info, &err) == FB_OK)
-			FinbertDeviceCount(0, 0, (uint64) info.used_bytes);
-	}
-	PG_CATCH();
-	{
-		EmitErrorReport();
-		FlushErrorState();
-	}
-	PG_END_TRY();
-}
-
 static void
 RunGroup(Job **jobs, int njobs)
 {
@@ -1114,10 +1092,7 @@ RunGroup(Job **jobs, int njobs)
 	}
 
 	if (njobs > 1 && task != FINBERT_TASK_TOKENIZE && RunMerged(jobs, njobs, wm))
-	{
-		PublishDeviceMemory();
 		return;
-	}
 	for (int j = 0; j < njobs; j++)
 	{
 		if (ShutdownRequestPending)
@@ -1127,7 +1102,6 @@ RunGroup(Job **jobs, int njobs)
 		else
 			RunAlone(jobs[j], wm);
 	}
-	PublishDeviceMemory();
 }
 
 static bool

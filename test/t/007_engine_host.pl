@@ -13,6 +13,8 @@
 #    was restarted", every session keeps its connection, the worker and
 #    the postmaster are untouched (no crash recovery), the next call runs
 #    on a new host;
+#  - a hung host (SIGSTOP): killed after finbert.host_timeout, the request
+#    fails with the same ERROR, nothing hangs;
 #  - device = cuda without a module: a clear ERROR naming what is missing.
 use strict;
 use warnings;
@@ -158,6 +160,9 @@ sub fault
 	my $host = stats($node)->{engine_host_pid};
 	ok($host, "$signal: an engine host runs (pid $host)");
 	my $log_offset = -s $node->logfile;
+	# stopped first, so that the signal lands while it holds a batch (a
+	# host that dies between batches is replaced without failing any)
+	kill 'STOP', $host;
 	my @sessions;
 	for my $s (1 .. 4)
 	{
@@ -169,6 +174,7 @@ sub fault
 	ok(defined poll_until($node, 'SELECT running_requests > 0 FROM finbert_stats', 60),
 		"$signal: requests run in the host");
 	kill $signal, $host;
+	kill 'CONT', $host;    # a pending SIGSEGV is delivered as it resumes
 	my ($failed, $served, $kept) = (0, 0, 0);
 	for my $h (@sessions)
 	{
@@ -202,6 +208,32 @@ fault('KILL');
 fault('SEGV');
 my $failures = stats($node)->{engine_host_failures};
 cmp_ok($failures, '>=', 2, "finbert_stats counts the host's failures ($failures)");
+
+# ---------------------------------------------------------------------
+# a hung host (SIGSTOP): killed after finbert.host_timeout
+# ---------------------------------------------------------------------
+{
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET finbert.host_timeout = '2s'; SELECT pg_reload_conf()");
+	ok(defined poll_until($node, "SELECT current_setting('finbert.host_timeout') = '2s'", 30),
+		'host_timeout set to 2 s');
+	my $host = stats($node)->{engine_host_pid};
+	kill 'STOP', $host;
+	my $t0 = time;
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"\\set VERBOSITY verbose\nSELECT finbert_sentiment('$texts[1]')");
+	my $took = time - $t0;
+	like($err, qr/ERROR:  58000: finbert engine host died and was restarted/,
+		'a hung host: the request fails with 58000');
+	like($err, qr/did not answer within finbert\.host_timeout \(2000 ms\)/,
+		'its detail says the host timed out');
+	cmp_ok($took, '<', 15, sprintf('after the timeout, not a hang (%.1f s)', $took));
+	ok(!process_alive($host), 'the hung host was killed and reaped');
+	my $label = $node->safe_psql('postgres', "SELECT finbert_sentiment('$texts[1]')");
+	ok($label ne '', "the next call succeeds on a new host ($label)");
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM RESET finbert.host_timeout; SELECT pg_reload_conf()");
+}
 
 # ---------------------------------------------------------------------
 # device = cuda without the module: a clear ERROR
