@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "postmaster/interrupt.h"
 #include "utils/timestamp.h"
 
 #include "finbert_pg.h"
@@ -252,7 +253,8 @@ HostFailed(const char *why, const char *device_error)
 	pid_t		pid = HostPid;
 	int			status;
 	char	   *what;
-	bool		restarted = true;
+	bool		restarted = false;
+	bool		stopping = ShutdownRequestPending;	/* no new host then */
 
 	HostFailureCount++;
 	(void) kill(pid, SIGKILL);
@@ -268,24 +270,29 @@ HostFailed(const char *why, const char *device_error)
 		what = pstrdup("died");
 	FinbertDeviceHostFailed();
 	ereport(LOG,
-			(errmsg("finbert engine host (PID %d) %s; starting a new one", (int) pid, what),
+			(errmsg("finbert engine host (PID %d) %s%s", (int) pid, what,
+					stopping ? "" : "; starting a new one"),
 			 device_error ? errdetail("%s", device_error) : 0));
 
-	PG_TRY();
+	if (!stopping)
 	{
-		FinbertHostStart();
+		PG_TRY();
+		{
+			FinbertHostStart();
+			restarted = true;
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+		}
+		PG_END_TRY();
 	}
-	PG_CATCH();
-	{
-		EmitErrorReport();
-		FlushErrorState();
-		restarted = false;
-	}
-	PG_END_TRY();
 
 	ereport(ERROR,
 			(errcode(FINBERT_HOST_ERRCODE),
 			 errmsg(restarted ? "finbert engine host died and was restarted" :
+					stopping ? "finbert engine host was stopped with the worker" :
 					"finbert engine host died and could not be restarted"),
 			 errdetail("The engine host process (PID %d) %s while it ran the batch of this request.%s%s",
 					   (int) pid, what, device_error ? " Device error: " : "",

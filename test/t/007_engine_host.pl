@@ -253,5 +253,25 @@ like($err, qr/HINT:  Check finbert\.cuda_module/, 'with a hint');
 unlike(log_since($node, $log_offset), qr/terminating any other active server processes/,
 	'no crash recovery');
 
-$node->stop;
+# ---------------------------------------------------------------------
+# a fast shutdown while the host holds a batch and does not answer: the
+# worker stops it (SIGUSR1, then SIGKILL after 2 s); nothing hangs
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET finbert.cuda_module = '$harness'; SELECT pg_reload_conf()");
+ok(defined poll_until($node,
+		"SELECT finbert_sentiment('$texts[0]') IS NOT NULL AND engine_host_pid IS NOT NULL FROM finbert_stats", 30),
+	'the harness again');
+my $host = stats($node)->{engine_host_pid};
+kill 'STOP', $host;
+my $stuck = start_psql($node, ["SELECT finbert_sentiment('$texts[2]')"], name => 'stuck');
+ok(defined poll_until($node, 'SELECT running_requests > 0 FROM finbert_stats', 30),
+	'a batch waits for the stopped host');
+my $t0 = time;
+$node->stop('fast');
+my $took = time - $t0;
+cmp_ok($took, '<', 15, sprintf('pg_ctl stop -m fast returns (%.1f s)', $took));
+finish_psql($stuck);
+isnt($stuck->{rc}, 0, 'the request of that batch failed');
+ok(!process_alive($host), 'the stopped host was killed');
 done_testing();
