@@ -45,9 +45,11 @@ TEST_BINS   := $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%_replay,$(FUZZ_SRCS))
 
+
+.PHONY: host
 .PHONY: all engine cli unit-tests test check-unit asan-test stress-test fuzz fuzz-replay clean-engine
 
-all: engine cli unit-tests cuda
+all: engine cli host unit-tests cuda
 
 engine: $(ENGINE_LIB)
 cli: $(CLI)
@@ -93,6 +95,13 @@ $(BUILD)/bench_q8_onednn: bench/bench_q8_onednn.c bench/bench_util.h $(ENGINE_LI
 
 $(CLI): src/cli/finbert_cli.c $(ENGINE_LIB)
 	$(CC) $(FB_CFLAGS) -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
+
+# the engine host process the background worker runs the engine in (no
+# PostgreSQL code): installed next to finbert.so
+HOST := $(BUILD)/finbert-host
+host: $(HOST)
+$(HOST): src/host/finbert_host.c src/host/host_proto.h $(ENGINE_LIB)
+	$(CC) $(FB_CFLAGS) -Isrc/host -o $@ $< $(ENGINE_LIB) $(ENGINE_LIBS)
 
 $(BUILD)/test/%: test/%.c test/fb_test.h test/fb_golden.h $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
@@ -240,7 +249,7 @@ PG_SRCS    := $(wildcard src/pg/*.c)
 OBJS        = $(PG_SRCS:.c=.o)
 EXTENSION   = finbert
 DATA        = sql/finbert--0.1.0.sql
-PG_CPPFLAGS = -Isrc/engine -Isrc/pg
+PG_CPPFLAGS = -Isrc/engine -Isrc/pg -Isrc/host
 PG_WERROR  ?= -Werror
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-clobbered \
               -Wmissing-prototypes $(PG_WERROR)
@@ -261,8 +270,8 @@ include $(PGXS)
 
 # finbert.so links the engine library (objects built with -fPIC above).
 $(shlib): $(ENGINE_LIB)
-$(OBJS): $(wildcard src/pg/*.h) src/engine/finbert.h
-all: $(ENGINE_LIB)
+$(OBJS): $(wildcard src/pg/*.h) src/engine/finbert.h src/host/host_proto.h
+all: $(ENGINE_LIB) $(HOST)
 
 .PHONY: check-pg check-regress check-tap check-readme check-layers
 
@@ -311,9 +320,12 @@ clean: demo-clean
 demo-clean: demo-stop
 	rm -rf "$(DEMO_DIR)"
 
-# the CUDA module goes next to finbert.so, where the engine looks for it
-install: install-cuda
-.PHONY: install-cuda
+# the engine host program and the CUDA module go next to finbert.so, where
+# the worker looks for them (finbert.cuda_module's default)
+install: install-host install-cuda
+.PHONY: install-host install-cuda
+install-host: $(HOST)
+	$(INSTALL_PROGRAM) $(HOST) '$(DESTDIR)$(pkglibdir)/'
 install-cuda:
 	@if [ -f $(CUDA_MODULE) ]; then \
 		echo "$(INSTALL_SHLIB) $(CUDA_MODULE) '$(DESTDIR)$(pkglibdir)/'"; \

@@ -577,13 +577,25 @@ CREATE FUNCTION @extschema@.finbert_stats(
 	OUT cache_hits bigint, OUT cache_misses bigint,
 	OUT cache_writes bigint, OUT cache_evictions bigint,
 	OUT cache_pending bigint, OUT cache_dropped bigint, OUT cache_writer_pid integer,
-	OUT stats_reset timestamptz)
+	OUT stats_reset timestamptz,
+	OUT device text, OUT device_memory_bytes bigint, OUT device_total_bytes bigint,
+	OUT device_batches bigint, OUT device_tokens bigint,
+	OUT engine_host_pid integer, OUT engine_host_failures bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'finbert_stats'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.finbert_stats() IS
-'finbert request counters (cluster-wide when preloaded, else this backend), worker, queue and cache state';
+'finbert request counters (cluster-wide when preloaded, else this backend), worker, queue and cache state, the worker''s device and engine host';
+
+CREATE FUNCTION @extschema@.finbert_worker_models(
+	OUT name text, OUT device text, OUT device_bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'finbert_worker_models'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_worker_models() IS
+'models the finbert worker has open, the device each runs on and the weights it holds in device memory';
 
 CREATE FUNCTION @extschema@.finbert_stats_reset()
 RETURNS void
@@ -600,13 +612,14 @@ CREATE VIEW @extschema@.finbert_models AS
 	SELECT m.name, m.task, m.architecture, m.head, m.layers, m.hidden_size,
 		   m.heads, m.vocab_size, m.max_length, m.labels, m.multi_label,
 		   m.path, m.weight_file, m.weight_dtype, m.weight_bytes AS bytes, m.weight_files,
-		   m.sha256, m.precision, 'cpu'::text AS device,
+		   m.sha256, m.precision, COALESCE(w.device, 'cpu') AS device,
 		   (l.name IS NOT NULL) AS loaded_here, l.resident_bytes,
-		   m.created_at, m.created_by
+		   m.created_at, m.created_by, w.device_bytes
 	  FROM finbert.models m
-	  LEFT JOIN @extschema@.finbert_loaded_models() l ON l.name = m.name;
+	  LEFT JOIN @extschema@.finbert_loaded_models() l ON l.name = m.name
+	  LEFT JOIN @extschema@.finbert_worker_models() w ON w.name = m.name;
 COMMENT ON VIEW @extschema@.finbert_models IS
-'registered models: task, architecture, sizes, labels, precision, device, memory, loaded in this backend or not';
+'registered models: task, architecture, sizes, labels, precision, device (where the worker runs it), memory, loaded in this backend or not, device memory';
 
 CREATE VIEW @extschema@.finbert_stats AS
 	SELECT * FROM @extschema@.finbert_stats();

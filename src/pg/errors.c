@@ -49,6 +49,15 @@ FinbertEngineError(const fb_error *err, const char *context)
 		case FB_ERR_NUMERIC:
 			code = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
 			break;
+		case FB_ERR_DEVICE:
+			/* the engine's message names what is missing or failed */
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("%s: the CUDA device is not usable", context),
+					 errdetail("%s", msg),
+					 errhint("Check finbert.cuda_module, the NVIDIA driver and the device, "
+							 "or set finbert.device to auto or cpu.")));
+			pg_unreachable();
 		default:
 			code = ERRCODE_INTERNAL_ERROR;
 			break;

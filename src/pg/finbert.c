@@ -38,6 +38,7 @@ finbert_shmem_request(void)
 		prev_shmem_request_hook();
 	FinbertStatsShmemRequest();
 	FinbertQueueShmemRequest();
+	FinbertDeviceShmemRequest();
 	RequestAddinShmemSpace(MAXALIGN(FinbertCacheShmemSize()));
 }
 
@@ -48,6 +49,7 @@ finbert_shmem_startup(void)
 		prev_shmem_startup_hook();
 	FinbertStatsShmemStartup();
 	FinbertQueueShmemStartup();
+	FinbertDeviceShmemStartup();
 	FinbertCacheShmemStartup();
 }
 

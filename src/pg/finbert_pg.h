@@ -22,11 +22,12 @@
  *                      background worker
  *   L2  run.c          FinbertRun: a request on an opened model, in a
  *                      backend or in the worker
- *   L1  registry.c cache.c queue.c
- *                      model catalog, embedding cache, request queue
- *   L0  guc.c errors.c stats.c wire.c result.c shutdown.c
+ *   L1  registry.c cache.c queue.c host.c
+ *                      model catalog, embedding cache, request queue,
+ *                      the worker's engine host process
+ *   L0  guc.c errors.c stats.c wire.c result.c shutdown.c device.c
  *                      settings, errors, counters, wire format, SRF rows,
- *                      how the background workers end
+ *                      how the background workers end, the worker's device
  *
  * The sections below follow the layers, bottom first.  Background worker
  * entry points are called by the postmaster by name (finbert_queue.h).
@@ -93,6 +94,18 @@ extern char *finbert_database;
 extern bool finbert_cache;
 extern int	finbert_cache_max_rows;
 extern int	finbert_cache_queue_size;
+extern int	finbert_device;		/* fb_device: auto, cpu, cuda */
+extern char *finbert_cuda_module;
+extern bool finbert_engine_host;
+extern int	finbert_engine_host_timeout;	/* ms */
+
+/* finbert.max_batch_tokens on a GPU while the setting is left at its default. */
+#define FINBERT_GPU_MAX_BATCH_TOKENS	65536
+
+/* Is a setting at its built-in default (not set anywhere)? */
+extern bool FinbertGucIsDefault(const char *name);
+/* finbert.cuda_module, or its default: finbert_cuda.so in the pkglibdir. */
+extern char *FinbertCudaModulePath(void);
 
 /* Defines every finbert.* setting (from _PG_init). */
 extern void FinbertDefineGucs(void);
@@ -102,6 +115,12 @@ extern void FinbertDefineGucs(void);
  * ------------------------------------------------------------------------ */
 /* Engine status to ereport(ERROR) "context: message"; never returns. */
 extern void FinbertEngineError(const fb_error *err, const char *context) pg_attribute_noreturn();
+
+/*
+ * SQLSTATE of a request whose batch the engine host was running when it
+ * died, hung or reported a device error (always the same).
+ */
+#define FINBERT_HOST_ERRCODE	ERRCODE_SYSTEM_ERROR
 
 /* Admin check shared by every function that changes the registry. */
 extern void FinbertCheckAdmin(const char *action);
@@ -119,6 +138,53 @@ extern bool FinbertServerStopping(void);
  */
 extern void FinbertExitAfterShutdownRequest(const char *what,
 											const char *restart) pg_attribute_noreturn();
+
+/* ------------------------------------------------------------------------
+ * The worker's device and engine host, published for backends (device.c)
+ * ------------------------------------------------------------------------ */
+typedef enum FinbertDeviceKind
+{
+	FINBERT_DEVICE_UNKNOWN = 0,	/* no worker, or not resolved yet */
+	FINBERT_DEVICE_ON_CPU,
+	FINBERT_DEVICE_ON_CUDA
+} FinbertDeviceKind;
+
+#define FINBERT_DEVICE_MODELS	32	/* models listed with their device */
+
+typedef struct FinbertDeviceStatus
+{
+	FinbertDeviceKind device;	/* where the worker runs the engine */
+	char		name[128];		/* the device's name ("cpu" on the CPU) */
+	uint64		total_bytes;	/* device memory */
+	uint64		used_bytes;		/* in use by the engine host */
+	int			host_pid;		/* engine host process, 0: none */
+	uint64		host_starts;
+	uint64		host_failures;	/* died, hung or device errors */
+	uint64		batches;		/* engine calls run on the GPU */
+	uint64		tokens;			/* and their tokens */
+} FinbertDeviceStatus;
+
+typedef struct FinbertDeviceModel
+{
+	char		name[FINBERT_NAME_MAX + 1];
+	char		device[8];		/* "cpu", "cuda" */
+	int64		device_bytes;	/* weights in device memory */
+} FinbertDeviceModel;
+
+extern void FinbertDeviceShmemRequest(void);
+extern void FinbertDeviceShmemStartup(void);
+extern void FinbertDeviceSetResolved(FinbertDeviceKind device, const char *name,
+									 uint64 total_bytes);
+extern FinbertDeviceKind FinbertDeviceResolved(void);
+extern void FinbertDeviceHostStarted(int pid);
+extern void FinbertDeviceHostFailed(void);
+extern void FinbertDeviceCount(uint64 batches, uint64 tokens, uint64 used_bytes);
+extern void FinbertDeviceModelSet(const char *name, const char *device,
+								  int64 device_bytes);
+extern void FinbertDeviceModelsClear(void);
+/* false without shared memory; models (FINBERT_DEVICE_MODELS) may be NULL */
+extern bool FinbertDeviceGetStatus(FinbertDeviceStatus *st,
+								   FinbertDeviceModel *models, int *nmodels);
 
 /* ------------------------------------------------------------------------
  * Statistics (stats.c)
@@ -358,6 +424,46 @@ extern void FinbertCacheGetStatus(FinbertCacheStatus *st);
 extern void FinbertCacheResetStats(void);
 
 /* ------------------------------------------------------------------------
+ * The engine host process, the worker's side (host.c)
+ * ------------------------------------------------------------------------ */
+/* A model opened in the engine host. */
+typedef struct FinbertHostModel
+{
+	uint32		id;				/* 0: not open */
+	uint64		generation;		/* host it was opened in */
+	fb_device	device;
+	uint64		device_bytes;
+} FinbertHostModel;
+
+extern void FinbertHostStart(void);
+extern void FinbertHostCheck(void);
+extern void FinbertHostStop(bool kill_now);
+extern int	FinbertHostPid(void);
+extern uint64 FinbertHostGeneration(void);
+extern uint64 FinbertHostFailures(void);
+extern uint64 FinbertHostDeviceUsed(void);
+extern fb_status FinbertHostProbe(fb_device device, const char *cuda_module,
+								  fb_device_info *info, fb_error *err);
+extern fb_status FinbertHostDeviceInfo(fb_device_info *info, fb_error *err);
+extern void FinbertHostOpen(const char *name, const char *path,
+							fb_precision precision, fb_device device,
+							const char *cuda_module, int max_batch_tokens,
+							int threads, const fb_run_ctl *ctl,
+							FinbertHostModel *hm);
+extern void FinbertHostClose(const FinbertHostModel *hm);
+extern fb_status FinbertHostRun(const FinbertHostModel *hm, uint32 kind,
+								const fb_run_ctl *ctl, const fb_text *texts,
+								size_t n, const fb_task_options *opts,
+								float *out, size_t row_floats,
+								uint64 *tokens, fb_error *err);
+extern void FinbertHostEntities(const FinbertHostModel *hm,
+								const fb_model_info *info,
+								const fb_run_ctl *ctl, const fb_text *texts,
+								size_t n, const fb_task_options *opts,
+								fb_entity_list *lists, fb_status *statuses,
+								uint64 *tokens, fb_error *errs);
+
+/* ------------------------------------------------------------------------
  * Request queue, backend side (queue.c)
  * ------------------------------------------------------------------------ */
 extern Size FinbertQueueShmemSize(void);
@@ -435,6 +541,15 @@ typedef struct FinbertRunContext
 	FinbertParallelEntitiesFn parallel_entities;	/* NULL: text by text */
 	void	   *parallel_arg;	/* passed to both */
 } FinbertRunContext;
+
+/* The engine calls of classification and embeddings (the worker tells
+ * them apart to send them to its engine host). */
+extern fb_status FinbertClassifyCall(fb_session *s, const fb_text *texts,
+									 size_t n, const fb_task_options *opts,
+									 float *out, fb_error *err);
+extern fb_status FinbertEmbedCall(fb_session *s, const fb_text *texts,
+								  size_t n, const fb_task_options *opts,
+								  float *out, fb_error *err);
 
 /* A backend's context: CHECK_FOR_INTERRUPTS semantics, no lanes. */
 extern const FinbertRunContext *FinbertBackendRunContext(void);

@@ -9,7 +9,9 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/memutils.h"
 
 #include "finbert_pg.h"
@@ -34,6 +36,10 @@ char	   *finbert_database = NULL;
 bool		finbert_cache = true;
 int			finbert_cache_max_rows = 1000000;
 int			finbert_cache_queue_size = 1024;
+int			finbert_device = FB_DEVICE_AUTO;
+char	   *finbert_cuda_module = NULL;
+bool		finbert_engine_host = false;
+int			finbert_engine_host_timeout = 300000;
 
 static const struct config_enum_entry execution_options[] = {
 	{"auto", FINBERT_EXEC_AUTO, false},
@@ -41,6 +47,47 @@ static const struct config_enum_entry execution_options[] = {
 	{"worker", FINBERT_EXEC_WORKER, false},
 	{NULL, 0, false}
 };
+
+static const struct config_enum_entry device_options[] = {
+	{"auto", FB_DEVICE_AUTO, false},
+	{"cpu", FB_DEVICE_CPU, false},
+	{"cuda", FB_DEVICE_CUDA, false},
+	{NULL, 0, false}
+};
+
+/* finbert.cuda_module must be empty (the default) or an absolute path. */
+static bool
+check_cuda_module(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!is_absolute_path(*newval))
+	{
+		GUC_check_errdetail("finbert.cuda_module must be an absolute path.");
+		return false;
+	}
+	return true;
+}
+
+char *
+FinbertCudaModulePath(void)
+{
+	if (finbert_cuda_module && finbert_cuda_module[0])
+		return pstrdup(finbert_cuda_module);
+	return psprintf("%s/finbert_cuda.so", pkglib_path);
+}
+
+bool
+FinbertGucIsDefault(const char *name)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(vars[i]->name, name) == 0)
+			return vars[i]->source == PGC_S_DEFAULT;
+	return true;
+}
 
 /* finbert.model_dir must be empty (unset) or an absolute path. */
 static bool
@@ -187,6 +234,46 @@ FinbertDefineGucs(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("finbert.device",
+							 "Where the finbert worker runs the models: cpu, cuda, or auto (cuda when the module loads and a device is present).",
+							 "On a CUDA device the engine runs in the worker's engine host process, and "
+							 "finbert.execution = auto sends every call to the worker.",
+							 &finbert_device,
+							 FB_DEVICE_AUTO,
+							 device_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("finbert.cuda_module",
+							   "Path of the finbert CUDA backend module (empty: finbert_cuda.so in the package library directory).",
+							   NULL,
+							   &finbert_cuda_module,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   check_cuda_module, NULL, NULL);
+
+	DefineCustomBoolVariable("finbert.engine_host",
+							 "Runs the finbert worker's CPU engine in its engine host process too.",
+							 "Isolates the database from every engine fault, at the cost of a round trip "
+							 "per engine call; on a CUDA device the host is always used.",
+							 &finbert_engine_host,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.host_timeout",
+							"How long the finbert worker waits for one answer of its engine host before it kills and restarts it.",
+							NULL,
+							&finbert_engine_host_timeout,
+							300000,
+							100, INT_MAX / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("finbert.worker_slots",
 							"Request slots of the finbert worker's queue in shared memory.",
 							"Each backend (or parallel worker) waiting for the worker uses one; "
@@ -200,7 +287,7 @@ FinbertDefineGucs(void)
 
 	DefineCustomIntVariable("finbert.max_batch_tokens",
 							"Tokens the finbert worker gathers into one batch (and one forward pass).",
-							NULL,
+							"Left at its default, 65536 when the worker runs on a GPU.",
 							&finbert_max_batch_tokens,
 							8192,
 							64, 1024 * 1024,

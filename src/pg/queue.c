@@ -206,6 +206,24 @@ FinbertUseWorker(void)
 {
 	FinbertQueue *q = FinbertQueueShared;
 
+	/* a CUDA device is only ever used in the worker's engine host */
+	if (finbert_device == FB_DEVICE_CUDA)
+	{
+		if (finbert_execution == FINBERT_EXEC_INLINE)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("finbert.execution = inline cannot run on finbert.device = cuda"),
+					 errdetail("A CUDA device is only used by the finbert worker's engine host process, never by a backend."),
+					 errhint("Set finbert.execution to auto or worker, or finbert.device to cpu.")));
+		if (q == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("finbert.device = cuda requires finbert in shared_preload_libraries"),
+					 errdetail("A CUDA device is only used by the finbert worker's engine host process."),
+					 errhint("Add finbert to shared_preload_libraries and restart the server, or set finbert.device to auto or cpu.")));
+		return true;
+	}
+
 	switch (finbert_execution)
 	{
 		case FINBERT_EXEC_INLINE:
@@ -221,12 +239,15 @@ FinbertUseWorker(void)
 		default:
 
 			/*
-			 * The worker pays off on a GPU (none yet: the device is always
-			 * the CPU) or when requests of several backends can share a
-			 * batch.  Unlocked reads: this is a heuristic.
+			 * The worker pays off on a GPU (every call goes there when it
+			 * runs on one) or when requests of several backends can share
+			 * a batch.  Unlocked reads: this is a heuristic.
 			 */
 			if (q == NULL || *((volatile int *) &q->worker_pid) == 0)
 				return false;
+			if (finbert_device == FB_DEVICE_AUTO &&
+				FinbertDeviceResolved() == FINBERT_DEVICE_ON_CUDA)
+				return true;
 			return pg_atomic_read_u32(&q->in_execute) >= AUTO_MIN_CONCURRENT;
 	}
 }

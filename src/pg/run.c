@@ -45,15 +45,15 @@ FinbertBackendRunContext(void)
 	return &BackendRun;
 }
 
-static fb_status
-ClassifyCall(fb_session *s, const fb_text *texts, size_t n,
+fb_status
+FinbertClassifyCall(fb_session *s, const fb_text *texts, size_t n,
 			 const fb_task_options *opts, float *out, fb_error *err)
 {
 	return fb_classify(s, texts, n, opts, NULL, out, err);
 }
 
-static fb_status
-EmbedCall(fb_session *s, const fb_text *texts, size_t n,
+fb_status
+FinbertEmbedCall(fb_session *s, const fb_text *texts, size_t n,
 		  const fb_task_options *opts, float *out, fb_error *err)
 {
 	return fb_embed(s, texts, n, opts, out, err);
@@ -173,7 +173,7 @@ RunClassify(const FinbertRunContext *rc, const FinbertRequest *req,
 	res->labels = CopyLabels(info);
 	res->multi_label = info->multi_label != 0;
 	res->probs = palloc0(sizeof(float4) * Max((size_t) req->ntexts * nl, 1));
-	RunBatches(rc, req, session, opts, ClassifyCall, res->probs, nl,
+	RunBatches(rc, req, session, opts, FinbertClassifyCall, res->probs, nl,
 			   tokens, batches);
 }
 
@@ -197,12 +197,13 @@ RunEntities(const FinbertRunContext *rc, const FinbertRequest *req,
 	res->entities = palloc0(sizeof(FinbertEntity *) * Max(req->ntexts, 1));
 
 	/*
-	 * In the worker, the texts run over its lanes first; then, in text order
-	 * as inline, each is counted and its entities copied out.  A text whose
-	 * lane failed (or stopped) runs again here, which raises the very error
-	 * inline execution raises for it.
+	 * In the worker, the texts run over its lanes (or in its engine host,
+	 * even a single text) first; then, in text order as inline, each is
+	 * counted and its entities copied out.  A text whose lane failed (or
+	 * stopped) runs again here, which raises the very error inline
+	 * execution raises for it.
 	 */
-	if (rc->parallel_entities && req->ntexts > 1)
+	if (rc->parallel_entities && req->ntexts > 0)
 	{
 		plists = palloc0(sizeof(fb_entity_list) * req->ntexts);
 		pstatus = palloc(sizeof(fb_status) * req->ntexts);
@@ -310,7 +311,7 @@ RunEmbed(const FinbertRunContext *rc, const FinbertRequest *req,
 	opts->normalize = 1;		/* <-> then orders like cosine similarity */
 	res->dim = dim;
 	res->embeddings = palloc0(sizeof(float4) * Max((size_t) req->ntexts * dim, 1));
-	RunBatches(rc, req, session, opts, EmbedCall, res->embeddings, dim,
+	RunBatches(rc, req, session, opts, FinbertEmbedCall, res->embeddings, dim,
 			   tokens, batches);
 }
 

@@ -22,6 +22,32 @@
 
 PG_FUNCTION_INFO_V1(finbert_stats);
 PG_FUNCTION_INFO_V1(finbert_stats_reset);
+PG_FUNCTION_INFO_V1(finbert_worker_models);
+
+/* Models the worker has open, with the device each runs on (device.c). */
+Datum
+finbert_worker_models(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	FinbertDeviceStatus ds;
+	FinbertDeviceModel *models = palloc(sizeof(FinbertDeviceModel) * FINBERT_DEVICE_MODELS);
+	int			n = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!FinbertDeviceGetStatus(&ds, models, &n))
+		return (Datum) 0;
+	for (int k = 0; k < n; k++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+
+		values[0] = CStringGetTextDatum(models[k].name);
+		values[1] = CStringGetTextDatum(models[k].device);
+		values[2] = Int64GetDatum(models[k].device_bytes);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
 
 Datum
 finbert_stats(PG_FUNCTION_ARGS)
@@ -30,8 +56,9 @@ finbert_stats(PG_FUNCTION_ARGS)
 	FinbertQueueStatus qs;
 	FinbertCacheStatus cs;
 	TupleDesc	tupdesc;
-	Datum		values[28];
-	bool		nulls[28] = {0};
+	FinbertDeviceStatus ds;
+	Datum		values[35];
+	bool		nulls[35] = {0};
 	bool		shared;
 	int			i = 0;
 
@@ -103,6 +130,26 @@ finbert_stats(PG_FUNCTION_ARGS)
 		nulls[i++] = true;
 	}
 	values[i++] = TimestampTzGetDatum(st.reset_time);
+	/* the worker's device and engine host (device.c) */
+	if (FinbertDeviceGetStatus(&ds, NULL, NULL) && ds.device != FINBERT_DEVICE_UNKNOWN)
+	{
+		values[i++] = CStringGetTextDatum(ds.device == FINBERT_DEVICE_ON_CUDA ?
+										  (ds.name[0] ? ds.name : "cuda") : "cpu");
+		values[i++] = Int64GetDatum((int64) ds.used_bytes);
+		values[i++] = Int64GetDatum((int64) ds.total_bytes);
+		values[i++] = Int64GetDatum((int64) ds.batches);
+		values[i++] = Int64GetDatum((int64) ds.tokens);
+		if (ds.host_pid != 0)
+			values[i++] = Int32GetDatum(ds.host_pid);
+		else
+			nulls[i++] = true;
+		values[i++] = Int64GetDatum((int64) ds.host_failures);
+	}
+	else
+	{
+		for (int k = 0; k < 7; k++)
+			nulls[i++] = true;
+	}
 	Assert(i == lengthof(values));
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -10,7 +10,12 @@
  * opened here on first use (with the precision of the request) and kept
  * while requests name the same files with the same precision;
  * engine threads (finbert.worker_threads) are started here, never in the
- * postmaster; a GPU device would be initialised here too.
+ * postmaster.  On a CUDA device (finbert.device), and on the CPU with
+ * finbert.engine_host, the engine calls run in the worker's engine host
+ * process instead (host.c): a GPU fault kills that child of the worker,
+ * never a process of the postmaster, so the database is not restarted;
+ * the requests of that batch fail and a new host serves the next one.
+ * The worker itself never loads a CUDA library.
  *
  * Loop (while (!ShutdownRequestPending)):
  *   1. collect: under the queue lock, look at the QUEUED slots.  Hold them
@@ -72,6 +77,7 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
+#include "host_proto.h"
 #include "finbert_pg.h"
 #include "finbert_queue.h"
 
@@ -93,6 +99,7 @@ typedef struct WorkerModel
 	int			nlanes;
 	fb_session **lanes;			/* lanes[0] runs in this thread */
 	TimestampTz last_used;
+	FinbertHostModel host;		/* the copy in the engine host, if used */
 } WorkerModel;
 
 /* One part of an engine call split over lanes. */
@@ -159,6 +166,34 @@ static int	NRunJobs = 0;
 /* Set by this thread when lane 0 stops: the other lanes stop too. */
 static volatile sig_atomic_t LaneStop = 0;
 
+/*
+ * The device the engine runs on (finbert.device resolved by a probe in the
+ * engine host: a CUDA driver is never loaded in this process) and whether
+ * the engine runs in the host (always on CUDA; on the CPU with
+ * finbert.engine_host).  The worker keeps a CPU copy of each model for its
+ * labels and tokenizer either way.
+ */
+static FinbertDeviceKind Device = FINBERT_DEVICE_UNKNOWN;
+static int	ResolvedSetting = -1;	/* finbert.device it was resolved for */
+static char *ResolvedModule = NULL; /* and finbert.cuda_module */
+static char *CudaModule = NULL;
+
+static bool
+UseHost(void)
+{
+	return Device == FINBERT_DEVICE_ON_CUDA || finbert_engine_host;
+}
+
+/* finbert.max_batch_tokens, or the GPU's default when it is left unset. */
+static int
+MaxBatchTokens(void)
+{
+	if (Device == FINBERT_DEVICE_ON_CUDA &&
+		FinbertGucIsDefault("finbert.max_batch_tokens"))
+		return FINBERT_GPU_MAX_BATCH_TOKENS;
+	return finbert_max_batch_tokens;
+}
+
 static void
 SetState(FinbertWorkerState s)
 {
@@ -206,6 +241,18 @@ LaneInterrupt(void *arg)
 static const fb_run_ctl WorkerRunCtl = {WorkerInterrupt, NULL};
 static const fb_run_ctl LaneRunCtl = {LaneInterrupt, NULL};
 
+static ErrorData *CatchError(void);
+static fb_status HostParallelCall(void *arg, FinbertEngineCall call,
+								  fb_session *s, const fb_text *texts,
+								  size_t n, const fb_task_options *opts,
+								  float *out, size_t row_floats,
+								  uint64 *tokens, fb_error *err);
+static void HostParallelEntities(void *arg, fb_session *s,
+								 const fb_text *texts, size_t n,
+								 const fb_task_options *opts,
+								 fb_entity_list *lists, fb_status *statuses,
+								 uint64 *tokens, fb_error *errs);
+
 static fb_status WorkerParallelCall(void *arg, FinbertEngineCall call,
 									fb_session *s, const fb_text *texts,
 									size_t n, const fb_task_options *opts,
@@ -229,8 +276,8 @@ RunContext(WorkerModel *wm)
 
 	rc.ctl = &WorkerRunCtl;
 	rc.stop_fails = true;
-	rc.parallel_call = WorkerParallelCall;
-	rc.parallel_entities = WorkerParallelEntities;
+	rc.parallel_call = UseHost() ? HostParallelCall : WorkerParallelCall;
+	rc.parallel_entities = UseHost() ? HostParallelEntities : WorkerParallelEntities;
 	rc.parallel_arg = wm;
 	return rc;
 }
@@ -269,11 +316,49 @@ SetLanes(WorkerModel *wm, int n)
 static void
 CloseModel(WorkerModel *wm)
 {
+	if (wm->host.id != 0)
+	{
+		/* a host that fails now is restarted; the model is closed anyway */
+		PG_TRY();
+		{
+			FinbertHostClose(&wm->host);
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+		}
+		PG_END_TRY();
+	}
+	FinbertDeviceModelSet(wm->name, "", -1);
 	SetLanes(wm, 1);
 	fb_session_free(wm->lanes[0]);
 	pfree(wm->lanes);
 	fb_model_free(wm->model);
 	hash_search(WorkerModels, wm->name, HASH_REMOVE, NULL);
+}
+
+/*
+ * Opens wm in the engine host (again after the host was restarted), on
+ * the worker's device.
+ */
+static void
+EnsureHostModel(WorkerModel *wm)
+{
+	bool		cuda = Device == FINBERT_DEVICE_ON_CUDA;
+
+	FinbertHostCheck();
+	if (wm->host.id != 0 && wm->host.generation == FinbertHostGeneration() &&
+		FinbertHostPid() != 0)
+		return;
+	memset(&wm->host, 0, sizeof(wm->host));
+	SetState(WORKER_LOADING);
+	FinbertHostOpen(wm->ref.name, wm->ref.path, (fb_precision) wm->ref.precision,
+					cuda ? FB_DEVICE_CUDA : FB_DEVICE_CPU, CudaModule,
+					MaxBatchTokens(), WorkerThreads(), &WorkerRunCtl, &wm->host);
+	SetState(WORKER_RUNNING);
+	FinbertDeviceModelSet(wm->name, wm->host.device == FB_DEVICE_CUDA ? "cuda" : "cpu",
+						  (int64) wm->host.device_bytes);
 }
 
 /* The open model for ref, (re)opening it when the files changed. */
@@ -289,6 +374,8 @@ OpenModel(const FinbertModelRef *ref)
 	if (wm && FinbertModelRefEquals(&wm->ref, ref))
 	{
 		wm->last_used = GetCurrentTimestamp();
+		if (UseHost())
+			EnsureHostModel(wm);
 		return wm;
 	}
 	if (wm)
@@ -296,7 +383,7 @@ OpenModel(const FinbertModelRef *ref)
 
 	SetState(WORKER_LOADING);
 	FinbertOpenEngineModel(ref->name, ref->path, (fb_precision) ref->precision,
-						   finbert_max_batch_tokens, &model, &session);
+						   MaxBatchTokens(), &model, &session);
 	fb_session_set_ctl(session, &WorkerRunCtl);
 	wm = hash_search(WorkerModels, ref->name, HASH_ENTER, &found);
 	wm->ref = *ref;
@@ -304,8 +391,12 @@ OpenModel(const FinbertModelRef *ref)
 	wm->lanes = MemoryContextAllocZero(WorkerContext, sizeof(fb_session *) * MAX_LANES);
 	wm->lanes[0] = session;
 	wm->nlanes = 1;
+	memset(&wm->host, 0, sizeof(wm->host));
 	SetLanes(wm, WorkerThreads());
 	wm->last_used = GetCurrentTimestamp();
+	FinbertDeviceModelSet(wm->name, "cpu", 0);
+	if (UseHost())
+		EnsureHostModel(wm);
 	SetState(WORKER_RUNNING);
 	return wm;
 }
@@ -324,6 +415,116 @@ CloseIdleModels(bool all)
 											  MODEL_IDLE_SECONDS * 1000))
 			CloseModel(wm);
 	}
+}
+
+/*
+ * Resolves finbert.device (at start, and after a reload that changed it or
+ * finbert.cuda_module) by a probe in the engine host, logs the outcome once
+ * and publishes it for the backends' routing.  A device that cannot be
+ * used is no error here: with device = cuda every request then fails with
+ * the reason; with auto the models run on the CPU.
+ */
+static void
+ResolveDevice(void)
+{
+	char	   *module = FinbertCudaModulePath();
+	fb_device_info info;
+	fb_error	err;
+	fb_status	st = FB_ERR_DEVICE;
+	FinbertDeviceKind old = Device;
+
+	if (ResolvedSetting == finbert_device && ResolvedModule &&
+		strcmp(ResolvedModule, module) == 0)
+	{
+		pfree(module);
+		return;
+	}
+	if (ResolvedModule)
+	{
+		/* a new device or module: models reopen in a new host */
+		CloseIdleModels(true);
+		FinbertHostStop(false);
+		pfree(ResolvedModule);
+	}
+	ResolvedModule = MemoryContextStrdup(WorkerContext, module);
+	CudaModule = ResolvedModule;
+	ResolvedSetting = finbert_device;
+	pfree(module);
+
+	memset(&info, 0, sizeof(info));
+	err.status = FB_OK;
+	err.msg[0] = '\0';
+	if (finbert_device != FB_DEVICE_CPU)
+	{
+		PG_TRY();
+		{
+			st = FinbertHostProbe((fb_device) finbert_device, CudaModule, &info, &err);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata = CatchError();
+
+			err.status = st = FB_ERR_DEVICE;
+			strlcpy(err.msg, edata->message, sizeof(err.msg));
+		}
+		PG_END_TRY();
+	}
+
+	if (finbert_device == FB_DEVICE_CPU)
+	{
+		Device = FINBERT_DEVICE_ON_CPU;
+		ereport(LOG,
+				(errmsg("finbert worker runs the models on the CPU (finbert.device = cpu)")));
+	}
+	else if (st == FB_OK && info.device == FB_DEVICE_CUDA)
+	{
+		Device = FINBERT_DEVICE_ON_CUDA;
+		ereport(LOG,
+				(errmsg("finbert worker runs the models on CUDA device %d (%s) in its engine host",
+						info.ordinal, info.name),
+				 errdetail("Module %s; %s.", CudaModule, info.runtime[0] ? info.runtime : "no runtime details")));
+	}
+	else if (finbert_device == FB_DEVICE_AUTO)
+	{
+		Device = FINBERT_DEVICE_ON_CPU;
+		ereport(LOG,
+				(errmsg("finbert.device = auto: no usable CUDA device, the models run on the CPU"),
+				 errdetail("%s", info.note[0] ? info.note : err.msg[0] ? err.msg : "No CUDA device was found.")));
+	}
+	else
+	{
+		/* cuda that cannot be used: each request gets the reason as its ERROR */
+		Device = FINBERT_DEVICE_ON_CUDA;
+		ereport(LOG,
+				(errmsg("finbert.device = cuda, but the CUDA device is not usable: requests will fail"),
+				 errdetail("%s", err.msg[0] ? err.msg : "The probe found no device.")));
+	}
+	FinbertDeviceSetResolved(Device, Device == FINBERT_DEVICE_ON_CUDA ? info.name : "cpu",
+							 (uint64) info.total_bytes);
+	(void) old;
+	if (!UseHost())
+		FinbertHostStop(false);
+}
+
+/* Starts the engine host ahead of the first request, when it is used. */
+static void
+ApplyEngineHost(void)
+{
+	if (!UseHost())
+	{
+		FinbertHostStop(false);
+		return;
+	}
+	PG_TRY();
+	{
+		FinbertHostStart();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -518,6 +719,55 @@ WorkerParallelEntities(void *arg, fb_session *s, const fb_text *texts,
 	proto.errs = errs;
 	proto.opts = opts;
 	pfree(RunLanes(wm, &proto, texts, n, &nl));
+}
+
+/*
+ * The parallel_call of the run context when the engine runs in the host:
+ * the same engine call, made there (the host splits a forward pass over
+ * its own threads).
+ */
+static fb_status
+HostParallelCall(void *arg, FinbertEngineCall call, fb_session *s,
+				 const fb_text *texts, size_t n, const fb_task_options *opts,
+				 float *out, size_t row_floats, uint64 *tokens,
+				 fb_error *err)
+{
+	WorkerModel *wm = arg;
+	uint32		kind;
+	fb_status	status;
+
+	if (call == FinbertClassifyCall)
+		kind = FB_HOST_CLASSIFY;
+	else if (call == FinbertEmbedCall)
+		kind = FB_HOST_EMBED;
+	else
+		elog(ERROR, "engine call unknown to the finbert engine host");
+	EnsureHostModel(wm);
+	status = FinbertHostRun(&wm->host, kind, &WorkerRunCtl, texts, n, opts,
+							out, row_floats, tokens, err);
+	if (status == FB_OK && Device == FINBERT_DEVICE_ON_CUDA)
+		FinbertDeviceCount(1, *tokens, FinbertHostDeviceUsed());
+	return status;
+}
+
+/* The parallel_entities of the run context when the engine runs in the host. */
+static void
+HostParallelEntities(void *arg, fb_session *s, const fb_text *texts,
+					 size_t n, const fb_task_options *opts,
+					 fb_entity_list *lists, fb_status *statuses,
+					 uint64 *tokens, fb_error *errs)
+{
+	WorkerModel *wm = arg;
+	uint64		sum = 0;
+
+	EnsureHostModel(wm);
+	FinbertHostEntities(&wm->host, fb_model_get_info(wm->model), &WorkerRunCtl,
+						texts, n, opts, lists, statuses, tokens, errs);
+	for (size_t i = 0; i < n; i++)
+		if (statuses[i] == FB_OK)
+			sum += tokens[i];
+	if (Device == FINBERT_DEVICE_ON_CUDA)
+		FinbertDeviceCount(n, sum, FinbertHostDeviceUsed());
 }
 
 /* ------------------------------------------------------------------------
@@ -722,6 +972,8 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	int64		tokens = 0,
 				batches = 0;
 	bool		ok = true;
+	ErrorData  *edata = NULL;
+	uint64		host_failures = FinbertHostFailures();
 
 	for (int j = 0; j < njobs; j++)
 	{
@@ -761,11 +1013,18 @@ RunMerged(Job **jobs, int njobs, WorkerModel *wm)
 	}
 	PG_CATCH();
 	{
-		(void) CatchError();
+		edata = CatchError();
 		ok = false;
 	}
 	PG_END_TRY();
 	NRunJobs = 0;
+	if (!ok && FinbertHostFailures() != host_failures)
+	{
+		/* the host died under this batch: every request of it fails */
+		for (int j = 0; j < njobs; j++)
+			FailJobError(jobs[j], edata);
+		return true;
+	}
 	if (!ok)
 		return false;
 
@@ -1019,7 +1278,7 @@ Collect(long *timeout_ms, bool *results_pending)
 
 	if (nqueued == 0)
 		take = false;
-	else if (tokens >= finbert_max_batch_tokens || finbert_batch_wait_ms <= 0 ||
+	else if (tokens >= MaxBatchTokens() || finbert_batch_wait_ms <= 0 ||
 			 RecentClients(now) <= nqueued ||
 			 TimestampDifferenceExceeds(oldest, now, finbert_batch_wait_ms))
 		take = true;
@@ -1041,7 +1300,7 @@ Collect(long *timeout_ms, bool *results_pending)
 			FinbertSlot *slot = &q->slots[Order[k]];
 			Job		   *job = &Jobs[NJobs];
 
-			if (NJobs > 0 && budget + slot->est_tokens > finbert_max_batch_tokens)
+			if (NJobs > 0 && budget + slot->est_tokens > MaxBatchTokens())
 				break;
 			budget += slot->est_tokens;
 			slot->state = SLOT_RUNNING;
@@ -1126,6 +1385,8 @@ WorkerExit(int code, Datum arg)
 {
 	/* the queue lock is never held across code that can fail; be sure */
 	LWLockReleaseAll();
+	FinbertHostStop(true);
+	FinbertDeviceModelsClear();
 	if (FinbertQueueShared == NULL)
 		return;
 	FailLeftovers(true);
@@ -1168,12 +1429,14 @@ finbert_worker_main(Datum arg)
 
 	on_shmem_exit(WorkerExit, (Datum) 0);
 	FailLeftovers(false);
+	ResolveDevice();
+	ApplyEngineHost();
 	SetState(WORKER_IDLE);
 	ereport(LOG,
 			(errmsg("finbert worker started"),
-			 errdetail("%d request slots, max_batch_tokens %d, batch_wait_ms %d, %d engine lanes.",
-					   q->nslots, finbert_max_batch_tokens, finbert_batch_wait_ms,
-					   WorkerThreads())));
+			 errdetail("%d request slots, max_batch_tokens %d, batch_wait_ms %d, %d engine lanes, engine %s.",
+					   q->nslots, MaxBatchTokens(), finbert_batch_wait_ms,
+					   WorkerThreads(), UseHost() ? "in the engine host process" : "in the worker")));
 
 	MemoryContextSwitchTo(BatchContext);
 	while (!ShutdownRequestPending)
@@ -1187,6 +1450,8 @@ finbert_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			ApplyThreads();
+			ResolveDevice();
+			ApplyEngineHost();
 		}
 
 		if (Collect(&timeout, &results_pending))
@@ -1214,6 +1479,7 @@ finbert_worker_main(Datum arg)
 
 	/* shutdown: exit 0 quietly; a stray SIGTERM: exit 1, restarted */
 	CloseIdleModels(true);
+	FinbertHostStop(false);
 	FinbertExitAfterShutdownRequest("finbert worker",
 									"The postmaster starts a new one; queued requests wait for it.");
 }

@@ -80,6 +80,8 @@ for phase in "$@"; do
 		cp -R "$repo/test/t" "$scratch/t"
 		cp "$repo/scripts/scaleout.sh" "$scratch/t/"	# 008_scaleout.pl runs it
 		cp -R "$repo/test/fixtures/models" "$scratch/tap/fixtures"
+		# the CUDA backend under the CPU execution harness (007_engine_host.pl)
+		cp "$repo/build/finbert_cuda_harness.so" "$scratch/tap/" 2>/dev/null || true
 		[ -n "$owner" ] && chown -R "$owner" "$scratch"
 		tests=""
 		for t in ${PROVE_TESTS:-$scratch/t/*.pl}; do
@@ -87,6 +89,7 @@ for phase in "$@"; do
 		done
 		(cd "$scratch/tap" && as_pg env TESTDIR="$scratch/tap" PATH="$pgbin:$PATH" \
 			PG_REGRESS="$pg_regress" FINBERT_FIXTURES="$scratch/tap/fixtures" \
+			FINBERT_CUDA_HARNESS="$scratch/tap/finbert_cuda_harness.so" \
 			prove -I "$(dirname "$pg_regress")/../perl" -I "$scratch/t" ${PROVE_FLAGS:-} $tests)
 		;;
 	readme)
