@@ -38,6 +38,7 @@ finbert_shmem_request(void)
 		prev_shmem_request_hook();
 	FinbertStatsShmemRequest();
 	FinbertQueueShmemRequest();
+	FinbertProgressShmemRequest();
 	RequestAddinShmemSpace(MAXALIGN(FinbertCacheShmemSize()));
 }
 
@@ -49,6 +50,7 @@ finbert_shmem_startup(void)
 	FinbertStatsShmemStartup();
 	FinbertQueueShmemStartup();
 	FinbertCacheShmemStartup();
+	FinbertProgressShmemStartup();
 }
 
 /*
@@ -78,6 +80,7 @@ void
 _PG_init(void)
 {
 	FinbertDefineGucs();
+	FinbertBatchInit();
 
 	if (process_shared_preload_libraries_in_progress)
 	{
