@@ -37,7 +37,7 @@ runs=${RUNS:-3}
 limit_runs=${LIMIT_RUNS:-200}
 port=${PORT:-54332}
 work=$here/work/batching-bench
-bin=$(pg_config --bindir)
+bin=${PGBIN:-$(pg_config --bindir)}
 
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
