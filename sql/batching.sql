@@ -105,6 +105,18 @@ SELECT pg_temp.same($$SELECT id, (SELECT finbert_sentiment(b.body) FROM bnews b 
 SELECT pg_temp.same($$SELECT id, finbert_sentiment(body), generate_series(1, 2) FROM bnews WHERE id < 20$$);
 SELECT pg_temp.same($$SELECT id, finbert_sentiment(body) FROM bnews UNION ALL SELECT id, finbert_type(title) FROM bnews$$);
 
+-- finbert_entities: in the target list (ProjectSet), in a lateral join,
+-- in a materialized view refreshed
+EXPLAIN (COSTS OFF) SELECT id, finbert_entities(body) FROM bnews;
+EXPLAIN (COSTS OFF) SELECT n.id, e.* FROM bnews n, finbert_entities(n.body) e;
+SELECT pg_temp.same($$SELECT id, (finbert_entities(body)).entity FROM bnews$$);
+SELECT pg_temp.same($$SELECT id, finbert_entities(body, 'ner') FROM bnews WHERE id < 40$$);
+SELECT pg_temp.same($$SELECT n.id, e.entity, e.label, e.start_pos, e.end_pos, round(e.score::numeric, 4) FROM bnews n, finbert_entities(n.body) e$$);
+SELECT pg_temp.same($$SELECT n.id, e.entity FROM bnews n LEFT JOIN LATERAL finbert_entities(n.body, 'ner') e ON true$$);
+SELECT finbert_stats_reset();
+SELECT count(*) FROM bnews n, finbert_entities(n.body) e;
+SELECT requests FROM finbert_stats;
+
 -- LIMIT: batches grow from one row, and LIMIT 1 computes one text
 SELECT pg_temp.same($$SELECT id, finbert_sentiment(body) FROM bnews ORDER BY id LIMIT 1$$);
 SELECT pg_temp.same($$SELECT id, finbert_sentiment(body) FROM bnews LIMIT 7$$);
@@ -188,6 +200,16 @@ CREATE TEMP TABLE bmv_off AS SELECT id, finbert_sentiment(body, 'cls') s, finber
 RESET finbert.batching;
 SELECT count(*) AS rows, count(*) FILTER (WHERE row(a.*)::text IS DISTINCT FROM row(b.*)::text) AS differ
   FROM bmv a JOIN bmv_off b USING (id);
+CREATE MATERIALIZED VIEW bent AS SELECT n.id, e.entity, e.label, e.start_pos FROM bnews_plain n, finbert_entities(n.body) e;
+UPDATE bnews_plain SET body = NULL WHERE id % 5 = 0;
+REFRESH MATERIALIZED VIEW bent;
+SET finbert.batching = off;
+CREATE TEMP TABLE bent_off AS SELECT n.id, e.entity, e.label, e.start_pos FROM bnews_plain n, finbert_entities(n.body) e;
+RESET finbert.batching;
+SELECT (SELECT count(*) FROM bent) AS rows,
+       (SELECT count(*) FROM (SELECT * FROM bent EXCEPT ALL SELECT * FROM bent_off) d) +
+       (SELECT count(*) FROM (SELECT * FROM bent_off EXCEPT ALL SELECT * FROM bent) d) AS differ;
+DROP MATERIALIZED VIEW bent;
 DROP MATERIALIZED VIEW bmv;
 DROP TABLE bnews_plain;
 

@@ -72,7 +72,10 @@
 #define BATCH_FIRST_ROWS	1
 #define BATCH_GROWTH		4
 
-/* The scalar functions that batch, by C symbol (prosrc). */
+/*
+ * The functions that batch, by C symbol (prosrc): the scalar ones and the
+ * set-returning finbert_entities(text [, model]).
+ */
 typedef struct BatchFunc
 {
 	const char *symbol;
@@ -87,6 +90,7 @@ static const BatchFunc batch_funcs[] = {
 	{"finbert_type", FINBERT_TASK_CLASSIFY, &finbert_type_model, "finbert.type_model"},
 	{"finbert_classify", FINBERT_TASK_CLASSIFY, NULL, NULL},
 	{"finbert_scores", FINBERT_TASK_CLASSIFY, NULL, NULL},
+	{"finbert_entities", FINBERT_TASK_ENTITIES, &finbert_ner_model, "finbert.ner_model"},
 	{"finbert_companies", FINBERT_TASK_ENTITIES, &finbert_ner_model, "finbert.ner_model"},
 	{"finbert_persons", FINBERT_TASK_ENTITIES, &finbert_ner_model, "finbert.ner_model"},
 	{"finbert_embed", FINBERT_TASK_EMBED, &finbert_embed_model, "finbert.embed_model"},
@@ -129,7 +133,7 @@ LookupBatchFunc(Oid funcid)
 	if (!HeapTupleIsValid(tup))
 		return -1;
 	proc = (Form_pg_proc) GETSTRUCT(tup);
-	if (proc->prolang == ClanguageId && !proc->proretset &&
+	if (proc->prolang == ClanguageId &&
 		proc->pronargs >= 1 && proc->proargtypes.values[0] == TEXTOID)
 	{
 		bool		isnull;
@@ -143,7 +147,9 @@ LookupBatchFunc(Oid funcid)
 			src = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
 			symbol = isnull ? "" : TextDatumGetCString(src);
 			for (int i = 0; i < (int) N_BATCH_FUNCS; i++)
-				if (strcmp(symbol, batch_funcs[i].symbol) == 0)
+				if (strcmp(symbol, batch_funcs[i].symbol) == 0 &&
+					proc->proretset == (batch_funcs[i].task == FINBERT_TASK_ENTITIES &&
+										strcmp(symbol, "finbert_entities") == 0))
 					index = i;
 		}
 	}
@@ -575,9 +581,33 @@ WrapScan(WalkContext *wc, Scan *scan)
 	return &cs->scan.plan;
 }
 
+/* Nested-loop parameters replaced by the outer columns they are set from. */
+static Node *
+NestParamsMutator(Node *node, List *nest_params)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC)
+	{
+		ListCell   *lc;
+
+		foreach(lc, nest_params)
+		{
+			NestLoopParam *nlp = lfirst(lc);
+
+			if (nlp->paramno == ((Param *) node)->paramid)
+				return (Node *) copyObject(nlp->paramval);
+		}
+	}
+	return expression_tree_mutator(node, NestParamsMutator, nest_params);
+}
+
 /*
  * A Result, ProjectSet or join calling finbert on columns of its outer
  * child: a batch node between them passes the child's rows through.
+ * Also a lateral function scan on the inner side of a nested loop,
+ * FROM news n, finbert_entities(n.body) e: its call reads the outer row
+ * through nested-loop parameters.
  */
 static void
 InsertBelow(WalkContext *wc, Plan *plan)
@@ -601,6 +631,19 @@ InsertBelow(WalkContext *wc, Plan *plan)
 	}
 	else
 		(void) CollectBatchCalls((Node *) plan->targetlist, &cc);
+	if (IsA(plan, NestLoop) && plan->righttree && IsA(plan->righttree, FunctionScan))
+	{
+		ListCell   *lf;
+
+		foreach(lf, ((FunctionScan *) plan->righttree)->functions)
+		{
+			RangeTblFunction *rtf = lfirst(lf);
+
+			(void) CollectBatchCalls(NestParamsMutator(rtf->funcexpr,
+													   ((NestLoop *) plan)->nestParams),
+									 &cc);
+		}
+	}
 	if (cc.calls == NIL || PlanHasVolatile(child))
 		return;
 	foreach(lc, child->targetlist)
