@@ -156,6 +156,12 @@ SELECT pg_temp.same($$SELECT id, finbert_sentiment(body || (random() < 2)::text)
 SELECT pg_temp.same($$SELECT id, finbert_sentiment(finbert_sentiment(body)) FROM bnews$$);
 SELECT pg_temp.same($$SELECT id, finbert_sentiment(upper(body)) FROM bnews$$);
 
+-- a volatile CTE below is not read ahead: nextval runs for 3 rows only
+CREATE TEMP SEQUENCE bseq;
+SELECT pg_temp.batched($$WITH c AS MATERIALIZED (SELECT id, body, nextval('bseq') n FROM bnews) SELECT id, finbert_sentiment(body) FROM c LIMIT 3$$);
+WITH c AS MATERIALIZED (SELECT id, body, nextval('bseq') n FROM bnews) SELECT id, finbert_sentiment(body) FROM c LIMIT 3;
+SELECT currval('bseq');
+
 -- errors: the same SQLSTATE and message as per row
 SELECT pg_temp.same($$SELECT id, finbert_classify(body, 'no_such_model') FROM bnews$$);
 SELECT pg_temp.same($$SELECT id, finbert_classify(body, 'ner') FROM bnews$$);

@@ -110,15 +110,16 @@ typedef struct FuncCacheEntry
 } FuncCacheEntry;
 
 static HTAB *func_cache = NULL;
+static bool func_cache_stale = false;
 
+/*
+ * pg_proc changed: the cache is rebuilt at the next lookup (not here: an
+ * invalidation can arrive in the middle of one).
+ */
 static void
 InvalidateFuncCache(Datum arg, int cacheid, uint32 hashvalue)
 {
-	if (func_cache)
-	{
-		hash_destroy(func_cache);
-		func_cache = NULL;
-	}
+	func_cache_stale = true;
 }
 
 /* The batch_funcs index of a scalar finbert function taking text, or -1. */
@@ -161,8 +162,14 @@ static int
 BatchFuncIndex(Oid funcid)
 {
 	FuncCacheEntry *e;
-	bool		found;
+	int			index;
 
+	if (func_cache_stale && func_cache)
+	{
+		hash_destroy(func_cache);
+		func_cache = NULL;
+	}
+	func_cache_stale = false;
 	if (func_cache == NULL)
 	{
 		HASHCTL		ctl;
@@ -172,22 +179,13 @@ BatchFuncIndex(Oid funcid)
 		func_cache = hash_create("finbert batch functions", 64, &ctl,
 								 HASH_ELEM | HASH_BLOBS);
 	}
-	e = hash_search(func_cache, &funcid, HASH_ENTER, &found);
-	if (!found)
-	{
-		e->index = -1;
-		PG_TRY();
-		{
-			e->index = LookupBatchFunc(funcid);
-		}
-		PG_CATCH();
-		{
-			hash_search(func_cache, &funcid, HASH_REMOVE, NULL);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-	}
-	return e->index;
+	e = hash_search(func_cache, &funcid, HASH_FIND, NULL);
+	if (e)
+		return e->index;
+	index = LookupBatchFunc(funcid);
+	e = hash_search(func_cache, &funcid, HASH_ENTER, NULL);
+	e->index = index;
+	return index;
 }
 
 /* ------------------------------------------------------------------------
@@ -328,7 +326,41 @@ ContainsSubPlan(Node *node, void *context)
 	return expression_tree_walker(node, ContainsSubPlan, context);
 }
 
-/* Any volatile function evaluated in this plan subtree? */
+/* PlannedStmt.subplans of the plan being walked (SubPlans, CTEs). */
+static List *walk_subplans = NIL;
+
+static bool PlanHasVolatile(Plan *plan);
+
+static Plan *
+SubplanById(int plan_id)
+{
+	if (plan_id < 1 || plan_id > list_length(walk_subplans))
+		return NULL;
+	return list_nth(walk_subplans, plan_id - 1);
+}
+
+static bool
+VolatileSubPlan(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubPlan) && PlanHasVolatile(SubplanById(((SubPlan *) node)->plan_id)))
+		return true;
+	return expression_tree_walker(node, VolatileSubPlan, context);
+}
+
+/* A volatile function in an expression, or in a subquery it runs. */
+static bool
+HasVolatile(Node *node)
+{
+	return contain_volatile_functions(node) || VolatileSubPlan(node, NULL);
+}
+
+/*
+ * Any volatile function evaluated in this plan subtree (or in the CTEs
+ * and subqueries it runs)?  Reading its rows ahead would run them for
+ * rows a LIMIT above might never ask for.
+ */
 static bool
 PlanHasVolatile(Plan *plan)
 {
@@ -336,21 +368,25 @@ PlanHasVolatile(Plan *plan)
 
 	if (plan == NULL)
 		return false;
-	if (contain_volatile_functions((Node *) plan->targetlist) ||
-		contain_volatile_functions((Node *) plan->qual))
+	check_stack_depth();
+	if (HasVolatile((Node *) plan->targetlist) || HasVolatile((Node *) plan->qual))
 		return true;
 	switch (nodeTag(plan))
 	{
 		case T_FunctionScan:
-			if (contain_volatile_functions((Node *) ((FunctionScan *) plan)->functions))
+			if (HasVolatile((Node *) ((FunctionScan *) plan)->functions))
 				return true;
 			break;
 		case T_ValuesScan:
-			if (contain_volatile_functions((Node *) ((ValuesScan *) plan)->values_lists))
+			if (HasVolatile((Node *) ((ValuesScan *) plan)->values_lists))
 				return true;
 			break;
 		case T_Result:
-			if (contain_volatile_functions(((Result *) plan)->resconstantqual))
+			if (HasVolatile(((Result *) plan)->resconstantqual))
+				return true;
+			break;
+		case T_CteScan:
+			if (PlanHasVolatile(SubplanById(((CteScan *) plan)->ctePlanId)))
 				return true;
 			break;
 		case T_SubqueryScan:
@@ -498,6 +534,25 @@ ToIndexVarMutator(Node *node, ToIndexVar *ctx)
 	return expression_tree_mutator(node, ToIndexVarMutator, ctx);
 }
 
+/* Volatile functions in what a scan reads its rows from? */
+static bool
+ScanSourceHasVolatile(Plan *plan)
+{
+	switch (nodeTag(plan))
+	{
+		case T_SubqueryScan:
+			return PlanHasVolatile(((SubqueryScan *) plan)->subplan);
+		case T_CteScan:
+			return PlanHasVolatile(SubplanById(((CteScan *) plan)->ctePlanId));
+		case T_FunctionScan:
+			return HasVolatile((Node *) ((FunctionScan *) plan)->functions);
+		case T_ValuesScan:
+			return HasVolatile((Node *) ((ValuesScan *) plan)->values_lists);
+		default:
+			return false;
+	}
+}
+
 /*
  * A scan projecting finbert calls (or filtering on them): a batch node
  * above it takes over the projection and those filter clauses.
@@ -534,10 +589,8 @@ WrapScan(WalkContext *wc, Scan *scan)
 	if (ContainsSubPlan((Node *) plan->targetlist, NULL) ||
 		ContainsSubPlan((Node *) moved_quals, NULL))
 		return plan;
-	if (PlanHasVolatile(plan) &&
-		(contain_volatile_functions((Node *) kept_quals) ||
-		 (IsA(plan, SubqueryScan) && PlanHasVolatile(((SubqueryScan *) plan)->subplan)) ||
-		 (IsA(plan, FunctionScan) || IsA(plan, ValuesScan))))
+	/* rows read ahead: the scan's clauses and source must be non-volatile */
+	if (HasVolatile((Node *) kept_quals) || ScanSourceHasVolatile(plan))
 		return plan;
 
 	/* the columns the moved expressions read, each once */
@@ -756,8 +809,10 @@ BatchPlanner(Query *parse, const char *query_string, int cursor_options,
 		foreach(lc, stmt->subplans)
 			MaxPlanNodeId(lfirst(lc), &max);
 		wc.next_plan_node_id = max + 1;
+		walk_subplans = stmt->subplans;
 		stmt->planTree = WalkPlan(&wc, stmt->planTree, false);
 		WalkList(&wc, stmt->subplans);
+		walk_subplans = NIL;
 	}
 	return stmt;
 }

@@ -81,6 +81,26 @@ is(output('on', "SELECT * FROM ($pq) t ORDER BY id", @par, @worker),
 	output('off', "SELECT * FROM ($pq) t ORDER BY id"),
 	'parallel + worker: same output');
 
+# UPDATE meeting a concurrent update: EvalPlanQual rechecks the row through
+# the node, and the new value is computed on the committed new text
+$node->safe_psql('postgres', 'ALTER TABLE news ADD COLUMN label text');
+my $a = start_psql($node,
+	[ 'BEGIN', "UPDATE news SET body = 'Tesla shares plunge after recall' WHERE id = 5",
+	  'SELECT pg_sleep(2)', 'COMMIT' ], name => 'epq_holder');
+ok(defined poll_until($node,
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'epq_holder' AND query LIKE '%pg_sleep%'", 20),
+	'the concurrent update holds the row');
+like(output('on', 'EXPLAIN (COSTS OFF) UPDATE news SET label = finbert_sentiment(body) WHERE id <= 10'),
+	qr/Finbert Batch/, 'the UPDATE is batched');
+output('on', 'UPDATE news SET label = finbert_sentiment(body) WHERE id <= 10');
+finish_psql($a);
+is($a->{rc}, 0, 'the concurrent update committed');
+is( output('off',
+		"SELECT count(*) FILTER (WHERE label IS NOT DISTINCT FROM finbert_sentiment(body)) || '/' || count(*) FROM news WHERE id <= 10"),
+	'10/10', 'every label is that of the row version updated, row 5 rechecked');
+is(output('off', "SELECT body FROM news WHERE id = 5"), 'Tesla shares plunge after recall',
+	'row 5 has the new text');
+
 # a database without the extension: the hook finds no finbert call
 $node->safe_psql('postgres', 'CREATE DATABASE plain');
 is($node->safe_psql('plain', 'SELECT count(*) FROM generate_series(1, 10)'), '10',
