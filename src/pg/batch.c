@@ -34,8 +34,8 @@
  * when the subtree below has no volatile functions.  Scrollable cursors,
  * the inner side of a merge join (mark/restore) and everything else stay
  * per-row.  Batches grow (1, 4, 16, ... up to finbert.batch_rows rows,
- * cut by finbert.max_batch_tokens estimated tokens), so LIMIT 1 computes
- * one row.
+ * cut by finbert.max_batch_tokens estimated tokens), and a batch of one
+ * row computes per row, so LIMIT 1 costs what it costs without the node.
  *
  * In a parallel query (each process batches its own rows) PostgreSQL
  * allows no subtransaction: there a failed batch raises its error at once.
@@ -1193,7 +1193,19 @@ LoadBatch(BatchState *bs)
 		bs->progress_owner = FinbertProgressStart(model, bs->css.ss.ps.plan->plan_rows);
 		bs->progress_started = true;
 	}
-	tokens = RunBatchRequests(bs);
+	/*
+	 * A batch of one row gains nothing: its calls compute per row (no
+	 * subtransaction, no memo), so LIMIT 1 costs what it costs per row.
+	 */
+	if (bs->nrows > 1)
+		tokens = RunBatchRequests(bs);
+	else
+	{
+		tokens = 0;
+		for (int c = 0; c < bs->ncalls; c++)
+			if (bs->args[c].valid)
+				tokens += EstimateTokens(&bs->args[c].text);
+	}
 	bs->batches++;
 	FinbertProgressBatch(bs->progress_owner, bs->nrows, tokens);
 	FinbertMemoActivate(bs->memo);
