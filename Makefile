@@ -261,7 +261,7 @@ SHLIB_LINK += $(ENGINE_LIB) $(ENGINE_LIBS)
 # escaping variants made by test/regress/prepare.sh.  The suite runs twice:
 # as configured (execution auto: inline in a single session) and with
 # finbert.execution = worker, against the same expected output.
-REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats worker cache memory starter formats load_models scaleout drop
+REGRESS      = setup classify entities embed tokenize arrays errors security cli_parity stats worker cache memory starter formats load_models scaleout batching drop
 
 # JIT bitcode of the glue is of no use; do not require clang.
 override with_llvm = no

@@ -10,7 +10,7 @@
 #   cache       embedding cache hit vs compute, one session
 #   memory      resident memory of the worker and backends over many requests
 #   sql         SELECT count(finbert_sentiment(body)) FROM news10k (one call
-#               per row) and finbert_sentiment(text[]) over the same 10,000
+#               per row: finbert.batching = off) and finbert_sentiment(text[]) over the same 10,000
 #               headlines (the first 10,000 of the news file), inline, against
 #               build/finbert-cli classify --batch 1 and --batch N on the
 #               same lines (N = finbert.batch_size, same finbert.threads,
@@ -276,6 +276,8 @@ sql_timed() {
 	{
 		echo "SET finbert.execution = inline;"
 		echo "SET finbert.sentiment_model = bench;"
+		# one call per row, as documented (bench/batching.sh measures batching)
+		echo "SET finbert.batching = off;"
 		echo "SELECT finbert_stats_reset() \\gset"
 		echo "SELECT 'warm-up', ($query);"
 		for _ in $(seq "$runs"); do

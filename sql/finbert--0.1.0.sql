@@ -605,6 +605,17 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.finbert_stats_reset() IS
 'resets the finbert request counters (admin only)';
 
+CREATE FUNCTION @extschema@.finbert_progress(
+	OUT pid integer, OUT leader_pid integer, OUT query_start timestamptz, OUT model text,
+	OUT rows_done bigint, OUT rows_expected bigint, OUT tokens_done bigint,
+	OUT tokens_per_second double precision, OUT seconds_left double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'finbert_progress'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.finbert_progress() IS
+'progress of the statements running finbert calls in batches, one row per backend (needs shared_preload_libraries)';
+
 -- ---------------------------------------------------------------------------
 -- Views
 -- ---------------------------------------------------------------------------
@@ -625,6 +636,11 @@ CREATE VIEW @extschema@.finbert_stats AS
 	SELECT * FROM @extschema@.finbert_stats();
 COMMENT ON VIEW @extschema@.finbert_stats IS
 'finbert requests, batches, mean batch size, tokens/s (overall and last minute), queue depth, errors, embedding cache and worker state';
+
+CREATE VIEW @extschema@.finbert_progress AS
+	SELECT * FROM @extschema@.finbert_progress();
+COMMENT ON VIEW @extschema@.finbert_progress IS
+'statements running finbert calls in batches: pid, query start, model, rows done and expected (plan estimate), estimated tokens done, tokens/s, seconds left';
 
 CREATE FUNCTION @extschema@.finbert_cosine(a real[], b real[])
 RETURNS double precision
@@ -672,7 +688,8 @@ REVOKE ALL ON FUNCTION
 	@extschema@.finbert_embed(text[], text), @extschema@.finbert_embed(text[], text, text),
 	@extschema@.finbert_tokenize(text), @extschema@.finbert_tokenize(text, text),
 	@extschema@.finbert_tokenize(text[]), @extschema@.finbert_tokenize(text[], text),
-	@extschema@.finbert_loaded_models(), @extschema@.finbert_stats()
+	@extschema@.finbert_loaded_models(), @extschema@.finbert_stats(),
+	@extschema@.finbert_progress()
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	@extschema@.finbert_sentiment(text), @extschema@.finbert_sentiment(text, text),
@@ -694,7 +711,8 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.finbert_embed(text[], text), @extschema@.finbert_embed(text[], text, text),
 	@extschema@.finbert_tokenize(text), @extschema@.finbert_tokenize(text, text),
 	@extschema@.finbert_tokenize(text[]), @extschema@.finbert_tokenize(text[], text),
-	@extschema@.finbert_loaded_models(), @extschema@.finbert_stats()
+	@extschema@.finbert_loaded_models(), @extschema@.finbert_stats(),
+	@extschema@.finbert_progress()
 	TO finbert_user, finbert_admin;
 
 REVOKE ALL ON @extschema@.finbert_models, @extschema@.finbert_stats FROM PUBLIC;

@@ -9,8 +9,10 @@ CREATE TEMP TABLE news AS
   SELECT g AS id, '第' || g || '条：宁德时代与贵州茅台股价' || (g % 7) || '日大涨，央行宣布降准。' AS body
     FROM generate_series(1, 1000) g;
 -- warm up: models opened, arenas grown
-SELECT count(finbert_sentiment(body)), count(finbert_embed(body)) FROM news WHERE id <= 200;
-SELECT count(*) FROM news n, finbert_entities(n.body) WHERE id <= 200;
+-- (400 rows: batches of the Finbert Batch node reach their full 256 rows)
+SELECT count(finbert_sentiment(body)), count(finbert_embed(body)) FROM news WHERE id <= 400;
+SELECT count(*) FROM news n, finbert_entities(n.body) WHERE id <= 400;
+SELECT count(finbert_scores(body, 'cls')), count(finbert_tokenize(body)) FROM news WHERE id <= 400;
 CREATE TEMP TABLE rss AS SELECT 'before' AS at, pg_temp.rss_kb() AS kb;
 SELECT count(finbert_sentiment(body)), count(finbert_embed(body)) FROM news;
 SELECT count(*) >= 0 FROM news n, finbert_entities(n.body);

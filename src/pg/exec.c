@@ -12,6 +12,8 @@
  *     model and sends back results or the error (SQLSTATE, message,
  *     detail, hint),
  *  4. queues computed embeddings for the cache writer.
+ * A one-text request whose result a Finbert Batch node computed ahead with
+ * the same model and settings (memo.c) takes that result instead.
  * It also holds the argument helpers of the SQL functions.
  */
 #include "postgres.h"
@@ -299,6 +301,10 @@ FinbertExecute(const FinbertRequest *in, FinbertResult *res)
 				duration;
 	int64		tokens = 0;
 	int64		batches = 0;
+
+	/* computed ahead by a Finbert Batch node (memo.c, batch.c) */
+	if (FinbertMemoLookup(&req, finbert_max_length, res))
+		return;
 
 	memset(res, 0, sizeof(*res));
 	res->ntexts = req.ntexts;

@@ -39,6 +39,7 @@ finbert_shmem_request(void)
 	FinbertStatsShmemRequest();
 	FinbertQueueShmemRequest();
 	FinbertDeviceShmemRequest();
+	FinbertProgressShmemRequest();
 	RequestAddinShmemSpace(MAXALIGN(FinbertCacheShmemSize()));
 }
 
@@ -51,6 +52,7 @@ finbert_shmem_startup(void)
 	FinbertQueueShmemStartup();
 	FinbertDeviceShmemStartup();
 	FinbertCacheShmemStartup();
+	FinbertProgressShmemStartup();
 }
 
 /*
@@ -80,6 +82,7 @@ void
 _PG_init(void)
 {
 	FinbertDefineGucs();
+	FinbertBatchInit();
 
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -15,8 +15,9 @@
  * files (test/pg/layers.sh reads this table):
  *
  *   L5  finbert.c      _PG_init: settings, shared memory, the worker
- *   L4  classify.c embed.c entities.c tokenize.c statfuncs.c similarity.c
- *                      SQL functions
+ *   L4  classify.c embed.c entities.c tokenize.c statfuncs.c similarity.c batch.c
+ *                      SQL functions; the planner hook and the Finbert
+ *                      Batch plan node (batch.c)
  *   L3  exec.c worker.c
  *                      FinbertExecute (inline or through the worker), the
  *                      background worker
@@ -25,9 +26,11 @@
  *   L1  registry.c cache.c queue.c host.c
  *                      model catalog, embedding cache, request queue,
  *                      the worker's engine host process
- *   L0  guc.c errors.c stats.c wire.c result.c shutdown.c device.c
+ *   L0  guc.c errors.c stats.c wire.c result.c shutdown.c device.c memo.c progress.c
  *                      settings, errors, counters, wire format, SRF rows,
- *                      how the background workers end, the worker's device
+ *                      how the background workers end, the worker's device,
+ *                      results computed ahead by batch nodes, statement
+ *                      progress
  *
  * The sections below follow the layers, bottom first.  Background worker
  * entry points are called by the postmaster by name (finbert_queue.h).
@@ -106,6 +109,9 @@ extern int	finbert_engine_host_timeout;	/* ms */
 extern bool FinbertGucIsDefault(const char *name);
 /* finbert.cuda_module, or its default: finbert_cuda.so in the pkglibdir. */
 extern char *FinbertCudaModulePath(void);
+
+extern bool finbert_batching;
+extern int	finbert_batch_rows;
 
 /* Defines every finbert.* setting (from _PG_init). */
 extern void FinbertDefineGucs(void);
@@ -342,6 +348,47 @@ extern void FinbertReturnOrdArrays(FunctionCallInfo fcinfo,
 								   const bool *nulls, int n,
 								   FinbertRowArrayFn row_array,
 								   const void *arg);
+
+/* ------------------------------------------------------------------------
+ * Results computed ahead by a Finbert Batch node (memo.c)
+ * ------------------------------------------------------------------------ */
+typedef struct FinbertMemo FinbertMemo;
+
+/* A memo living in (and unregistered with) the memory context cxt. */
+extern FinbertMemo *FinbertMemoCreate(MemoryContext cxt);
+/* Memory of the current batch: freed by FinbertMemoReset. */
+extern MemoryContext FinbertMemoContext(FinbertMemo *memo);
+/* Forgets the batch's results and deactivates the memo. */
+extern void FinbertMemoReset(FinbertMemo *memo);
+/* Records text's result: row of res (kept, not copied). */
+extern void FinbertMemoAdd(FinbertMemo *memo, FinbertTask task,
+						   const char *model, fb_pooling pooling,
+						   int max_length, const fb_text *text,
+						   const FinbertResult *res, int row);
+extern bool FinbertMemoContains(FinbertMemo *memo, FinbertTask task,
+								const char *model, fb_pooling pooling,
+								int max_length, const fb_text *text);
+/* Makes the memo's results visible to FinbertMemoLookup. */
+extern void FinbertMemoActivate(FinbertMemo *memo);
+/*
+ * The result of a one-text request from an active memo (same task, model,
+ * pooling, window length and text): true and *out filled, else false.
+ */
+extern bool FinbertMemoLookup(const FinbertRequest *req, int max_length,
+							  FinbertResult *out);
+/* Transaction end: no batch is in flight. */
+extern void FinbertMemoAtAbort(void);
+
+/* ------------------------------------------------------------------------
+ * Progress of batched statements (progress.c): finbert_progress
+ * ------------------------------------------------------------------------ */
+extern void FinbertProgressShmemRequest(void);
+extern void FinbertProgressShmemStartup(void);
+/* A batch node starts; true for the one that counts the rows. */
+extern bool FinbertProgressStart(const char *model, double rows_expected);
+extern void FinbertProgressBatch(bool owner, int64 rows, int64 tokens);
+extern void FinbertProgressEnd(void);
+extern void FinbertProgressAtAbort(void);
 
 /* ------------------------------------------------------------------------
  * Model registry and per-backend cache (registry.c)
@@ -585,5 +632,10 @@ extern void FinbertTextArg(text *t, fb_text *out);
 extern const char *FinbertPinArg(FunctionCallInfo fcinfo, int argno);
 extern fb_text *FinbertTextArray(ArrayType *arr, int *n, bool **nulls,
 								 int *nvalid);
+
+/* ------------------------------------------------------------------------
+ * Batching inside a query (batch.c): planner hook, Finbert Batch node
+ * ------------------------------------------------------------------------ */
+extern void FinbertBatchInit(void);
 
 #endif							/* FINBERT_PG_H */

@@ -30,6 +30,8 @@ int			finbert_execution = FINBERT_EXEC_AUTO;
 int			finbert_worker_slots = 64;
 int			finbert_max_batch_tokens = 8192;
 int			finbert_batch_wait_ms = 10;
+bool		finbert_batching = true;
+int			finbert_batch_rows = 256;
 int			finbert_worker_timeout = 10000;
 int			finbert_worker_threads = 0;
 char	   *finbert_database = NULL;
@@ -209,6 +211,25 @@ FinbertDefineGucs(void)
 							&finbert_batch_size,
 							32,
 							1, 4096,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("finbert.batching",
+							 "Evaluates finbert calls of per-row queries in batches (Finbert Batch plan node).",
+							 "Off: plans keep per-row evaluation.",
+							 &finbert_batching,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("finbert.batch_rows",
+							"Most rows a Finbert Batch node evaluates in one batch.",
+							"Batches grow 1, 4, 16, ... up to this, and are cut at finbert.max_batch_tokens estimated tokens.",
+							&finbert_batch_rows,
+							256,
+							1, 65536,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

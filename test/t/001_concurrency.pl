@@ -74,6 +74,9 @@ for my $i (0 .. $#texts)
 		$node,
 		[
 			'SET finbert.execution = worker', 'SET finbert.cache = off',
+			# one request per call (the worker batches across sessions),
+			# not the Finbert Batch node's one per batch of rows
+			'SET finbert.batching = off',
 			"SELECT string_agg(finbert_sentiment(t) || '=' || finbert_embed(t)::text || '=' || finbert_companies(t)::text, '|')"
 			  . " FROM (SELECT ${t}::text AS t FROM generate_series(1, $rounds)) s"
 		],
