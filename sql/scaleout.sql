@@ -63,6 +63,15 @@ SET finbert.max_length = 16;
 SELECT d.stable = finbert_scores(l.body, 'cls') AS stable_unchanged,
        d.pinned = finbert_scores_pinned(l.body, 'cls', :'cls_pin') AS pinned_unchanged
   FROM at_default d, long_text l;
+-- a pinned call beside a batched STABLE call of the same text and model
+-- never takes that call's batch result (its window and its pin check
+-- differ): rows 2-5 of six run in one batch
+CREATE TEMP TABLE long_texts AS SELECT l.body FROM long_text l, generate_series(1, 6);
+SELECT count(*) AS n, bool_and(s.pinned = d.pinned) AS pinned_unchanged,
+       bool_and(s.stable = d.stable) AS stable_at_default
+  FROM (SELECT finbert_scores(body, 'cls') AS stable,
+               finbert_scores_pinned(body, 'cls', :'cls_pin') AS pinned FROM long_texts) s,
+       at_default d;
 RESET finbert.max_length;
 
 -- errors: a malformed pin, a pin of other weights, of another precision

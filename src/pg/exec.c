@@ -302,8 +302,12 @@ FinbertExecute(const FinbertRequest *in, FinbertResult *res)
 	int64		tokens = 0;
 	int64		batches = 0;
 
-	/* computed ahead by a Finbert Batch node (memo.c, batch.c) */
-	if (FinbertMemoLookup(&req, finbert_max_length, res))
+	/*
+	 * Computed ahead by a Finbert Batch node (memo.c, batch.c).  Never for
+	 * a pinned call: the node batches the STABLE forms only, whose window
+	 * follows finbert.max_length and which check no pin.
+	 */
+	if (req.pin == NULL && FinbertMemoLookup(&req, finbert_max_length, res))
 		return;
 
 	memset(res, 0, sizeof(*res));
