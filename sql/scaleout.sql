@@ -74,6 +74,38 @@ SELECT count(*) AS n, bool_and(s.pinned = d.pinned) AS pinned_unchanged,
        at_default d;
 RESET finbert.max_length;
 
+-- pinned calls are batched too (so each shard batches its own rows): the
+-- plan has the Finbert Batch node, and results equal per-row evaluation
+CREATE FUNCTION pg_temp.plan_has_batch(query text) RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE
+	line text;
+BEGIN
+	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+		IF line LIKE '%Finbert Batch%' THEN
+			RETURN true;
+		END IF;
+	END LOOP;
+	RETURN false;
+END
+$$;
+SELECT pg_temp.plan_has_batch(format('SELECT finbert_sentiment_pinned(body, %L, %L) FROM news', 'cls', :'cls_pin')) AS batched;
+CREATE TEMP TABLE pinned_rows AS
+  SELECT id, finbert_sentiment_pinned(body, 'cls', :'cls_pin') AS sentiment,
+         finbert_scores_pinned(body, 'cls', :'cls_pin') AS scores,
+         finbert_companies_pinned(body, 'ner', :'ner_pin') AS companies,
+         finbert_persons_pinned(body, 'ner', :'ner_pin') AS persons,
+         finbert_embed_pinned(body, 'encoder', 'mean', :'encoder_pin') AS embedding
+    FROM news;
+SET finbert.batching = off;
+SELECT count(*) AS rows_equal_per_row
+  FROM pinned_rows p JOIN news n USING (id)
+ WHERE p.sentiment IS NOT DISTINCT FROM finbert_sentiment_pinned(n.body, 'cls', :'cls_pin')
+   AND p.scores IS NOT DISTINCT FROM finbert_scores_pinned(n.body, 'cls', :'cls_pin')
+   AND p.companies IS NOT DISTINCT FROM finbert_companies_pinned(n.body, 'ner', :'ner_pin')
+   AND p.persons IS NOT DISTINCT FROM finbert_persons_pinned(n.body, 'ner', :'ner_pin')
+   AND p.embedding IS NOT DISTINCT FROM finbert_embed_pinned(n.body, 'encoder', 'mean', :'encoder_pin');
+RESET finbert.batching;
+
 -- errors: a malformed pin, a pin of other weights, of another precision
 CREATE FUNCTION pg_temp.sqlstate_of(query text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE

@@ -82,6 +82,7 @@ typedef struct BatchFunc
 	FinbertTask task;
 	char	  **guc_value;		/* default model setting, or NULL */
 	const char *guc_name;
+	bool		pinned;			/* (text, model[, pooling], pin): scaleout */
 } BatchFunc;
 
 static const BatchFunc batch_funcs[] = {
@@ -95,6 +96,12 @@ static const BatchFunc batch_funcs[] = {
 	{"finbert_persons", FINBERT_TASK_ENTITIES, &finbert_ner_model, "finbert.ner_model"},
 	{"finbert_embed", FINBERT_TASK_EMBED, &finbert_embed_model, "finbert.embed_model"},
 	{"finbert_tokenize", FINBERT_TASK_TOKENIZE, &finbert_embed_model, "finbert.embed_model"},
+	/* the pinned forms that shards compute (README: Scale-out) */
+	{"finbert_classify_pinned", FINBERT_TASK_CLASSIFY, NULL, NULL, true},
+	{"finbert_scores_pinned", FINBERT_TASK_CLASSIFY, NULL, NULL, true},
+	{"finbert_companies_pinned", FINBERT_TASK_ENTITIES, NULL, NULL, true},
+	{"finbert_persons_pinned", FINBERT_TASK_ENTITIES, NULL, NULL, true},
+	{"finbert_embed_pinned", FINBERT_TASK_EMBED, NULL, NULL, true},
 };
 #define N_BATCH_FUNCS lengthof(batch_funcs)
 
@@ -826,6 +833,7 @@ typedef struct BatchCall
 	ExprState  *text;
 	ExprState  *model;			/* NULL: the function's setting */
 	ExprState  *pooling;		/* NULL: 'mean' (embed only) */
+	ExprState  *pin;			/* pinned forms only */
 } BatchCall;
 
 /* One call's arguments for one row, when the function will be called. */
@@ -834,6 +842,8 @@ typedef struct CallArgs
 	bool		valid;
 	fb_text		text;
 	char	   *model;
+	char	   *pin;			/* NULL unless pinned */
+	char	   *key;			/* the memo's model key (FinbertMemoModelKey) */
 	fb_pooling	pooling;
 } CallArgs;
 
@@ -909,7 +919,14 @@ BeginBatch(CustomScanState *node, EState *estate, int eflags)
 		c->text = ExecInitExpr(linitial(f->args), &node->ss.ps);
 		if (list_length(f->args) > 1)
 			c->model = ExecInitExpr(lsecond(f->args), &node->ss.ps);
-		if (list_length(f->args) > 2)
+		if (c->func->pinned)
+		{
+			/* (text, model, pin) or (text, model, pooling, pin) */
+			c->pin = ExecInitExpr(llast(f->args), &node->ss.ps);
+			if (list_length(f->args) > 3)
+				c->pooling = ExecInitExpr(lthird(f->args), &node->ss.ps);
+		}
+		else if (list_length(f->args) > 2)
 			c->pooling = ExecInitExpr(lthird(f->args), &node->ss.ps);
 	}
 	bs->memo = FinbertMemoCreate(estate->es_query_cxt);
@@ -988,7 +1005,27 @@ EvalCallArgs(BatchCall *c, ExprContext *econtext, MemoryContext cxt,
 		if (p == NULL || !ParsePooling(text_to_cstring(p), &out->pooling))
 			return;
 	}
+	out->pin = NULL;
+	if (c->pin)
+	{
+		text	   *p = EvalText(c->pin, econtext, cxt);
+
+		if (p == NULL)
+			return;
+		out->pin = MemoryContextStrdup(cxt, text_to_cstring(p));
+	}
+	out->key = FinbertMemoModelKey(out->model, out->pin, cxt);
 	out->valid = true;
+}
+
+/*
+ * The memo's window key of a call: finbert.max_length, or 0 for a pinned
+ * call, whose window is the model's full length (FinbertMemoLookup).
+ */
+static int
+MemoMaxLength(const char *pin)
+{
+	return pin == NULL ? finbert_max_length : 0;
 }
 
 /* Tokens a text will take at most, for the batch's token budget. */
@@ -1005,7 +1042,7 @@ EstimateTokens(const fb_text *t)
  * failed (then its rows compute per row).  Cancels and the like are raised.
  */
 static bool
-RunRequest(BatchState *bs, FinbertRequest *req, int64 *tokens)
+RunRequest(BatchState *bs, FinbertRequest *req, const char *key, int64 *tokens)
 {
 	MemoryContext cxt = FinbertMemoContext(bs->memo);
 	MemoryContext old = CurrentMemoryContext;
@@ -1056,8 +1093,8 @@ RunRequest(BatchState *bs, FinbertRequest *req, int64 *tokens)
 	if (!ok)
 		return false;
 	for (int i = 0; i < req->ntexts; i++)
-		FinbertMemoAdd(bs->memo, req->task, req->model, req->pooling,
-					   finbert_max_length, &req->texts[i], res, i);
+		FinbertMemoAdd(bs->memo, req->task, key, req->pooling,
+					   MemoMaxLength(req->pin), &req->texts[i], res, i);
 	for (int i = 0; i < req->ntexts; i++)
 		*tokens += EstimateTokens(&req->texts[i]);
 	bs->requests++;
@@ -1083,6 +1120,8 @@ RunBatchRequests(BatchState *bs)
 			FinbertRequest req = {0};
 			fb_text    *texts = MemoryContextAlloc(cxt, sizeof(fb_text) * bs->nrows);
 			const char *model = NULL;
+			const char *key = NULL;
+			const char *pin = NULL;
 			fb_pooling	pooling = (fb_pooling) 0;
 
 			/* the first row's (model, pooling) not yet done picks the group */
@@ -1096,18 +1135,20 @@ RunBatchRequests(BatchState *bs)
 				if (model == NULL)
 				{
 					model = a->model;
+					key = a->key;
+					pin = a->pin;
 					pooling = a->pooling;
 				}
-				if (strcmp(a->model, model) != 0 || a->pooling != pooling)
+				if (strcmp(a->key, key) != 0 || a->pooling != pooling)
 					continue;
 				a->valid = false;	/* taken */
-				if (FinbertMemoContains(bs->memo, func->task, model, pooling,
-										finbert_max_length, &a->text) ||
-					FinbertMemoContains(bs->pending, func->task, model, pooling,
-										finbert_max_length, &a->text))
+				if (FinbertMemoContains(bs->memo, func->task, key, pooling,
+										MemoMaxLength(pin), &a->text) ||
+					FinbertMemoContains(bs->pending, func->task, key, pooling,
+										MemoMaxLength(pin), &a->text))
 					continue;
-				FinbertMemoAdd(bs->pending, func->task, model, pooling,
-							   finbert_max_length, &a->text, NULL, 0);
+				FinbertMemoAdd(bs->pending, func->task, key, pooling,
+							   MemoMaxLength(pin), &a->text, NULL, 0);
 				texts[req.ntexts++] = a->text;
 			}
 			if (model == NULL)
@@ -1119,7 +1160,8 @@ RunBatchRequests(BatchState *bs)
 			req.guc = bs->calls[c].model ? NULL : func->guc_name;
 			req.texts = texts;
 			req.pooling = pooling;
-			(void) RunRequest(bs, &req, &tokens);
+			req.pin = pin;
+			(void) RunRequest(bs, &req, key, &tokens);
 			CHECK_FOR_INTERRUPTS();
 		}
 	}

@@ -303,11 +303,11 @@ FinbertExecute(const FinbertRequest *in, FinbertResult *res)
 	int64		batches = 0;
 
 	/*
-	 * Computed ahead by a Finbert Batch node (memo.c, batch.c).  Never for
-	 * a pinned call: the node batches the STABLE forms only, whose window
-	 * follows finbert.max_length and which check no pin.
+	 * Computed ahead by a Finbert Batch node (memo.c, batch.c); a pinned
+	 * call only takes a result computed for the same pin, whose batch
+	 * passed the pin check, with the model's full window.
 	 */
-	if (req.pin == NULL && FinbertMemoLookup(&req, finbert_max_length, res))
+	if (FinbertMemoLookup(&req, finbert_max_length, res))
 		return;
 
 	memset(res, 0, sizeof(*res));

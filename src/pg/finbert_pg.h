@@ -376,6 +376,14 @@ extern void FinbertMemoActivate(FinbertMemo *memo);
  */
 extern bool FinbertMemoLookup(const FinbertRequest *req, int max_length,
 							  FinbertResult *out);
+/*
+ * The memo's model key of a call: the model name, or for a pinned call
+ * "model#pin" (a model name has no '#'), so a result is only ever taken by
+ * a call of the same pin.  Allocated in cxt.
+ */
+extern char *FinbertMemoModelKey(const char *model, const char *pin,
+								 MemoryContext cxt);
+
 /* Transaction end: no batch is in flight. */
 extern void FinbertMemoAtAbort(void);
 

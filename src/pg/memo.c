@@ -233,28 +233,49 @@ RowResult(FinbertTask task, const FinbertResult *res, int row,
 	}
 }
 
+char *
+FinbertMemoModelKey(const char *model, const char *pin, MemoryContext cxt)
+{
+	if (pin == NULL)
+		return MemoryContextStrdup(cxt, model);
+	else
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		char	   *key = psprintf("%s#%s", model, pin);
+
+		MemoryContextSwitchTo(old);
+		return key;
+	}
+}
+
 bool
-FinbertMemoLookup(const FinbertRequest *req, int max_length,
-				  FinbertResult *out)
+FinbertMemoLookup(const FinbertRequest *req, int max_length, FinbertResult *out)
 {
 	uint64		h;
+	char	   *key;
+	bool		found = false;
+
+	if (req->pin != NULL)
+		max_length = 0;			/* the model's full window */
 
 	if (active_memos == NULL || req->ntexts != 1)
 		return false;
-	h = ItemHash(req->task, req->model, req->pooling, max_length,
+	key = FinbertMemoModelKey(req->model, req->pin, CurrentMemoryContext);
+	h = ItemHash(req->task, key, req->pooling, max_length,
 				 req->texts[0].data, req->texts[0].len);
-	for (FinbertMemo *m = active_memos; m; m = m->next_active)
+	for (FinbertMemo *m = active_memos; m && !found; m = m->next_active)
 	{
-		MemoItem   *it = Find(m, h, req->task, req->model, req->pooling,
+		MemoItem   *it = Find(m, h, req->task, key, req->pooling,
 							  max_length, req->texts[0].data, req->texts[0].len);
 
 		if (it)
 		{
 			RowResult(it->task, it->res, it->row, out);
-			return true;
+			found = true;
 		}
 	}
-	return false;
+	pfree(key);
+	return found;
 }
 
 /* After an abort: no batch is in flight any more (the contexts go too). */
