@@ -90,8 +90,14 @@ my $local = $coord->safe_psql('postgres',
 	        finbert_persons(body, 'ner') FROM news_local ORDER BY id");
 is($sharded, $local, 'news_scored over two shards = the same query over a local copy');
 is($after[0] - $before[0], 0, 'the coordinator classified nothing');
-is($after[1] - $before[1], 3 * $counts[0], 'shard 0 classified its rows (3 calls each)');
-is($after[2] - $before[2], 3 * $counts[1], 'shard 1 classified its rows (3 calls each)');
+# 3 calls per row; the shards batch their rows (Finbert Batch), where
+# finbert_companies and finbert_persons of a text share one NER request
+for my $i (0, 1)
+{
+	my $n = $after[ $i + 1 ] - $before[ $i + 1 ];
+	ok($n >= 2 * $counts[$i] && $n <= 3 * $counts[$i],
+		"shard $i classified its rows ($n texts for $counts[$i] rows, 3 calls each)");
+}
 
 my $plan = $coord->safe_psql('postgres',
 	'EXPLAIN (VERBOSE, COSTS OFF) SELECT id, sentiment FROM news_scored');
