@@ -18,6 +18,12 @@ LICENSES = {
     "weibo-ner": "Weibo NER: annotations CC BY-SA 3.0; messages under Weibo terms",
     "smp2020-ewect": "SMP2020-EWECT: no license stated; research use (pre-training text only)",
     "vocab": "bert-base-chinese vocabulary: Apache-2.0 (trimmed)",
+    "msra-ner-train": "MSRA NER training file (SIGHAN 2006, via a public zip): no license stated; research use",
+    "cls-flash-news-2026": "cls-flash-news-2026 (财联社 / 同花顺 / 东方财富 flash news, archived by "
+                           "echo-stacker/cailianshe-daily-archive): no license file; the archive states research use; "
+                           "texts © the outlets. Used for training only; no text is redistributed with the model",
+    "a-share-executives": "a-share-executives (lemonhu/stock-knowledge-graph): MIT; public listing facts, names used "
+                          "as weak labels only (not republished)",
 }
 
 PRETRAIN_SOURCES = ["bbt-fincuge", "choice-news-headlines", "tnews", "thucnews-titles", "smp2020-ewect",
@@ -141,9 +147,12 @@ def write_card(out, task, data, info):
           "Encoder: masked-LM pre-training (whole-word masking with jieba) of the same architecture on all Chinese "
           "text of the shared training splits (" + ", ".join(PRETRAIN_SOURCES) + "), excluding ChnSentiCorp "
           "(restrictive license) and the texts of the labeled validation splits used here. "
-          f"Encoder checkpoint used: pre-training step {enc.get('step', '?')}"
-          + (f" of a run continued from an encoder with {enc['prior_steps']} earlier steps" if enc.get("prior_steps") else "")
-          + f" (monitor MLM loss {enc.get('loss', float('nan')):.3f}).", "",
+          + ("The encoder weights are the round-1 model's (see Round 2: warm start below); its card named the "
+             "pre-training checkpoint it started from." if enc.get("init_model") else
+             f"Encoder checkpoint used: pre-training step {enc.get('step', '?')}"
+             + (f" of a run continued from an encoder with {enc['prior_steps']} earlier steps"
+                if enc.get("prior_steps") else "")
+             + f" (monitor MLM loss {enc.get('loss', float('nan')):.3f})."), "",
           "Licenses of the sources:", ""]
     used = set()
     for s in data["sources"] + PRETRAIN_SOURCES + ["vocab"]:
@@ -195,6 +204,18 @@ def write_card(out, task, data, info):
               f"final MLM loss {enc.get('loss', 0):.2f}). "
               f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
               f"pre-training.", ""]
+    if enc.get("init_model"):
+        L += ["## Round 2: warm start", "",
+              f"This model continues the round-1 model rather than starting again from the encoder: "
+              f"`finetune.py --init-model` copied {enc['init_model']} (the round-1 model as committed in 8f8b3e7, "
+              f"itself fine-tuned as its card described), then it was trained {info['epochs']} more epoch(s) at lr "
+              f"{info['lr']} on the round-2 data above (round-1 data + the new sources). Head rows of labels the "
+              f"round-1 model did not have start from the usual random initialisation. Reason: one 2-core CPU; "
+              f"training from the encoder again on the larger data would take several times longer.", ""]
+        L += _round1_lineage(os.path.join(common.REPO, enc["init_model"].split(":")[0]))
+    fail = os.path.join(common.HERE, "cards", f"{task}-known-failures.md")
+    if os.path.exists(fail):
+        L += [open(fail, encoding="utf-8").read().rstrip(), ""]
     L += ["## fp16 export check", "",
           f"Reloaded with transformers from this directory: tokenizer ids identical to the training tokenizer: "
           f"{exp['tokenizer_ids_identical']}; on {exp['checked_items']} validation "
@@ -207,8 +228,12 @@ def write_card(out, task, data, info):
           "encoder's exact runs: tools/train/README.md, Status"]
     if enc.get("intermediate"):
         L += ["FINBERT_TRAIN_THREADS=1 python tools/train/intermediate.py  # intermediate training (resumable)"]
+    if enc.get("init_model"):
+        L += ["mkdir -p /tmp/round1 && git archive 8f8b3e7 models/finbert-" + task + " | tar -x -C /tmp/round1"]
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
+          + (f" --encoder models/finbert-base --init-model /tmp/round1/models/finbert-{task} --lr {info['lr']}"
+             if enc.get("init_model") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
           + (f" --aug-names {info['aug_names']}" if info.get("aug_names") else "")
           + (f" --name-copies {info['name_copies']}" if info.get("name_copies", 1) > 1 else "")
@@ -221,6 +246,26 @@ def write_card(out, task, data, info):
           f"{', bfloat16 autocast forward' if info.get('bf16') else ''}).", ""]
     with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(L))
+
+
+def _round1_lineage(init_dir):
+    """The round-1 card's account of its encoder (sections Intermediate training, Encoder, and its validation
+    headline lines), so the warm-started card keeps the whole lineage."""
+    p = os.path.join(init_dir, "README.md")
+    if not os.path.exists(p):
+        return []
+    out, keep = [], False
+    for line in open(p, encoding="utf-8").read().splitlines():
+        if line.startswith("## "):
+            keep = line[3:].strip() in ("Intermediate training", "Encoder")
+            if keep:
+                out += ["### Round 1: " + line[3:].strip(), ""]
+            continue
+        if keep and line.strip():
+            out += [line, ""]
+        if line.startswith("Encoder: masked-LM") or line.startswith("**") and " (n = " in line:
+            out += ["Round 1 card: " + (line.split(". ", 1)[-1] if line.startswith("Encoder:") else line), ""]
+    return out
 
 
 def _pretrain_total():

@@ -9,6 +9,7 @@ which matters for FinFE whose training file repeats texts, sometimes with
 conflicting labels) and so that the split does not depend on file order.
 """
 import csv
+import gzip
 import hashlib
 import json
 import os
@@ -74,8 +75,13 @@ def tokenizer(vocab=VOCAB):
             t = line.rstrip("\n")
             if t not in v:
                 v[t] = len(v)
-    return BertTokenizerFast(vocab=v, do_lower_case=True, tokenize_chinese_chars=True,
-                             strip_accents=None, model_max_length=512)
+    try:
+        return BertTokenizerFast(vocab=v, do_lower_case=True, tokenize_chinese_chars=True,
+                                 strip_accents=None, model_max_length=512)
+    except TypeError:  # transformers 4.x takes a vocabulary file only (the file has no duplicate token)
+        assert len(v) == sum(1 for _ in open(vocab, encoding="utf-8")), "duplicate token in " + vocab
+        return BertTokenizerFast(vocab_file=vocab, do_lower_case=True, tokenize_chinese_chars=True,
+                                 strip_accents=None, model_max_length=512)
 
 
 def atomic_torch_save(obj, path):
@@ -179,6 +185,27 @@ def smp_texts():
     return out
 
 
+def flash_items(raw=False):
+    """cls-flash-news-2026: one dict per item of the three sources (source, date, title, content, subjects,
+    stocks; raw: also the upstream record), in file order. Research-use licence: for training only, recorded in
+    the model cards."""
+    out = []
+    for src in ("cls", "ths", "eastmoney"):
+        with gzip.open(D("cls-flash-news-2026", f"{src}.jsonl.gz"), "rt", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                out.append({"source": src, "date": d.get("date") or "", "title": d.get("title") or "",
+                            "content": d.get("content") or "", "subjects": d.get("subjects") or [],
+                            "stocks": d.get("stocks") or [], **({"raw": d.get("raw") or {}} if raw else {})})
+    return out
+
+
+def executives():
+    """a-share-executives: (name, stock code) of the listed companies' board members (a gazetteer)."""
+    with open(D("a-share-executives", "executive_prep.csv"), encoding="utf-8") as f:
+        return [(r["name"], r["code"]) for r in csv.DictReader(f)]
+
+
 def stock_rows():
     with open(D("a-share-stock-list", "stock_list.csv"), encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -273,6 +300,12 @@ def ner_msra():
                 continue
             out.append(("".join(chars), _bio_spans(chars, tags), "msra-ner"))
     return out
+
+
+def ner_msra_train():
+    """msra-ner-train: the full MSRA training file minus its People's Daily test overlap (40,463 sentences)."""
+    return [(t, s, "msra-ner-train") for t, s in _read_conll(D("msra-ner-train", "msra_train_bio.filtered"),
+                                                              sep="\t")]
 
 
 def ner_peoples_daily():

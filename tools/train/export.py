@@ -34,6 +34,8 @@ def export(model, data, out, encv, info):
     os.makedirs(tmp)
     m16 = copy.deepcopy(model).half().eval()
     m16.config.architectures = [type(model).__name__]
+    for k, v in data.get("config", {}).items():  # e.g. industry's finbert_no_industry_label
+        setattr(m16.config, k, v)
     m16.save_pretrained(tmp, safe_serialization=True)
     tok = common.tokenizer()
     tok.save_pretrained(tmp)

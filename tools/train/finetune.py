@@ -68,6 +68,10 @@ def parse():
     ap.add_argument("--dev", action="store_true",
                     help="industry: train and score on the development split (tasks.industry(dev=True)) to choose "
                          "options without the reported split; needs --out")
+    ap.add_argument("--init-model", metavar="DIR",
+                    help="warm start from a finished task model (e.g. the shipped models/finbert-<task>): its "
+                         "encoder, and its head rows (classifier, CRF) for the labels it shares with this task; "
+                         "new labels start from the usual random initialisation")
     ap.add_argument("--bf16", action="store_true",
                     help="training forward pass under bfloat16 autocast (fp32 weights, optimizer and loss); "
                          "~1.5x faster on CPUs with AVX512-BF16/AMX; evaluation and export stay fp32")
@@ -463,6 +467,11 @@ def evaluate(model, data, encv):
         ex_all, enc_all = data["val"]["all"], encv["all"]
         lg_all = predict(model, enc_all, "tok")
         for name in data["val"]:
+            if name in data.get("val_separate", ()):  # a set of its own, not a subset of "all"
+                ex, enc = data["val"][name], encv[name]
+                res[name] = ner_metrics(data["labels"], ex, enc, predict(model, enc, "tok"),
+                                        lambda lg: token_tags(model, lg))
+                continue
             keep = [i for i, e in enumerate(ex_all) if name == "all" or e["source"] == name]
             res[name] = ner_metrics(data["labels"], [ex_all[i] for i in keep], [enc_all[i] for i in keep],
                                     [lg_all[i] for i in keep], lambda lg: token_tags(model, lg))
@@ -508,6 +517,46 @@ def build_model(data, task, encoder):
     if data.get("crf"):
         model.crf = CRF(len(labels))
     return model
+
+
+def warm_start(model, init_dir, labels):
+    """Copy the weights of a finished task model into model. Encoder tensors must match in shape; head rows
+    (classifier weight/bias, CRF transitions) are copied by label name, so a label set that grew (industry's
+    no-single-industry class) keeps what was learnt for the old labels. Returns a short description."""
+    from safetensors.torch import load_file
+    sd = load_file(os.path.join(init_dir, "model.safetensors"))
+    cfg = json.load(open(os.path.join(init_dir, "config.json"), encoding="utf-8"))
+    old = [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
+    pos = {l: i for i, l in enumerate(old)}
+    pairs = [(i, pos[l]) for i, l in enumerate(labels) if l in pos]
+    own = model.state_dict()
+    head = ("classifier.", "crf.")
+    n_enc, n_head = 0, 0
+    with torch.no_grad():
+        for k, v in sd.items():
+            if k not in own:
+                continue
+            v = v.float()
+            if not k.startswith(head):
+                if own[k].shape != v.shape:
+                    sys.exit(f"--init-model: {k} has shape {tuple(v.shape)}, this model {tuple(own[k].shape)}")
+                own[k].copy_(v); n_enc += 1
+                continue
+            new_i = torch.tensor([i for i, _ in pairs])
+            old_i = torch.tensor([j for _, j in pairs])
+            if k in ("classifier.weight", "classifier.bias", "crf.start_transitions", "crf.end_transitions"):
+                own[k][new_i] = v[old_i]
+            elif k == "crf.transitions":
+                own[k][new_i[:, None], new_i[None, :]] = v[old_i[:, None], old_i[None, :]]
+            else:
+                sys.exit(f"--init-model: unexpected head tensor {k}")
+            n_head += 1
+    missing = [k for k in own if k not in sd]
+    if missing:
+        sys.exit(f"--init-model: {init_dir} lacks {', '.join(missing[:5])}")
+    new = [l for l in labels if l not in pos]
+    return (f"{os.path.relpath(init_dir, common.REPO)}: {n_enc} encoder tensors, {n_head} head tensors for "
+            f"{len(pairs)} shared labels" + (f"; new labels {', '.join(new)}" if new else ""))
 
 
 def main():
@@ -572,9 +621,12 @@ def main():
     common.seed_all(a.seed)
     tok = common.tokenizer()
     model = build_model(data, task, a.encoder)
+    if a.init_model and not ck:
+        enc_info["init_model"] = warm_start(model, a.init_model, data["labels"])
+        common.log(logf, f"warm start from {enc_info['init_model']}")
     enc_tr = encode(tok, data, data["train"], a.max_len)
     encv = {n: encode(tok, data, ex, 512 if data["kind"] == "tok" else a.max_len) for n, ex in data["val"].items()
-            if data["kind"] != "tok" or n == "all"}
+            if data["kind"] != "tok" or n == "all" or n in data.get("val_separate", ())}
     nb = math.ceil(len(enc_tr) / a.batch)
     total = nb * a.epochs
     warm = max(1, int(0.06 * total))

@@ -10,8 +10,10 @@ Token examples: {"text", "spans": [(start, end_excl, label)], "ignore": [(start,
 """
 import collections
 import csv
+import hashlib
 import os
 import re
+import unicodedata
 
 import common
 
@@ -34,7 +36,40 @@ def _majority(rows):
     return out, conflicts
 
 
-def sentiment():
+# 同花顺 (THS) flash items carry the provider's event tags (raw.tagInfo). Tags whose polarity for the named company
+# or market is conventional in finance (buy-backs, holdings increases, profit growth: positive; holdings cuts,
+# losses, penalties: negative) label an item; routine tags (open-market operations, turnover, management changes,
+# trading halts) label it neutral when it has no polar tag. Items with tags of both polarities are dropped.
+THS_POSITIVE = {"业绩上升", "股份回购", "涨停", "连续涨停", "暴涨", "股东增持", "股东增持计划", "控股股东增持", "高管增持",
+                "董事增持", "实际控制人增持", "董事长增持", "总经理增持", "副总经理增持", "完成增持计划", "扭亏为盈",
+                "业绩预增", "承诺不减持", "终止减持", "中标", "重大合同"}
+THS_NEGATIVE = {"业绩下降", "业绩亏损", "业绩预亏损", "由盈转亏", "股东减持", "高管减持", "控股股东减持", "董事减持",
+                "实际控制人减持", "董事长减持", "总经理减持", "财务总监减持", "董事会秘书减持", "处罚整改", "罚款",
+                "暴跌", "跌停", "个股黑天鹅", "跌破增发价", "利空因素"}
+THS_NEUTRAL = {"央行逆回购", "高管变更", "设立子公司", "股票停复牌", "A股成交金额", "成交额", "集合竞价", "融资融券"}
+
+
+def ths_event_sentiment():
+    """(text, label, date) from THS flash items with event tags (see THS_POSITIVE / THS_NEGATIVE / THS_NEUTRAL)."""
+    out, seen = [], set()
+    for it in common.flash_items(raw=True):
+        if it["source"] != "ths":
+            continue
+        tags = {t.get("name") for t in (it["raw"].get("tagInfo") or [])}
+        pos, neg = bool(tags & THS_POSITIVE), bool(tags & THS_NEGATIVE)
+        if pos and neg:
+            continue
+        y = 2 if pos else 0 if neg else 1 if tags & THS_NEUTRAL else None
+        if y is None:
+            continue
+        for t in flash_texts(it):
+            if t not in seen:
+                seen.add(t)
+                out.append((t, y, it["date"]))
+    return out
+
+
+def sentiment(round2=True):
     sp = common.sentiment_splits()
     fe_tr, fe_va = sp["finfe"]
     ne_tr, ne_va = sp["finne"]
@@ -51,9 +86,23 @@ def sentiment():
              f"conflicting labels, ties dropped). Validation: 10 % of distinct FinFE texts by salted text hash "
              f"({len(fe_va)} rows, {len(fe_va_d)} distinct texts with a majority label; no validation text occurs in "
              f"training). FinNE: {len(ne_tr_d)} train / {len(ne_va)} validation sentences.")
+    sources = ["bbt-fincuge/finfe (train_list.json)", "bbt-fincuge/finne (train_list.json)"]
+    if round2:
+        ev_tr, ev_va = [], []
+        for t, y, date in ths_event_sentiment():
+            (ev_va if common.is_val(date, "ths-events", 200) else ev_tr).append({"text": t, "y": y})
+        train += ev_tr
+        val["ths_event_tags_days"] = ev_va
+        cnt = collections.Counter(SENT_LABELS[e["y"]] for e in ev_tr)
+        notes += (f" Round 2 adds finance news: 同花顺 flash items (cls-flash-news-2026, research use) labelled by the "
+                  f"provider's event tags: positive for {' '.join(sorted(THS_POSITIVE))}; negative for "
+                  f"{' '.join(sorted(THS_NEGATIVE))}; neutral for routine tags ({' '.join(sorted(THS_NEUTRAL))}) "
+                  f"without a polar tag; items with tags of both polarities are dropped. Titles and bodies: "
+                  f"{len(ev_tr)} training texts ({', '.join(f'{k} {v}' for k, v in sorted(cnt.items()))}); "
+                  f"validation: {len(ev_va)} texts of held-out days (20 % of the days by salted hash).")
+        sources.append("cls-flash-news-2026 (research use; 同花顺 event tags -> sentiment)")
     return {"kind": "seq", "labels": SENT_LABELS, "train": train, "val": val, "notes": notes,
-            "sources": ["bbt-fincuge/finfe (train_list.json)", "bbt-fincuge/finne (train_list.json)"],
-            "max_len": 128, "epochs": 4, "lr": 1e-4}
+            "sources": sources, "max_len": 128, "epochs": 4, "lr": 1e-4}
 
 
 TYPE_MIN_COUNT = 30
@@ -127,15 +176,83 @@ def industry_texts():
     return out
 
 
-def industry(dev=False):
+NO_INDUSTRY = "无单一行业"  # "no single industry": macro, index, commodity, FX, rates, market-wide news
+
+# Flash-news column / topic tags of items about markets as a whole (used only for items that name no stock)
+MACRO_SUBJECTS = {
+    "环球市场情报", "期货市场情报", "美股动态", "原油市场动态", "盘面直播", "能源类期货", "海外大宗商品", "航运期货",
+    "黄金", "碳中和期货", "沪深港通资金动向", "美国宏观速递", "券商策略", "外汇期货", "美联储动态", "人民币大新闻",
+    "港股动态", "外围股指", "美元(USD)", "商品期货", "主力合约", "原油期货", "人民银行", "美联储", "成交额",
+    "A股市场", "黄金概念", "主力动向"}
+NO_INDUSTRY_TRAIN = 6000
+_FLASH_HEAD = re.compile(r"^【[^】]*】")
+_FLASH_DATELINE = re.compile(r"^(财联社|智通财经|格隆汇)?\d{1,2}月\d{1,2}日(电|讯)?[，,：:]?")
+
+
+def flash_texts(item, body_chars=150):
+    """The title (when it has one) and the body of a flash-news item, body without the 【title】 head and the
+    dateline, cut to body_chars: finbert_industry is applied to headlines and to bodies alike."""
+    out = []
+    title = re.sub(r"\s+", " ", item["title"]).strip()
+    body = re.sub(r"\s+", " ", _FLASH_DATELINE.sub("", _FLASH_HEAD.sub("", item["content"].strip()))).strip()
+    if len(title) >= 6:
+        out.append(title)
+    if len(body) >= 10 and body != title:
+        out.append(body[:body_chars])
+    return out
+
+
+def flash_industry(comp):
+    """Industry examples from flash news: (text, citic label or NO_INDUSTRY, codes, date).
+    An item whose linked stocks are all known and share one CITIC industry gets that industry; an item whose
+    known stocks span >= 3 industries (market wraps), or that names no stock and carries a market-wide column
+    tag (MACRO_SUBJECTS), gets NO_INDUSTRY. Items with unknown stocks (listed after the 2018 list) are skipped."""
+    by_code = {c[0]: (n, c[1]) for n, c in comp.items()}
+    out, seen = [], set()
+    for it in common.flash_items():
+        codes, unknown = set(), False
+        for st in it["stocks"]:
+            code = (st.get("code") or "").split(".")[0]
+            name = clean_company_name(st.get("name") or "")
+            if code in by_code:
+                codes.add(code)
+            elif name in comp:
+                codes.add(comp[name][0])
+            else:
+                unknown = True
+        if it["stocks"]:
+            if unknown or not codes:
+                continue
+            inds = {by_code[c][1] for c in codes}
+            if len(inds) == 1:
+                lab = inds.pop()
+            elif len(inds) >= 3:
+                lab = NO_INDUSTRY
+            else:
+                continue
+        elif MACRO_SUBJECTS & set(it["subjects"]):
+            lab = NO_INDUSTRY
+        else:
+            continue
+        for t in flash_texts(it):
+            if t not in seen:
+                seen.add(t)
+                out.append((t, lab, sorted(codes), it["date"]))
+    return out
+
+
+def industry(dev=False, flash=True):
     """dev: a development split for choosing training options without looking at the reported split: the
-    held-out companies are dropped altogether, and 20 % of the others (another salt) play their part."""
+    held-out companies are dropped altogether, and 20 % of the others (another salt) play their part.
+    flash: add the flash-news examples and the NO_INDUSTRY class (round 2)."""
     comp, mapping = industry_companies()
-    labels = sorted(set(mapping.values()))
+    labels = sorted(set(mapping.values())) + ([NO_INDUSTRY] if flash else [])
     idx = {l: i for i, l in enumerate(labels)}
     lens = sorted({len(n) for n in comp}, reverse=True)
     held = {n: common.is_val(c[0], "industry", 200) for n, c in comp.items()}
     val_company = {n: common.is_val(c[0], "industry-dev", 200) for n, c in comp.items()} if dev else held
+    held_code = {c[0]: held[n] for n, c in comp.items()}
+    val_code = {c[0]: val_company[n] for n, c in comp.items()}
     train, val = [], []
     n_multi = 0
     for t in industry_texts():
@@ -171,11 +288,45 @@ def industry(dev=False):
              f"code; validation = texts naming only held-out companies ({len(val)} texts, {nva_c} companies); "
              f"training = texts naming only training companies ({len(train)} texts, {ntr_c} companies) + "
              f"the {len(names)} training-company names as one-line examples.")
-    return {"kind": "seq", "labels": labels, "train": train + names, "val": {"dev_companies" if dev else "heldout_companies": val},
-            "notes": notes, "max_len": 128, "epochs": 5, "lr": 1.5e-4,
-            "sources": ["a-share-stock-list (gazetteer + tushare industry)",
-                        "texts: bbt-fincuge finfe/finne/finnl/finnsp/finese/finre, choice-news-headlines, tnews, "
-                        "thucnews-titles, cluener2020, resume-ner, cfsc, msra-ner, peoples-daily-ner, weibo-ner"]}
+    vname = "dev_companies" if dev else "heldout_companies"
+    vals = {vname: val}
+    sources = ["a-share-stock-list (gazetteer + tushare industry)",
+               "texts: bbt-fincuge finfe/finne/finnl/finnsp/finese/finre, choice-news-headlines, tnews, "
+               "thucnews-titles, cluener2020, resume-ner, cfsc, msra-ner, peoples-daily-ner, weibo-ner"]
+    if flash:
+        fl_tr, fl_va, no_tr, no_va = [], [], [], []
+        for t, lab, codes, date in flash_industry(comp):
+            if lab == NO_INDUSTRY:
+                # split by date: the same event is reported by 2-3 sources on one day
+                (no_va if common.is_val(date, "industry-no-single", 200) else no_tr).append(
+                    {"text": t, "y": idx[lab], "company": ""})
+                continue
+            if dev and any(held_code[c] for c in codes):
+                continue
+            isv = {val_code[c] for c in codes}
+            e = {"text": t, "y": idx[lab], "company": codes[0]}
+            if isv == {True}:
+                fl_va.append(e)
+            elif isv == {False}:
+                fl_tr.append(e)
+        n_no = len(no_tr)
+        no_tr = sorted(no_tr, key=lambda e: hashlib.md5(e["text"].encode("utf-8")).hexdigest())[:NO_INDUSTRY_TRAIN]
+        vals[vname + "_flash"] = fl_va
+        vals["no_single_industry_days"] = no_va
+        train = train + fl_tr + no_tr
+        notes += (f" Round 2 adds flash news (cls-flash-news-2026, research-use licence): items whose linked stocks "
+                  f"share one industry ({len(fl_tr)} training texts, titles and bodies; {len(fl_va)} validation "
+                  f"texts of held-out companies, reported separately), and the class {NO_INDUSTRY} (no single "
+                  f"industry) from items that link stocks of >= 3 industries or that link no stock and carry a "
+                  f"market-wide column tag (global markets, futures, FX, rates, index moves; "
+                  f"{len(no_tr)} training texts, a fixed hash-ordered sample of {n_no} so that the class is not "
+                  f"half of the training set; validation: {len(no_va)} texts of held-out days, 20 % of the "
+                  f"days by salted hash).")
+        sources.append("cls-flash-news-2026 (research use; linked stocks -> industry, column tags -> "
+                       f"{NO_INDUSTRY})")
+    return {"kind": "seq", "labels": labels, "train": train + names, "val": vals,
+            "notes": notes, "max_len": 128, "epochs": 5, "lr": 1.5e-4, "sources": sources,
+            "config": {"finbert_no_industry_label": NO_INDUSTRY} if flash else {}}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,6 +351,8 @@ NER_SOURCE_TYPES = {
     "cluener2020": set(NER_TYPES),
     "resume-ner": set(NER_TYPES),
     "msra-ner": {"person", "location", "company", "government", "organization"},
+    "msra-ner-train": {"person", "location", "company", "government", "organization"},
+    "flash-weak": set(),  # positive-only spans: every other token is left open
     "peoples-daily-ner": {"person", "location", "company", "government", "organization"},
     "weibo-ner": {"person", "location", "company", "government", "organization"},
     "cfsc": {"company"},
@@ -242,7 +395,7 @@ def map_ner(text, spans, source):
                     ign.append((s, e)); continue
             elif t == "CONT":
                 ign.append((s, e)); continue
-        elif source in ("msra-ner", "peoples-daily-ner"):
+        elif source in ("msra-ner", "msra-ner-train", "peoples-daily-ner"):
             if t == "PER":
                 lab = "person"
             elif t == "LOC":
@@ -276,7 +429,45 @@ def map_ner(text, spans, source):
     return clean, ign
 
 
-def ner():
+_TITLE_BEFORE_NAME = re.compile(r"(董事长|副董事长|总经理|副总经理|总裁|副总裁|董事会秘书|董秘|独立董事|董事|监事会主席|"
+                                r"财务总监|首席执行官|CEO|创始人|实控人|实际控制人)([\u4e00-\u9fff]{2,3})")
+FLASH_WEAK_MAX = 8000
+
+
+def flash_weak_ner(exclude):
+    """Weak finance NER from flash news: the names of an item's linked stocks where they occur in its text
+    (company), and board members of a-share-executives named right after a job title (person). Positive-only
+    spans (source flash-weak): the other tokens are left open, since the links name only some of the companies
+    and persons of a text. Texts of any validation split (exclude) are skipped."""
+    execs = {n for n, _ in common.executives() if 2 <= len(n) <= 3}
+    out, seen = [], set()
+    for it in common.flash_items():
+        names = sorted({(st.get("name") or "").strip() for st in it["stocks"]} - {""}, key=len, reverse=True)
+        for t in flash_texts(it):
+            if t in seen or t in exclude:
+                continue
+            seen.add(t)
+            spans, used = [], [False] * len(t)
+            for n in names:
+                if len(n) < 2:
+                    continue
+                for m in re.finditer(re.escape(n), t):
+                    if not any(used[m.start():m.end()]):
+                        spans.append((m.start(), m.end(), "company"))
+                        for k in range(m.start(), m.end()):
+                            used[k] = True
+            for m in _TITLE_BEFORE_NAME.finditer(t):
+                n = m.group(2)
+                cand = n if n in execs else (n[:2] if n[:2] in execs and len(n) == 3 else None)
+                if cand and not any(used[m.start(2):m.start(2) + len(cand)]):
+                    spans.append((m.start(2), m.start(2) + len(cand), "person"))
+            if spans:
+                out.append({"text": t, "spans": sorted(spans), "ignore": [], "source": "flash-weak", "types": []})
+    out.sort(key=lambda e: hashlib.md5(e["text"].encode("utf-8")).hexdigest())
+    return out[:FLASH_WEAK_MAX], len(out)
+
+
+def ner(round2=True):
     tr, va = common.ner_split()
 
     def conv(rows):
@@ -293,10 +484,40 @@ def ner():
         val[src] = [e for e in vaa if e["source"] == src]
     notes = (f"{len(tra)} training / {len(vaa)} validation sentences (10 % by salted text hash, per sentence, "
              f"over the union of the six corpora).")
-    return {"kind": "tok", "labels": NER_LABELS, "train": tra, "val": val, "notes": notes,
-            "max_len": 160, "epochs": 8, "lr": 3e-4, "crf": True,
-            "sources": ["cluener2020 (train.json)", "resume-ner (train + dev)", "cfsc (CFSC-NER val.json)",
-                        "msra-ner (val)", "peoples-daily-ner (dev)", "weibo-ner (train + dev)"]}
+    sources = ["cluener2020 (train.json)", "resume-ner (train + dev)", "cfsc (CFSC-NER val.json)",
+               "msra-ner (val)", "peoples-daily-ner (dev)", "weibo-ner (train + dev)"]
+    separate = []
+    if round2:
+        def norm(t):
+            return re.sub(r"\s+", "", unicodedata.normalize("NFKC", t))
+        held = {norm(e["text"]) for e in vaa}
+        mt_tr, mt_va, n_overlap = [], [], 0
+        train_texts = {norm(e["text"]) for e in tra}
+        for e in conv(common.ner_msra_train()):
+            k = norm(e["text"])
+            if k in held:  # msra-ner/val and peoples-daily-ner/dev were carved from this file
+                n_overlap += 1
+                continue
+            if k in train_texts:
+                continue
+            (mt_va if common.is_val(k, "msra-ner-train") else mt_tr).append(e)
+        weak, n_weak = flash_weak_ner({e["text"] for e in vaa} | {e["text"] for e in mt_va})
+        tra = tra + mt_tr + weak
+        val["msra-ner-train"] = mt_va
+        separate = ["msra-ner-train"]
+        notes += (f" Round 2 adds msra-ner-train: {len(mt_tr)} training sentences and a validation split of its own "
+                  f"({len(mt_va)} sentences, 10 % by salted hash of the NFKC text, reported as msra-ner-train); "
+                  f"{n_overlap} of its sentences are validation sentences of the union above (msra-ner/val and "
+                  f"peoples-daily-ner/dev were carved from it) and are left out of training. It also adds "
+                  f"{len(weak)} flash-news texts (a hash-ordered sample of {n_weak}; cls-flash-news-2026, research "
+                  f"use) with weak, positive-only spans: the linked stocks' names where they occur (company) and "
+                  f"a-share-executives board members named right after a job title such as 董事长 (person); the "
+                  f"other tokens of these texts are left open.")
+        sources += ["msra-ner-train (msra_train_bio.filtered)",
+                    "cls-flash-news-2026 (research use; weak company / person spans)",
+                    "a-share-executives (person-name gazetteer for the weak spans)"]
+    return {"kind": "tok", "labels": NER_LABELS, "train": tra, "val": val, "val_separate": separate,
+            "notes": notes, "max_len": 160, "epochs": 8, "lr": 3e-4, "crf": True, "sources": sources}
 
 
 BUILDERS = {"sentiment": sentiment, "type": news_type, "industry": industry, "ner": ner}
