@@ -8,6 +8,7 @@ identical texts always land on the same side (no train/validation text overlap,
 which matters for FinFE whose training file repeats texts, sometimes with
 conflicting labels) and so that the split does not depend on file order.
 """
+import collections
 import csv
 import gzip
 import hashlib
@@ -361,7 +362,24 @@ def pretrain_texts():
     """All Chinese text of the shared training splits except ChnSentiCorp (license) and the
     texts of our labeled validation splits. Returns (texts, per-source counts)."""
     val = {re.sub(r"\s+", " ", t).strip() for t in validation_texts()}
-    srcs = [
+    srcs = _round1_sources()
+    seen, out, counts = set(), [], {}
+    for name, texts in srcs:
+        n = 0
+        for t in texts:
+            t = re.sub(r"\s+", " ", (t or "")).strip()
+            if len(t) < 2 or t in seen or t in val:
+                continue
+            seen.add(t)
+            out.append(t)
+            n += 1
+        counts[name] = n
+    return out, counts
+
+
+def _round1_sources():
+    """(name, texts) of the round-1 pre-training sources, in corpus order."""
+    return [
         ("bbt-fincuge/finfe", [t for t, _ in finfe_rows()]),
         ("bbt-fincuge/finne", [t for t, _ in finne_rows()]),
         ("bbt-fincuge/finnl", [t for t, _ in finnl_rows()]),
@@ -375,15 +393,256 @@ def pretrain_texts():
         ("ner (cluener2020, resume-ner, cfsc, msra-ner, peoples-daily-ner, weibo-ner)",
          [t for t, _, _ in ner_all_raw()]),
     ]
-    seen, out, counts = set(), [], {}
-    for name, texts in srcs:
-        n = 0
-        for t in texts:
-            t = re.sub(r"\s+", " ", (t or "")).strip()
-            if len(t) < 2 or t in seen or t in val:
+
+
+# --------------------------------------------------------------------------------------------
+# Round 2 pre-training text: finance news (flash, readhub), CCTV news transcripts, national laws
+# --------------------------------------------------------------------------------------------
+
+PIECE_MAX, PIECE_MIN, SHINGLE = 250, 8, 10
+_SENT_END = re.compile(r"(?<=[。！？；])[”’」』）)]*")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+
+
+def _norm(t):
+    return re.sub(r"\s+", " ", t or "").strip()
+
+
+def cut_pieces(text, max_chars=PIECE_MAX, min_chars=PIECE_MIN):
+    """Cuts a text at sentence ends (。！？； and a closing quote after it) into pieces of at most max_chars:
+    whole sentences are packed greedily; a longer sentence is cut at its last comma before max_chars (else hard).
+    Pieces shorter than min_chars are dropped (fragments, credits)."""
+    sents, last = [], 0
+    for m in _SENT_END.finditer(text):
+        if m.end() > last:
+            sents.append(text[last:m.end()])
+            last = m.end()
+    if last < len(text):
+        sents.append(text[last:])
+    out, cur = [], ""
+    for s in sents:
+        while len(s) > max_chars:
+            k = max(s.rfind("，", 0, max_chars), s.rfind(",", 0, max_chars))
+            k = k + 1 if k >= max_chars // 3 else max_chars
+            if cur:
+                out.append(cur); cur = ""
+            out.append(s[:k]); s = s[k:]
+        if len(cur) + len(s) > max_chars:
+            out.append(cur); cur = ""
+        cur += s
+    if cur:
+        out.append(cur)
+    return [p.strip() for p in out if len(p.strip()) >= min_chars]
+
+
+def flash_units(limit=None):
+    """cls-flash-news-2026 items as (key, [title, content]): the title only where the content does not repeat it
+    (CLS bodies start with 【title】)."""
+    out = []
+    for i, it in enumerate(flash_items()):
+        if limit is not None and i >= limit:   # NB: limit counts the items of cls first (file order)
+            break
+        title, body = _norm(it["title"]), _norm(it["content"])
+        texts = ([title] if title and title not in body else []) + ([body] if body else [])
+        out.append((f"flash:{it['source']}:{it['date']}:{i}", texts))
+    return out
+
+
+def readhub_units(limit=None):
+    """readhub-news topics as (key, [title, summary]); the summary's truncation mark " ..." is removed.
+    The parts are sequences of pretty-printed JSON arrays (one per day): parsed with raw_decode in a loop."""
+    out, dec = [], json.JSONDecoder()
+    for fn in ("readhub_2023-2024.json.gz", "readhub_2025-2026.json.gz"):
+        with gzip.open(D("readhub-news", fn), "rt", encoding="utf-8") as f:
+            s = f.read()
+        pos = 0
+        while pos < len(s):
+            while pos < len(s) and s[pos].isspace():
+                pos += 1
+            if pos >= len(s):
+                break
+            arr, pos = dec.raw_decode(s, pos)
+            for d in arr:
+                summ = re.sub(r"\s*(\.\.\.|…)\s*$", "", _norm(d.get("summary")))
+                out.append((f"readhub:{d.get('id')}", [_norm(d.get("title")), summ]))
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+def xwlb_units(limit=None):
+    """xinwenlianbo transcripts as (key, [paragraph]): markdown headings (# day, ## story), [原文](url) link lines
+    and the **央视网消息**（新闻联播）： lead-in are dropped; link markup keeps its anchor text."""
+    out = []
+    for fn in ("xwlb_2020-2022.md.gz", "xwlb_2023-2026.md.gz"):
+        day = ""
+        with gzip.open(D("xinwenlianbo", fn), "rt", encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("# "):
+                    day = line[2:].strip()
+                if not line or line.startswith("#"):
+                    continue
+                line = _MD_LINK.sub(r"\1", line).replace("**", "").strip("* ")
+                line = re.sub(r"^央视网消息\s*[（(]新闻联播[）)]\s*[：:]\s*", "", line)
+                if line in ("原文", ""):
+                    continue
+                out.append((f"xwlb:{day}:{len(out)}", [_norm(line)]))
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+def laws_units(limit=None):
+    """cn-laws documents as (key, [paragraph]) of the article text: the English README, the # title, the date
+    bullets up to <!-- INFO END --> and the #### chapter / ###### article headings are dropped."""
+    out, doc, body = [], -1, False
+    with gzip.open(D("cn-laws", "national_laws.md.gz"), "rt", encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("# "):
+                doc += 1
+                body = False
+                continue
+            if line.startswith("<!-- INFO END"):
+                body = doc > 0      # doc 0 is the collection's README (English)
+                continue
+            if not body or not line or line.startswith("#"):
+                continue
+            line = _MD_LINK.sub(r"\1", line).replace("**", "")
+            out.append((f"law:{doc}:{len(out)}", [_norm(line)]))
+            if limit is not None and len(out) >= limit:
+                return out
+    return out
+
+
+ROUND2_SOURCES = [("cls-flash-news-2026", flash_units), ("readhub-news", readhub_units),
+                  ("xinwenlianbo", xwlb_units), ("cn-laws", laws_units)]
+MONITOR_SOURCES = ("cls-flash-news-2026", "readhub-news")
+MONITOR_PERMILLE = 10                             # 1 % of the finance news units -> monitor_flash.npz
+
+
+def probe_texts():
+    """Texts of the committed probe lists in tools/train/eval/ (written by hand; excluded from pre-training)."""
+    out = []
+    for fn, col in (("finance_sentiment_50.tsv", 1), ("no_single_industry.txt", 0), ("entities_probe.tsv", 0)):
+        with open(os.path.join(HERE, "eval", fn), encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                p = line.rstrip("\n").split("\t")
+                if len(p) > col and p[col].strip():
+                    out.append(p[col])
+    return out
+
+
+def round2_exclusion_texts():
+    """Every text that the round-2 corpus must not contain: validation_texts(), the val dicts of the round-2
+    tasks (sentiment, industry, ner: they include flash-news texts) and the probe lists. Returns {name: set}."""
+    import tasks
+    ex = {"validation_texts": set(validation_texts())}
+    for name in ("sentiment", "industry", "ner"):
+        d = getattr(tasks, name)()
+        ex["tasks." + name] = {e["text"] for v in d["val"].values() for e in v}
+    ex["eval probes"] = set(probe_texts())
+    return {k: {_norm(t) for t in v if _norm(t)} for k, v in ex.items()}
+
+
+class Excluder:
+    """Finds the pieces that leak a held-out text: a piece (or a whole unit) that equals or contains a held-out
+    text of >= SHINGLE characters (index: the first SHINGLE characters of each held-out text), a piece that
+    equals a shorter held-out text, or a piece that is itself part of a held-out text (its first and last
+    SHINGLE-character shingles are held-out shingles, confirmed by a substring search)."""
+
+    def __init__(self, texts):
+        self.exact = set(texts)
+        self.first = collections.defaultdict(list)
+        self.shingles = set()
+        for t in self.exact:
+            if len(t) >= SHINGLE:
+                self.first[t[:SHINGLE]].append(t)
+                self.shingles.update(t[i:i + SHINGLE] for i in range(len(t) - SHINGLE + 1))
+        self.big = "\x00".join(sorted(self.exact))
+
+    def contains(self, s):
+        """The first held-out text (>= SHINGLE chars) that s contains, or None."""
+        f = self.first
+        for i in range(len(s) - SHINGLE + 1):
+            c = f.get(s[i:i + SHINGLE])
+            if c:
+                for t in c:
+                    if s.startswith(t, i):
+                        return t
+        return None
+
+    def leaks(self, piece):
+        if piece in self.exact:
+            return "equal"
+        if self.contains(piece):
+            return "contains"
+        if (len(piece) >= SHINGLE and piece[:SHINGLE] in self.shingles and piece[-SHINGLE:] in self.shingles
+                and piece in self.big):
+            return "inside"
+        return None
+
+
+def pretrain_texts_round2(limit=None, inject=None, exclude=None):
+    """Round-2 pre-training texts: the round-1 texts plus pieces (<= PIECE_MAX chars at sentence ends) of the
+    flash news, readhub topics, xinwenlianbo paragraphs and law paragraphs; de-duplicated; without any text that
+    leaks a held-out text (Excluder over round2_exclusion_texts()). A unit (flash item, topic, paragraph) that
+    contains a held-out text is dropped whole, so that its other pieces (the rest of a validation item) stay out
+    too. 1 % of the finance units (MONITOR_SOURCES, salted hash of the unit key) go to the monitor list instead.
+    limit: first N texts (units) per source, for tests. inject: [(source, text)] added at the start of a source
+    (negative control). Returns (texts, monitor, counts, report); counts is ordered like texts (per source)."""
+    exclude = exclude if exclude is not None else round2_exclusion_texts()
+    ex = Excluder(set().union(*exclude.values()))
+    report = {"excluded_texts": {k: len(v) for k, v in exclude.items()}, "dropped": {}, "pieces": {},
+              "monitor": {}}
+    seen, out, counts, monitor = set(), [], {}, []
+    for name, texts in _round1_sources():
+        n, drop = 0, collections.Counter()
+        for t in (texts if limit is None else texts[:limit]):
+            t = _norm(t)
+            if len(t) < 2 or t in seen:
+                continue
+            why = ex.leaks(t)
+            if why:
+                drop[why] += 1
                 continue
             seen.add(t)
             out.append(t)
             n += 1
         counts[name] = n
-    return out, counts
+        report["dropped"][name] = dict(drop)
+    inject = inject or []
+    for name, reader in ROUND2_SOURCES:
+        units = [(f"inject:{i}", [t]) for i, (s, t) in enumerate(inject) if s == name] + reader(limit)
+        n, n_mon, drop, npieces = 0, 0, collections.Counter(), 0
+        for key, texts in units:
+            texts = [_norm(t) for t in texts if _norm(t)]
+            if any(ex.contains(t) for t in texts):
+                drop["unit contains"] += sum(len(cut_pieces(t)) for t in texts)
+                continue
+            to_mon = name in MONITOR_SOURCES and is_val(key, "monitor-flash", MONITOR_PERMILLE)
+            for t in texts:
+                for p in cut_pieces(t):
+                    npieces += 1
+                    if p in seen:
+                        drop["duplicate"] += 1
+                        continue
+                    why = ex.leaks(p)
+                    if why:
+                        drop[why] += 1
+                        continue
+                    seen.add(p)
+                    if to_mon:
+                        monitor.append(p)
+                        n_mon += 1
+                    else:
+                        out.append(p)
+                        n += 1
+        counts[name] = n
+        report["pieces"][name] = npieces
+        report["monitor"][name] = n_mon
+        report["dropped"][name] = dict(drop)
+    return out, monitor, counts, report
