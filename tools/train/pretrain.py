@@ -176,7 +176,7 @@ def main():
     nthr = common.threads()
     if not os.path.exists(CORPUS) or not os.path.exists(common.VOCAB):
         import prepare
-        prepare.main()
+        prepare.main([])
     from transformers import BertConfig, BertForMaskedLM
     vocab_size = sum(1 for _ in open(common.VOCAB, encoding="utf-8"))
     ck_path = os.path.join(OUT, "ckpt.pt")
