@@ -1,8 +1,11 @@
 """Masked-language-model pre-training of the small finbert encoder (whole-word masking, jieba).
 
     FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py          # start, or resume if a checkpoint exists
+    # round 2: continue the shipped encoder on the round-2 corpus, in a run directory of its own
+    FINBERT_TRAIN_THREADS=2 python tools/train/pretrain.py --corpus tools/train/work/corpus2 \
+        --out tools/train/work/pretrain2 --init models/finbert-base
 
-Everything lives in tools/train/work/pretrain/:
+Everything lives in tools/train/work/pretrain/ (--out):
   ckpt.pt      full training state (model, optimizer, scheduler, RNG, data position), written
                atomically every --ckpt-minutes and on SIGTERM/SIGINT; running the same command
                again resumes from it (bit-for-bit the same data order and masking).
@@ -10,7 +13,10 @@ Everything lives in tools/train/work/pretrain/:
   train.log    progress log
 Training stops by itself after --total-steps.
 
-Data: tools/train/work/corpus/corpus.npz, made by prepare.py (run automatically if missing).
+Data: tools/train/work/corpus/corpus.npz, made by prepare.py (run automatically if missing); --corpus DIR takes
+DIR/corpus.npz instead (prepare.py --round2 writes work/corpus2/). When DIR has monitor_flash.npz (held-out finance
+news), every checkpoint also logs its MLM loss on fixed masks (the first --flash-seqs sequences; mlm_eval.py
+scores all of them, for any encoder).
 Each epoch the texts are shuffled (seed + epoch) and packed into sequences of --seq-len tokens
 ([CLS] a [SEP] b [SEP] ...; a text that does not fit continues in the next sequence). Whole-word masking: each jieba word is
 selected with probability 0.15; selected tokens become [MASK] 80 %, random 10 %, unchanged 10 %.
@@ -30,7 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 OUT = os.path.join(common.WORK, "pretrain")
-CORPUS = os.path.join(common.WORK, "corpus", "corpus.npz")
+CORPUS_DIR = os.path.join(common.WORK, "corpus")
+
+MONITOR_SEED = 20261207        # packing order and masks of monitor_flash.npz (pretrain.py and mlm_eval.py)
 
 ARCH = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
             max_position_embeddings=512, type_vocab_size=2, hidden_act="gelu",
@@ -55,6 +63,13 @@ def parse():
                     help="start a new run from this Hugging Face encoder directory (e.g. models/finbert-base, "
                          "the shipped encoder) instead of random weights; the MLM head starts fresh, tied to "
                          "the embeddings; ignored when a checkpoint exists")
+    ap.add_argument("--corpus", default=CORPUS_DIR,
+                    help="directory with corpus.npz (default: the round-1 corpus); restored from the checkpoint on resume")
+    ap.add_argument("--out", default=OUT,
+                    help="run directory (checkpoint, encoder/, train.log); a new corpus or --init wants a new one, "
+                         "else the existing checkpoint is resumed")
+    ap.add_argument("--flash-seqs", type=int, default=256,
+                    help="sequences of the corpus dir's monitor_flash.npz scored at each checkpoint (0: none)")
     return ap.parse_args()
 
 
@@ -148,6 +163,25 @@ def mask_batch(ids, ws, att, vocab_size, p, gen):
     return inp, sel, ids[sel]
 
 
+def mlm_loss(model, seqs, vocab_size, p, seed=123, batch=32):
+    """Masked-token loss and accuracy on fixed masks (a generator seeded per call): comparable between
+    checkpoints and between encoders when seqs, p and seed are the same."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    tot, n, corr = 0.0, 0, 0
+    with torch.no_grad():
+        for i in range(0, len(seqs), batch):
+            ids, ws, att = batchify(seqs[i:i + batch], 0, batch)
+            inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, p, g)
+            h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
+            lg = model.cls(h[sel])
+            tot += torch.nn.functional.cross_entropy(lg, tgt, reduction="sum").item()
+            corr += (lg.argmax(-1) == tgt).sum().item()
+            n += len(tgt)
+    model.train()
+    return tot / n, corr / n
+
+
 def lr_at(step, a):
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
@@ -171,16 +205,23 @@ def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0):
 
 def main():
     a = parse()
-    os.makedirs(OUT, exist_ok=True)
-    logf = os.path.join(OUT, "train.log")
+    out_dir = os.path.abspath(a.out)
+    os.makedirs(out_dir, exist_ok=True)
+    logf = os.path.join(out_dir, "train.log")
     nthr = common.threads()
-    if not os.path.exists(CORPUS) or not os.path.exists(common.VOCAB):
+    ck_path = os.path.join(out_dir, "ckpt.pt")
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
+    if ck:   # the corpus is the one of the run that created the checkpoint (round 1 before --corpus existed)
+        a.corpus = ck["args"].get("corpus", CORPUS_DIR)
+    a.corpus = os.path.abspath(a.corpus)
+    corpus = os.path.join(a.corpus, "corpus.npz")
+    if a.corpus == os.path.abspath(CORPUS_DIR) and (not os.path.exists(corpus) or not os.path.exists(common.VOCAB)):
         import prepare
         prepare.main([])
+    if not os.path.exists(corpus):
+        raise SystemExit(f"{corpus} missing: run tools/train/prepare.py --round2 (or --out) first")
     from transformers import BertConfig, BertForMaskedLM
     vocab_size = sum(1 for _ in open(common.VOCAB, encoding="utf-8"))
-    ck_path = os.path.join(OUT, "ckpt.pt")
-    ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
     if ck:
         # the schedule and data order are those of the run that created the checkpoint
         for k in ("seq_len", "batch", "lr", "warmup", "total_steps", "mask_prob", "seed"):
@@ -209,42 +250,33 @@ def main():
         common.log(logf, f"new run: {json.dumps(vars(a))} arch={ARCH} vocab={vocab_size} "
                          f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr} bf16={a.bf16}"
                          + (f", encoder initialised from {a.init}" if a.init else ""))
-    packer = Packer(CORPUS, a.seq_len, a.seed)
+    packer = Packer(corpus, a.seq_len, a.seed)
     seqs = packer.epoch(ep)
     nb = len(seqs) // a.batch
     # fixed held-out batch for MLM loss monitoring: last batch of epoch-0 packing
-    mon = Packer(CORPUS, a.seq_len, a.seed + 7).epoch(0)[-64:]
+    mon = Packer(corpus, a.seq_len, a.seed + 7).epoch(0)[-64:]
+    # held-out finance news of the corpus dir (prepare.py --round2), same packing and masks as mlm_eval.py
+    flash_path = os.path.join(a.corpus, "monitor_flash.npz")
+    flash = (Packer(flash_path, a.seq_len, MONITOR_SEED).epoch(0)[:a.flash_seqs]
+             if a.flash_seqs > 0 and os.path.exists(flash_path) else [])
     stop = common.StopFlag()
 
-    def evaluate():
-        model.eval()
-        g = torch.Generator().manual_seed(123)
-        tot, n, corr = 0.0, 0, 0
-        with torch.no_grad():
-            for i in range(0, len(mon), 32):
-                ids, ws, att = batchify(mon[i:i + 32], 0, 32)
-                inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, g)
-                h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
-                lg = model.cls(h[sel])
-                tot += torch.nn.functional.cross_entropy(lg, tgt, reduction="sum").item()
-                corr += (lg.argmax(-1) == tgt).sum().item()
-                n += len(tgt)
-        model.train()
-        return tot / n, corr / n
-
     def checkpoint(tag):
-        ev = evaluate()
+        ev = mlm_loss(model, mon, vocab_size, a.mask_prob)
+        fl = mlm_loss(model, flash, vocab_size, a.mask_prob, MONITOR_SEED) if flash else None
         hist.append({"step": step, "epoch": ep, "train_loss": run_loss, "mon_loss": ev[0], "mon_acc": ev[1],
+                     **({"flash_loss": fl[0], "flash_acc": fl[1]} if fl else {}),
                      "time": time.strftime("%Y-%m-%d %H:%M:%S")})
         common.atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                   "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
                                   "epoch": ep, "pos": pos, "args": vars(a), "hist": hist}, ck_path)
-        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(OUT, "encoder"), a.init_steps)
-        with open(os.path.join(OUT, "status.json"), "w") as f:
+        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(out_dir, "encoder"), a.init_steps)
+        with open(os.path.join(out_dir, "status.json"), "w") as f:
             json.dump({"step": step, "total_steps": a.total_steps, "epoch": ep, "batch_in_epoch": pos,
                        "batches_per_epoch": nb, "args": vars(a), "hist": hist[-5:]}, f, indent=1)
         common.log(logf, f"checkpoint ({tag}) step {step}: train_loss {run_loss:.3f} "
-                         f"monitor MLM loss {ev[0]:.3f} acc {ev[1]:.3f}")
+                         f"monitor MLM loss {ev[0]:.3f} acc {ev[1]:.3f}"
+                         + (f"; held-out flash MLM loss {fl[0]:.3f} acc {fl[1]:.3f}" if fl else ""))
 
     model.train()
     run_loss, t_last, t0, tok_count = float("nan"), time.time(), time.time(), 0

@@ -1,0 +1,101 @@
+"""Masked-token loss and accuracy of an encoder on a monitor file with FIXED masks, so that two encoders are
+compared on identical text and identical masked positions (pretrain.py logs the same numbers at checkpoints).
+
+    python tools/train/mlm_eval.py tools/train/work/pretrain2/encoder          # a BertForMaskedLM directory
+    python tools/train/mlm_eval.py models/finbert-base --fit-head 300          # an export without MLM head
+
+Monitor: tools/train/work/corpus2/monitor_flash.npz (prepare.py --round2: 1 % of the flash + readhub news, never
+in the corpus), packed like pre-training (128-token sequences, order and masks from --seed); whole-word masking
+with p = 0.15, 80/10/10 [MASK]/random/keep, as in pretrain.py.
+Exported encoders (models/finbert-base) carry no MLM head: --fit-head N trains only the head (transform and
+output bias; the decoder is tied to the frozen word embeddings) for N seeded steps on the round-2 corpus with the
+encoder frozen, so such encoders are compared through the same head-fitting recipe (not against a full
+pre-training head).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import pretrain  # noqa: E402
+
+CORPUS2 = os.path.join(common.WORK, "corpus2")
+
+
+def parse():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dir")
+    ap.add_argument("--monitor", default=os.path.join(CORPUS2, "monitor_flash.npz"))
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--mask-prob", type=float, default=0.15)
+    ap.add_argument("--seed", type=int, default=pretrain.MONITOR_SEED, help="packing order and masks")
+    ap.add_argument("--max-seqs", type=int, default=0, help="score only the first N sequences (0: all)")
+    ap.add_argument("--fit-head", type=int, default=0, metavar="STEPS",
+                    help="fit a fresh MLM head for STEPS steps with the encoder frozen (for exports without a head)")
+    ap.add_argument("--fit-corpus", default=os.path.join(CORPUS2, "corpus.npz"))
+    return ap.parse_args()
+
+
+def fit_head(model, a, vocab_size):
+    """Trains model.cls (transform + bias) on the frozen encoder: AdamW lr 1e-3, batches of 32, seeded."""
+    for p in model.parameters():
+        p.requires_grad = False
+    head = [model.cls.predictions.bias] + list(model.cls.predictions.transform.parameters())
+    for p in head:
+        p.requires_grad = True
+    opt = torch.optim.AdamW(head, lr=1e-3, weight_decay=0.0)
+    seqs = pretrain.Packer(a.fit_corpus, a.seq_len, a.seed + 1).epoch(0)
+    g = torch.Generator().manual_seed(a.seed + 1)
+    model.eval()                       # no dropout: the encoder's features are fixed
+    for step in range(a.fit_head):
+        ids, ws, att = pretrain.batchify(seqs, step % (len(seqs) // 32), 32)
+        inp, sel, tgt = pretrain.mask_batch(ids, ws, att, vocab_size, a.mask_prob, g)
+        with torch.no_grad():
+            h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state[sel]
+        loss = torch.nn.functional.cross_entropy(model.cls(h), tgt)
+        loss.backward()
+        opt.step(); opt.zero_grad(set_to_none=True)
+        if (step + 1) % 50 == 0:
+            print(f"  head step {step + 1}/{a.fit_head} loss {loss.item():.3f}", flush=True)
+
+
+def main():
+    a = parse()
+    common.threads()
+    from transformers import BertForMaskedLM
+    with open(os.path.join(a.model_dir, "vocab.txt"), encoding="utf-8") as f1, \
+            open(common.VOCAB, encoding="utf-8") as f2:
+        if f1.read() != f2.read():
+            raise SystemExit(f"{a.model_dir}/vocab.txt differs from {common.VOCAB}: the monitor ids would not match")
+    model, info = BertForMaskedLM.from_pretrained(a.model_dir, output_loading_info=True)
+    model = model.float()
+    no_head = [k for k in info["missing_keys"] if k.startswith("cls.predictions.transform")]
+    if no_head and not a.fit_head:
+        raise SystemExit(f"{a.model_dir} has no MLM head ({len(no_head)} head weights missing): score a "
+                         f"pre-training run's encoder/ directory, or pass --fit-head STEPS")
+    vocab_size = model.config.vocab_size
+    torch.manual_seed(a.seed)
+    t0 = time.time()
+    if a.fit_head:
+        if not no_head:
+            print("note: the directory has an MLM head; --fit-head replaces its training by a fresh fit")
+            model.cls.predictions.transform.apply(model._init_weights)
+            torch.nn.init.zeros_(model.cls.predictions.bias)
+        fit_head(model, a, vocab_size)
+    seqs = pretrain.Packer(a.monitor, a.seq_len, a.seed).epoch(0)
+    if a.max_seqs:
+        seqs = seqs[:a.max_seqs]
+    loss, acc = pretrain.mlm_loss(model, seqs, vocab_size, a.mask_prob, a.seed)
+    print(json.dumps({"model": a.model_dir, "monitor": a.monitor, "sequences": len(seqs),
+                      "tokens": int(sum(len(s[0]) for s in seqs)), "mask_prob": a.mask_prob, "seed": a.seed,
+                      "fit_head_steps": a.fit_head, "mlm_loss": round(loss, 4), "mlm_acc": round(acc, 4),
+                      "seconds": round(time.time() - t0, 1)}))
+
+
+if __name__ == "__main__":
+    main()
