@@ -1,6 +1,7 @@
 """Ships finbert's pre-trained encoder as models/finbert-base (the default finbert.embed_model).
 
     python3 tools/train/export_encoder.py
+    python3 tools/train/export_encoder.py --run tools/train/work/pretrain2   # a run with pretrain.py --out
 
 Takes the latest pre-training checkpoint (tools/train/work/pretrain/encoder, a BertForMaskedLM),
 keeps the encoder (BertModel without the MLM head and without a pooler: finbert_embed pools with
@@ -19,7 +20,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import export  # noqa: E402
 
-SRC = os.path.join(common.WORK, "pretrain", "encoder")
+RUN = os.path.join(common.WORK, "pretrain")
+if "--run" in sys.argv:                          # the pre-training run directory (pretrain.py --out)
+    RUN = os.path.abspath(sys.argv[sys.argv.index("--run") + 1])
+SRC = os.path.join(RUN, "encoder")
 OUT = os.path.join(common.MODELS, "finbert-base")
 
 
@@ -38,7 +42,7 @@ def main():
     from transformers import BertModel, BertTokenizerFast
     torch.set_num_threads(common.threads())
     state = json.load(open(os.path.join(SRC, "pretrain_state.json")))
-    status = json.load(open(os.path.join(common.WORK, "pretrain", "status.json")))
+    status = json.load(open(os.path.join(RUN, "status.json")))
     enc = BertModel.from_pretrained(SRC, add_pooling_layer=False).float().eval()
     tmp = OUT + ".tmp"
     if os.path.exists(tmp):
@@ -60,7 +64,8 @@ def main():
         if old.get("total_steps") == prior:
             runs = old.get("runs", [])
     runs.append({"init": args.get("init"), "prior_steps": prior, "steps": state["step"], "lr": args["lr"],
-                 "warmup": args["warmup"], "total_steps": args["total_steps"], "seed": args.get("seed")})
+                 "warmup": args["warmup"], "total_steps": args["total_steps"], "seed": args.get("seed"),
+                 **({"corpus": os.path.relpath(args["corpus"], common.REPO)} if args.get("corpus") else {})})
     with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
         json.dump({"total_steps": prior + state["step"], "tokens_per_step": args["batch"] * args["seq_len"],
                    "runs": runs}, f)
