@@ -621,7 +621,9 @@ def pretrain_texts_round2(limit=None, inject=None, exclude=None):
         for key, texts in units:
             texts = [_norm(t) for t in texts if _norm(t)]
             if any(ex.contains(t) for t in texts):
-                drop["unit contains"] += sum(len(cut_pieces(t)) for t in texts)
+                k = sum(len(cut_pieces(t)) for t in texts)
+                drop["unit contains"] += k
+                npieces += k
                 continue
             to_mon = name in MONITOR_SOURCES and is_val(key, "monitor-flash", MONITOR_PERMILLE)
             for t in texts:
