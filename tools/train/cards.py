@@ -22,10 +22,16 @@ LICENSES = {
     "cls-flash-news-2026": "cls-flash-news-2026 (财联社 / 同花顺 / 东方财富 flash news, archived by "
                            "echo-stacker/cailianshe-daily-archive): no license file; the archive states research use; "
                            "texts © the outlets. Used for training only; no text is redistributed with the model",
+    "readhub-news": "readhub-news (real-time-news/readhub archive): MIT for the archive code; no licence for the "
+                    "text (Readhub summaries): research / internal use, pre-training only, not redistributed",
+    "xinwenlianbo": "xinwenlianbo (landv/xwlb transcripts, © CCTV): no licence; research use, pre-training only, "
+                    "not redistributed",
+    "cn-laws": "cn-laws (national laws): public domain (Copyright Law of the PRC, art. 5)",
     "a-share-executives": "a-share-executives (lemonhu/stock-knowledge-graph): MIT; public listing facts, names used "
                           "as weak labels only (not republished)",
 }
 
+PRETRAIN2_SOURCES = ["cls-flash-news-2026", "readhub-news", "xinwenlianbo", "cn-laws"]
 PRETRAIN_SOURCES = ["bbt-fincuge", "choice-news-headlines", "tnews", "thucnews-titles", "smp2020-ewect",
                     "cluener2020", "resume-ner", "cfsc", "msra-ner", "peoples-daily-ner", "weibo-ner"]
 
@@ -155,7 +161,7 @@ def write_card(out, task, data, info):
              + f" (monitor MLM loss {enc.get('loss', float('nan')):.3f})."), "",
           "Licenses of the sources:", ""]
     used = set()
-    for s in data["sources"] + PRETRAIN_SOURCES + ["vocab"]:
+    for s in data["sources"] + PRETRAIN_SOURCES + (PRETRAIN2_SOURCES if enc.get("corpus") == "corpus2" else []) + ["vocab"]:
         key = s.split(" ")[0].split("/")[0]
         if key in LICENSES and key not in used:
             used.add(key)
@@ -180,7 +186,8 @@ def write_card(out, task, data, info):
         L += ["Reference: FinBERT-base reports F1 0.922 on company names and 0.917 on person names (different data).",
               ""]
     total = _pretrain_total()
-    interim = enc.get("step") is not None and total and enc["step"] < total
+    # a continued run (prior_steps) is not an interim checkpoint of the first run
+    interim = enc.get("step") is not None and not enc.get("prior_steps") and total and enc["step"] < total
     if interim:
         L += ["## Status", "",
               f"**Interim model.** It was fine-tuned from pre-training checkpoint step {enc['step']} of {total}: "
@@ -202,6 +209,12 @@ def write_card(out, task, data, info):
               f"Fine-tuned from finbert's own pre-trained encoder (tools/train/pretrain.py: whole-word-masking MLM on "
               f"the shared Chinese text, {enc['step'] + enc.get('prior_steps', 0)} steps of 32 x 128 tokens, "
               f"final MLM loss {enc.get('loss', 0):.2f}). "
+              + (f"The last {enc['step']} steps continued the shipped encoder on the round-2 corpus "
+                 f"(tools/train/README.md, Round 2 corpus): the text above plus {', '.join(PRETRAIN2_SOURCES)} "
+                 f"(≈ 55 M tokens, 1 % of the flash / readhub items held out as a monitor, every validation text "
+                 f"excluded); crawled news text, for training only, never redistributed. "
+                 if enc.get("corpus") == "corpus2" else "")
+              + 
               f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
               f"pre-training.", ""]
     if enc.get("init_model"):
@@ -228,10 +241,16 @@ def write_card(out, task, data, info):
           "encoder's exact runs: tools/train/README.md, Status"]
     if enc.get("intermediate"):
         L += ["FINBERT_TRAIN_THREADS=1 python tools/train/intermediate.py  # intermediate training (resumable)"]
+    if enc.get("corpus") == "corpus2":
+        L += ["python tools/train/prepare.py --round2      # the round-2 corpus (tools/train/work/corpus2)",
+              f"FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py --corpus tools/train/work/corpus2 "
+              f"--out tools/train/work/pretrain2 --init models/finbert-base --lr 2e-4 --warmup 200 "
+              f"--total-steps {enc['step']} --bf16"]
     if enc.get("init_model"):
         L += ["mkdir -p /tmp/round1 && git archive 8f8b3e7 models/finbert-" + task + " | tar -x -C /tmp/round1"]
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
+          + (" --encoder tools/train/work/pretrain2/encoder" if enc.get("corpus") == "corpus2" else "")
           + (f" --encoder models/finbert-base --init-model /tmp/round1/models/finbert-{task} --lr {info['lr']}"
              if enc.get("init_model") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")

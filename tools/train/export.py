@@ -25,6 +25,20 @@ def drop_tokenizer_json(d):
         os.remove(p)
 
 
+def tidy(d):
+    """Files finbert and BertTokenizerFast do not need, which transformers 4.x writes: special_tokens_map.json
+    (the special tokens are the defaults) and config.json's _name_or_path (a path on the training machine)."""
+    p = os.path.join(d, "special_tokens_map.json")
+    if os.path.exists(p):
+        os.remove(p)
+    p = os.path.join(d, "config.json")
+    cfg = json.load(open(p, encoding="utf-8"))
+    if cfg.pop("_name_or_path", None) is not None:
+        with open(p, "w", encoding="utf-8") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
 def export(model, data, out, encv, info):
     from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
                               BertTokenizerFast)
@@ -41,6 +55,7 @@ def export(model, data, out, encv, info):
     tok.save_pretrained(tmp)
     shutil.copy(common.VOCAB, os.path.join(tmp, "vocab.txt"))
     drop_tokenizer_json(tmp)
+    tidy(tmp)
     for fn in os.listdir(tmp):  # safetensors writes 0600; the database server must be able to read the files
         os.chmod(os.path.join(tmp, fn), 0o644)
     if os.path.exists(out):

@@ -188,7 +188,7 @@ def lr_at(step, a):
     return a.lr * max(0.0, (a.total_steps - step) / max(1, a.total_steps - a.warmup))
 
 
-def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0):
+def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0, corpus=None):
     tmp = outdir + ".tmp"
     if os.path.exists(tmp):
         import shutil
@@ -197,7 +197,8 @@ def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0):
     import shutil
     shutil.copy(tok_vocab, os.path.join(tmp, "vocab.txt"))
     with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
-        json.dump({"step": step, "loss": loss, "prior_steps": prior_steps}, f)
+        json.dump({"step": step, "loss": loss, "prior_steps": prior_steps,
+                   **({"corpus": os.path.basename(os.path.normpath(corpus))} if corpus else {})}, f)
     if os.path.exists(outdir):
         shutil.rmtree(outdir)
     os.replace(tmp, outdir)
@@ -270,7 +271,7 @@ def main():
         common.atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                   "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
                                   "epoch": ep, "pos": pos, "args": vars(a), "hist": hist}, ck_path)
-        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(out_dir, "encoder"), a.init_steps)
+        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(out_dir, "encoder"), a.init_steps, a.corpus)
         with open(os.path.join(out_dir, "status.json"), "w") as f:
             json.dump({"step": step, "total_steps": a.total_steps, "epoch": ep, "batch_in_epoch": pos,
                        "batches_per_epoch": nb, "args": vars(a), "hist": hist[-5:]}, f, indent=1)
@@ -289,7 +290,9 @@ def main():
         inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, gen)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
-            lg = model.cls(h[sel])
+        # the MLM head (masked positions only) in fp32: torch 1.13's CPU autocast rejects its LayerNorm on a
+        # bfloat16 input, and the head is a small share of the step
+        lg = model.cls(h[sel].float())
         loss = torch.nn.functional.cross_entropy(lg.float(), tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

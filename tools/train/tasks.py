@@ -338,6 +338,8 @@ NER_LABELS = ["O"] + [f"{p}-{t}" for t in NER_TYPES for p in ("B", "I")]
 
 _GOV = re.compile(r"(政府|人大|人民代表大会|政协|委员会|国务院|法院|检察院|公安|党委|省委|市委|县委|区委|纪委|监察|"
                   r"部$|局$|厅$|署$|办公室$|办$|处$|中央|人民银行|央行|证监会|银保监会|银监会|保监会|发改委|财政)")
+_GOV_FIRST = re.compile(r"(人民银行|中央银行|央行|证监会|银保监会|银监会|保监会|金融监管总局|外汇管理局|外汇局|发改委|"
+                        r"国资委|财政部|商务部|国务院)")
 _ORG = re.compile(r"(大学|学院|学校|中学|小学|协会|学会|研究院|研究所|研究中心|医院|基金会|联合会|俱乐部|队$|会$|"
                   r"中心$|党|联盟|组织|社$|报$|台$|电视台)")
 _COMP = re.compile(r"(公司|集团|银行|证券|股份|控股|有限|信托|保险|基金|投资|实业|科技|资本|资产|期货|券商|厂$|"
@@ -352,7 +354,7 @@ NER_SOURCE_TYPES = {
     "resume-ner": set(NER_TYPES),
     "msra-ner": {"person", "location", "company", "government", "organization"},
     "msra-ner-train": {"person", "location", "company", "government", "organization"},
-    "flash-weak": set(),  # positive-only spans: every other token is left open
+    "flash-weak": {"company"},  # linked stock names; possible unlinked companies are ignored spans
     "peoples-daily-ner": {"person", "location", "company", "government", "organization"},
     "weibo-ner": {"person", "location", "company", "government", "organization"},
     "cfsc": {"company"},
@@ -360,7 +362,11 @@ NER_SOURCE_TYPES = {
 
 
 def org_kind(name):
-    """Heuristic company / government / organization for datasets whose ORG type mixes them; None = unsure."""
+    """Heuristic company / government / organization for datasets whose ORG type mixes them; None = unsure.
+    Central bank and regulators first: 中国人民银行 ends in 银行 but is not a company (msra-ner-train names it
+    hundreds of times)."""
+    if _GOV_FIRST.search(name):
+        return "government"
     if _COMP.search(name):
         return "company"
     if _GOV.search(name):
@@ -434,14 +440,28 @@ _TITLE_BEFORE_NAME = re.compile(r"(董事长|副董事长|总经理|副总经理
 FLASH_WEAK_MAX = 8000
 
 
+_COMPANYISH = re.compile(r"[\u4e00-\u9fffA-Za-z]{1,10}(公司|集团|银行|证券|股份|控股|科技|汽车|电子|能源|医药|药业)")
+
+
+_GENERIC_COMPANY = re.compile(r"^(多家|一家|两家|几家|数家|各家|该|本|这|此|各|其|旗下|上市|子|母|全资|控股子)")
+
+
 def flash_weak_ner(exclude):
     """Weak finance NER from flash news: the names of an item's linked stocks where they occur in its text
-    (company), and board members of a-share-executives named right after a job title (person). Positive-only
-    spans (source flash-weak): the other tokens are left open, since the links name only some of the companies
-    and persons of a text. Texts of any validation split (exclude) are skipped."""
+    (company), and board members of a-share-executives named right after a job title (person). These texts are
+    a corpus that annotates companies (source flash-weak): a token outside the linked names is taught not to be
+    part of a company, which gives the boundaries and the negatives (北向资金, 产能). Strings that may be
+    unlinked companies are left open: any name of the company gazetteer (every linked stock name of the flash
+    news, the A-share list) and anything ending like a company name (…公司, …集团, …银行). Persons are
+    positive-only (person tokens elsewhere stay open). Texts of any validation split (exclude) are skipped."""
     execs = {n for n, _ in common.executives() if 2 <= len(n) <= 3}
+    items = common.flash_items()
+    gaz = {(st.get("name") or "").strip() for it in items for st in it["stocks"]}
+    gaz |= {clean_company_name(r["name"]) for r in common.stock_rows()}
+    gaz = sorted({g for g in gaz if len(g) >= 2}, key=len, reverse=True)
+    gaz_re = re.compile("|".join(re.escape(g) for g in gaz))
     out, seen = [], set()
-    for it in common.flash_items():
+    for it in items:
         names = sorted({(st.get("name") or "").strip() for st in it["stocks"]} - {""}, key=len, reverse=True)
         for t in flash_texts(it):
             if t in seen or t in exclude:
@@ -456,13 +476,23 @@ def flash_weak_ner(exclude):
                         spans.append((m.start(), m.end(), "company"))
                         for k in range(m.start(), m.end()):
                             used[k] = True
+            if not spans:
+                continue
             for m in _TITLE_BEFORE_NAME.finditer(t):
                 n = m.group(2)
                 cand = n if n in execs else (n[:2] if n[:2] in execs and len(n) == 3 else None)
                 if cand and not any(used[m.start(2):m.start(2) + len(cand)]):
                     spans.append((m.start(2), m.start(2) + len(cand), "person"))
-            if spans:
-                out.append({"text": t, "spans": sorted(spans), "ignore": [], "source": "flash-weak", "types": []})
+                    for k in range(m.start(2), m.start(2) + len(cand)):
+                        used[k] = True
+            ignore = []
+            for m in list(gaz_re.finditer(t)) + list(_COMPANYISH.finditer(t)):
+                if _GENERIC_COMPANY.match(m.group(0)):  # 多家航空公司, 该公司: no name, taught as O
+                    continue
+                if not any(used[m.start():m.end()]):
+                    ignore.append((m.start(), m.end()))
+            out.append({"text": t, "spans": sorted(spans), "ignore": sorted(ignore), "source": "flash-weak",
+                        "types": ["company"]})
     out.sort(key=lambda e: hashlib.md5(e["text"].encode("utf-8")).hexdigest())
     return out[:FLASH_WEAK_MAX], len(out)
 
@@ -510,9 +540,11 @@ def ner(round2=True):
                   f"{n_overlap} of its sentences are validation sentences of the union above (msra-ner/val and "
                   f"peoples-daily-ner/dev were carved from it) and are left out of training. It also adds "
                   f"{len(weak)} flash-news texts (a hash-ordered sample of {n_weak}; cls-flash-news-2026, research "
-                  f"use) with weak, positive-only spans: the linked stocks' names where they occur (company) and "
-                  f"a-share-executives board members named right after a job title such as 董事长 (person); the "
-                  f"other tokens of these texts are left open.")
+                  f"use) with weak spans: the linked stocks' names where they occur (company; the texts count as "
+                  f"annotating companies, except for strings that may be unlinked companies: names of the company "
+                  f"gazetteer — every linked stock name, the A-share list — and strings ending like a company "
+                  f"name, which are left open) and a-share-executives board members named right after a job "
+                  f"title such as 董事长 (person, positive-only: other person tokens stay open).")
         sources += ["msra-ner-train (msra_train_bio.filtered)",
                     "cls-flash-news-2026 (research use; weak company / person spans)",
                     "a-share-executives (person-name gazetteer for the weak spans)"]
