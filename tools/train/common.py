@@ -586,6 +586,20 @@ class Excluder:
         return None
 
 
+def _admit(t, seen, ex, drop, count_duplicates=False):
+    """True when t is new and contains / is part of no held-out text; else counts why in drop."""
+    if t in seen:
+        if count_duplicates:
+            drop["duplicate"] += 1
+        return False
+    why = ex.leaks(t)
+    if why:
+        drop[why] += 1
+        return False
+    seen.add(t)
+    return True
+
+
 def pretrain_texts_round2(limit=None, inject=None, exclude=None):
     """Round-2 pre-training texts: the round-1 texts plus pieces (<= PIECE_MAX chars at sentence ends) of the
     flash news, readhub topics, xinwenlianbo paragraphs and law paragraphs; de-duplicated; without any text that
@@ -603,13 +617,8 @@ def pretrain_texts_round2(limit=None, inject=None, exclude=None):
         n, drop = 0, collections.Counter()
         for t in (texts if limit is None else texts[:limit]):
             t = _norm(t)
-            if len(t) < 2 or t in seen:
+            if len(t) < 2 or not _admit(t, seen, ex, drop):
                 continue
-            why = ex.leaks(t)
-            if why:
-                drop[why] += 1
-                continue
-            seen.add(t)
             out.append(t)
             n += 1
         counts[name] = n
@@ -629,14 +638,8 @@ def pretrain_texts_round2(limit=None, inject=None, exclude=None):
             for t in texts:
                 for p in cut_pieces(t):
                     npieces += 1
-                    if p in seen:
-                        drop["duplicate"] += 1
+                    if not _admit(p, seen, ex, drop, count_duplicates=True):
                         continue
-                    why = ex.leaks(p)
-                    if why:
-                        drop[why] += 1
-                        continue
-                    seen.add(p)
                     if to_mon:
                         monitor.append(p)
                         n_mon += 1
