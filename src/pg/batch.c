@@ -1025,7 +1025,7 @@ EvalCallArgs(BatchCall *c, ExprContext *econtext, MemoryContext cxt,
 static int
 MemoMaxLength(const char *pin)
 {
-	return pin == NULL ? finbert_max_length : 0;
+	return FinbertMemoWindowKey(pin, finbert_max_length);
 }
 
 /* Tokens a text will take at most, for the batch's token budget. */

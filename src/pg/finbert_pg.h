@@ -383,6 +383,11 @@ extern bool FinbertMemoLookup(const FinbertRequest *req, int max_length,
  */
 extern char *FinbertMemoModelKey(const char *model, const char *pin,
 								 MemoryContext cxt);
+/*
+ * The memo's window key of a call: max_length (finbert.max_length), or 0
+ * for a pinned call, whose window is always the model's full length.
+ */
+extern int	FinbertMemoWindowKey(const char *pin, int max_length);
 
 /* Transaction end: no batch is in flight. */
 extern void FinbertMemoAtAbort(void);

@@ -248,19 +248,26 @@ FinbertMemoModelKey(const char *model, const char *pin, MemoryContext cxt)
 	}
 }
 
+int
+FinbertMemoWindowKey(const char *pin, int max_length)
+{
+	return pin == NULL ? max_length : 0;	/* pinned: the model's full window */
+}
+
 bool
 FinbertMemoLookup(const FinbertRequest *req, int max_length, FinbertResult *out)
 {
 	uint64		h;
-	char	   *key;
+	char	   *owned = NULL;
+	const char *key = req->model;	/* an unpinned call's key: no copy */
 	bool		found = false;
-
-	if (req->pin != NULL)
-		max_length = 0;			/* the model's full window */
 
 	if (active_memos == NULL || req->ntexts != 1)
 		return false;
-	key = FinbertMemoModelKey(req->model, req->pin, CurrentMemoryContext);
+	max_length = FinbertMemoWindowKey(req->pin, max_length);
+	if (req->pin != NULL)
+		key = owned = FinbertMemoModelKey(req->model, req->pin,
+										  CurrentMemoryContext);
 	h = ItemHash(req->task, key, req->pooling, max_length,
 				 req->texts[0].data, req->texts[0].len);
 	for (FinbertMemo *m = active_memos; m && !found; m = m->next_active)
@@ -274,7 +281,8 @@ FinbertMemoLookup(const FinbertRequest *req, int max_length, FinbertResult *out)
 			found = true;
 		}
 	}
-	pfree(key);
+	if (owned)
+		pfree(owned);
 	return found;
 }
 
