@@ -52,7 +52,7 @@ def _table_seq(name, r):
 
 
 def _table_multi(name, r):
-    lines = [f"**{name}** (n = {r['n']}, threshold 0.5 on each sigmoid): micro-F1 **{r['micro_f1']:.4f}** "
+    lines = [f"**{name}** (n = {r['n']}, threshold {r.get('threshold', 0.5)} on each sigmoid): micro-F1 **{r['micro_f1']:.4f}** "
              f"(P {r['micro_precision']:.4f}, R {r['micro_recall']:.4f}), macro-F1 {r['macro_f1']:.4f}, "
              f"exact-set match {r['exact_match']:.4f}", "",
              "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
@@ -135,7 +135,11 @@ def write_card(out, task, data, info):
          "", "## Labels", ""]
     L += [" ".join(f"`{i}` {l}" for i, l in enumerate(data["labels"]))]
     if data["kind"] == "multi":
-        L += ["", "Multi-label: apply a sigmoid per label; labels with probability ≥ 0.5 are predicted."]
+        t = data.get("config", {}).get("finbert_threshold", 0.5)
+        L += ["", f"Multi-label: apply a sigmoid per label; labels with probability ≥ {t} are predicted"
+              + (" (`finbert_threshold` in `config.json`, chosen on a calibration split carved from the training "
+                 "data, see Training data; `finbert_scores()` returns the probabilities, `finbert_type()` the most "
+                 "probable label)." if t != 0.5 else ".")]
     if task == "ner":
         L += ["", "BIO tags over characters/tokens. Label mapping from the source datasets:", "", NER_MAPPING]
         if info.get("crf"):
@@ -153,7 +157,9 @@ def write_card(out, task, data, info):
           "Encoder: masked-LM pre-training (whole-word masking with jieba) of the same architecture on all Chinese "
           "text of the shared training splits (" + ", ".join(PRETRAIN_SOURCES) + "), excluding ChnSentiCorp "
           "(restrictive license) and the texts of the labeled validation splits used here. "
-          + ("The encoder weights are the round-1 model's (see Round 2: warm start below); its card named the "
+          + (f"The encoder weights are those of the shipped `{_init_name(enc)}` model (see Round 2: encoder below)."
+             if _init_other(task, enc) else
+             "The encoder weights are the round-1 model's (see Round 2: warm start below); its card named the "
              "pre-training checkpoint it started from." if enc.get("init_model") else
              f"Encoder checkpoint used: pre-training step {enc.get('step', '?')}"
              + (f" of a run continued from an encoder with {enc['prior_steps']} earlier steps"
@@ -161,7 +167,7 @@ def write_card(out, task, data, info):
              + f" (monitor MLM loss {enc.get('loss', float('nan')):.3f})."), "",
           "Licenses of the sources:", ""]
     used = set()
-    for s in data["sources"] + PRETRAIN_SOURCES + (PRETRAIN2_SOURCES if enc.get("corpus") == "corpus2" else []) + ["vocab"]:
+    for s in data["sources"] + PRETRAIN_SOURCES + (PRETRAIN2_SOURCES if enc.get("corpus") == "corpus2" or _init_other(task, enc) else []) + ["vocab"]:
         key = s.split(" ")[0].split("/")[0]
         if key in LICENSES and key not in used:
             used.add(key)
@@ -217,7 +223,16 @@ def write_card(out, task, data, info):
               + 
               f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
               f"pre-training.", ""]
-    if enc.get("init_model"):
+    if _init_other(task, enc):
+        L += ["## Round 2: encoder", "",
+              f"This model starts from the encoder of the shipped `{_init_name(enc)}` model (round 2: the "
+              f"encoder continued on the round-2 corpus, then fine-tuned on finance sentiment: FinFE, FinNE and "
+              f"同花顺 event-tagged flash items; that model's card has the details). `finetune.py --init-model` "
+              f"copied its encoder; it shares no label with this task, so the classification head starts from "
+              f"the usual random initialisation. None of this model's validation texts is in that model's "
+              f"training data or in the round-2 pre-training corpus (which excludes every validation text).", ""]
+        L += _round1_lineage(os.path.join(common.REPO, "models", _init_name(enc)), f"`{_init_name(enc)}`")
+    elif enc.get("init_model"):
         L += ["## Round 2: warm start", "",
               f"This model continues the round-1 model rather than starting again from the encoder: "
               f"`finetune.py --init-model` copied {enc['init_model']} (the round-1 model as committed in 8f8b3e7, "
@@ -246,13 +261,15 @@ def write_card(out, task, data, info):
               f"FINBERT_TRAIN_THREADS=1 python tools/train/pretrain.py --corpus tools/train/work/corpus2 "
               f"--out tools/train/work/pretrain2 --init models/finbert-base --lr 2e-4 --warmup 200 "
               f"--total-steps {enc['step']} --bf16"]
-    if enc.get("init_model"):
+    if enc.get("init_model") and not _init_other(task, enc):
         L += ["mkdir -p /tmp/round1 && git archive 8f8b3e7 models/finbert-" + task + " | tar -x -C /tmp/round1"]
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
           + (" --encoder tools/train/work/pretrain2/encoder" if enc.get("corpus") == "corpus2" else "")
-          + (f" --encoder models/finbert-base --init-model /tmp/round1/models/finbert-{task} --lr {info['lr']}"
+          + (f" --encoder models/finbert-base --init-model models/{_init_name(enc)}" if _init_other(task, enc) else
+             f" --encoder models/finbert-base --init-model /tmp/round1/models/finbert-{task} --lr {info['lr']}"
              if enc.get("init_model") else "")
+          + (" --calib" if info.get("calibration") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
           + (f" --aug-names {info['aug_names']}" if info.get("aug_names") else "")
           + (f" --name-copies {info['name_copies']}" if info.get("name_copies", 1) > 1 else "")
@@ -267,9 +284,19 @@ def write_card(out, task, data, info):
         f.write("\n".join(L))
 
 
-def _round1_lineage(init_dir):
+def _init_name(enc):
+    """finbert-<task> of the --init-model directory, e.g. finbert-sentiment."""
+    return os.path.basename(enc["init_model"].split(":")[0].rstrip("/"))
+
+
+def _init_other(task, enc):
+    """True if the model was started from another task's model (its encoder only), not this task's round 1."""
+    return bool(enc.get("init_model")) and _init_name(enc) != f"finbert-{task}"
+
+
+def _round1_lineage(init_dir, who="Round 1"):
     """The round-1 card's account of its encoder (sections Intermediate training, Encoder, and its validation
-    headline lines), so the warm-started card keeps the whole lineage."""
+    headline lines), so the warm-started card keeps the whole lineage; who names the card quoted."""
     p = os.path.join(init_dir, "README.md")
     if not os.path.exists(p):
         return []
@@ -278,12 +305,12 @@ def _round1_lineage(init_dir):
         if line.startswith("## "):
             keep = line[3:].strip() in ("Intermediate training", "Encoder")
             if keep:
-                out += ["### Round 1: " + line[3:].strip(), ""]
+                out += [f"### {who}: " + line[3:].strip(), ""]
             continue
         if keep and line.strip():
             out += [line, ""]
         if line.startswith("Encoder: masked-LM") or line.startswith("**") and " (n = " in line:
-            out += ["Round 1 card: " + (line.split(". ", 1)[-1] if line.startswith("Encoder:") else line), ""]
+            out += [f"{who} card: " + (line.split(". ", 1)[-1] if line.startswith("Encoder:") else line), ""]
     return out
 
 

@@ -39,6 +39,13 @@ def tidy(d):
             f.write("\n")
 
 
+def weights_dtype(path):
+    """dtype of the tensors as stored (transformers loads them as float32, so ask the file, not the model)."""
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        return str(f.get_tensor(next(iter(f.keys()))).dtype)
+
+
 def export(model, data, out, encv, info):
     from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
                               BertTokenizerFast)
@@ -65,7 +72,7 @@ def export(model, data, out, encv, info):
     # ---- verification
     auto = AutoModelForTokenClassification if data["kind"] == "tok" else AutoModelForSequenceClassification
     loaded = auto.from_pretrained(out)
-    dtype_on_disk = str(next(iter(loaded.state_dict().values())).dtype)
+    dtype_on_disk = weights_dtype(os.path.join(out, "model.safetensors"))
     loaded = loaded.float().eval()
     tk = BertTokenizerFast.from_pretrained(out)
     first = next(iter(data["val"]))
