@@ -50,35 +50,17 @@ port=${PORT:-54332}
 work=$here/work/batching-bench
 bin=${PGBIN:-$(pg_config --bindir)}
 
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-psql_() { as_pg "$bin/psql" -X -q -At -h "$work" -p "$port" -d postgres "$@"; }
+# shellcheck source=SCRIPTDIR/cluster.sh
+. "$here/cluster.sh"
 
 [ -f "$data" ] || { echo "bench/batching.sh: no data file $data" >&2; exit 1; }
 
-as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true
-rm -rf "$work"
-mkdir -p "$work/models/bench"
-for f in config.json vocab.txt tokenizer_config.json tokenizer.json special_tokens_map.json model.safetensors; do
-	[ -f "$model/$f" ] && cp "$model/$f" "$work/models/bench/"
-done
-# headlines, one per line (the CSV's second field; none contains a comma)
-awk -F, 'NR > 1 && $2 != "" { print $2 }' "$data" | head -n "$texts" >"$work/news.txt"
-[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work"
-as_pg "$bin/initdb" -D "$work/data" --encoding=UTF8 --locale=C -A trust >/dev/null
-cat >>"$work/data/postgresql.conf" <<EOF
-port = $port
-unix_socket_directories = '$work'
-listen_addresses = ''
-shared_preload_libraries = 'finbert'
-finbert.model_dir = '$work/models'
+bench_cluster_start "$work" "$port" "$model" "${bench_model_files[@]}" <<EOF
 finbert.cache = off
 max_worker_processes = 16
 ${CONF:-}
 EOF
-as_pg "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
-trap 'as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true' EXIT
+bench_headlines "$data" "$work/news.txt" "$texts"
 
 psql_ >/dev/null <<EOF
 CREATE EXTENSION finbert;
@@ -183,10 +165,7 @@ if [ ! -f "$flash" ]; then
 	exit 0
 fi
 ner=$(cd "${NER_MODEL:-$root/models/finbert-ner}" && pwd)
-mkdir -p "$work/models/ner"
-for f in config.json vocab.txt tokenizer_config.json tokenizer.json special_tokens_map.json model.safetensors; do
-	[ -f "$ner/$f" ] && cp "$ner/$f" "$work/models/ner/"
-done
+bench_copy_model "$ner" "$work/models/ner" "${bench_model_files[@]}"
 # news bodies: the content of the first BODIES flash items, one per line
 # (white space collapsed, backslashes dropped for \copy)
 python3 - "$flash" "${BODIES:-10000}" >"$work/bodies.txt" <<'PY'

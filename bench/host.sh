@@ -28,30 +28,15 @@ bin=${BIN:-$(pg_config --bindir)}
 data=${DATA:-$root/../shared/data/choice-news-headlines/CH.csv}
 work=$here/work/host-bench
 
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-psql_() { as_pg "$bin/psql" -X -q -At -h "$work" -p "$port" -d postgres "$@"; }
+# shellcheck source=SCRIPTDIR/cluster.sh
+. "$here/cluster.sh"
 
-as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true
-rm -rf "$work"
-mkdir -p "$work/models/bench"
-cp -R "$model"/. "$work/models/bench/"
-awk -F, 'NR > 1 && $2 != "" { print $2 }' "$data" | head -n "$n" >"$work/news.txt"
-[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work"
-as_pg "$bin/initdb" -D "$work/data" --encoding=UTF8 --locale=C -A trust >/dev/null
-cat >>"$work/data/postgresql.conf" <<EOF
-port = $port
-unix_socket_directories = '$work'
-listen_addresses = ''
-shared_preload_libraries = 'finbert'
-finbert.model_dir = '$work/models'
+bench_cluster_start "$work" "$port" "$model" <<EOF
 finbert.device = cpu
 finbert.worker_threads = 1
 finbert.batch_wait_ms = 0
 EOF
-as_pg "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
-trap 'as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true' EXIT
+bench_headlines "$data" "$work/news.txt" "$n"
 
 psql_ <<EOF
 CREATE EXTENSION finbert;

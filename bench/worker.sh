@@ -50,39 +50,17 @@ memreq=${MEMORY_REQUESTS:-100000}
 work=$here/work/worker-bench
 bin=$(pg_config --bindir)
 
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-psql_() { as_pg "$bin/psql" -X -q -At -h "$work" -p "$port" -d postgres "$@"; }
+# shellcheck source=SCRIPTDIR/cluster.sh
+. "$here/cluster.sh"
 
 [ -f "$data" ] || { echo "bench/worker.sh: no data file $data" >&2; exit 1; }
 
 # ---------------------------------------------------------------- cluster
-as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true
-rm -rf "$work"
-mkdir -p "$work/models/bench"
-for f in config.json vocab.txt tokenizer_config.json tokenizer.json special_tokens_map.json model.safetensors; do
-	[ -f "$model/$f" ] && cp "$model/$f" "$work/models/bench/"
-done
-# headlines, one per line (the CSV's second field; none contains a comma)
-awk -F, 'NR > 1 && $2 != "" { print $2 }' "$data" >"$work/news.txt"
-[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$work"
-as_pg "$bin/initdb" -D "$work/data" --encoding=UTF8 --locale=C -A trust >/dev/null
-cat >>"$work/data/postgresql.conf" <<EOF
-port = $port
-unix_socket_directories = '$work'
-listen_addresses = ''
-shared_preload_libraries = 'finbert'
-finbert.model_dir = '$work/models'
+bench_cluster_start ${NICE:+-n "$NICE"} "$work" "$port" "$model" "${bench_model_files[@]}" <<EOF
 max_connections = 40
 ${CONF:-}
 EOF
-if [ -n "${NICE:-}" ]; then
-	nice -n "$NICE" runuser -u postgres -- "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
-else
-	as_pg "$bin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
-fi
-trap 'as_pg "$bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true' EXIT
+bench_headlines "$data" "$work/news.txt"
 
 psql_ <<EOF
 CREATE EXTENSION finbert;
