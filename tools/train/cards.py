@@ -109,6 +109,8 @@ def write_card(out, task, data, info):
     name = os.path.basename(out.rstrip("/"))
     exp = info["export"]
     enc = info["encoder"]
+    if "step" not in enc and enc.get("runs"):  # models/finbert-base's pretrain_state.json: runs, total_steps
+        enc = dict(enc, step=enc["total_steps"], shipped_base=True)
     cfg = json.load(open(os.path.join(out, "config.json")))
     nparams = None
     try:
@@ -135,7 +137,7 @@ def write_card(out, task, data, info):
          "", "## Labels", ""]
     L += [" ".join(f"`{i}` {l}" for i, l in enumerate(data["labels"]))]
     if data["kind"] == "multi":
-        t = data.get("config", {}).get("finbert_threshold", 0.5)
+        t = (info.get("calibration") or {}).get("threshold", 0.5)
         L += ["", f"Multi-label: apply a sigmoid per label; labels with probability ≥ {t} are predicted"
               + (" (`finbert_threshold` in `config.json`, chosen on a calibration split carved from the training "
                  "data, see Training data; `finbert_scores()` returns the probabilities, `finbert_type()` the most "
@@ -164,7 +166,8 @@ def write_card(out, task, data, info):
              f"Encoder checkpoint used: pre-training step {enc.get('step', '?')}"
              + (f" of a run continued from an encoder with {enc['prior_steps']} earlier steps"
                 if enc.get("prior_steps") else "")
-             + f" (monitor MLM loss {enc.get('loss', float('nan')):.3f})."), "",
+             + (f" (monitor MLM loss {enc['loss']:.3f})." if "loss" in enc else
+                " (the shipped `models/finbert-base`; its runs: tools/train/README.md, Status, Round 1).")), "",
           "Licenses of the sources:", ""]
     used = set()
     for s in data["sources"] + PRETRAIN_SOURCES + (PRETRAIN2_SOURCES if enc.get("corpus") == "corpus2" or _init_other(task, enc) else []) + ["vocab"]:
@@ -193,7 +196,8 @@ def write_card(out, task, data, info):
               ""]
     total = _pretrain_total()
     # a continued run (prior_steps) is not an interim checkpoint of the first run
-    interim = enc.get("step") is not None and not enc.get("prior_steps") and total and enc["step"] < total
+    interim = (enc.get("step") is not None and not enc.get("prior_steps") and not enc.get("shipped_base") and total
+               and enc["step"] < total)
     if interim:
         L += ["## Status", "",
               f"**Interim model.** It was fine-tuned from pre-training checkpoint step {enc['step']} of {total}: "
@@ -214,7 +218,8 @@ def write_card(out, task, data, info):
         L += ["## Encoder", "",
               f"Fine-tuned from finbert's own pre-trained encoder (tools/train/pretrain.py: whole-word-masking MLM on "
               f"the shared Chinese text, {enc['step'] + enc.get('prior_steps', 0)} steps of 32 x 128 tokens, "
-              f"final MLM loss {enc.get('loss', 0):.2f}). "
+              + (f"final MLM loss {enc['loss']:.2f}). " if "loss" in enc else
+                 "the shipped `models/finbert-base`, whose `pretrain_state.json` lists the runs). ")
               + (f"The last {enc['step']} steps continued the shipped encoder on the round-2 corpus "
                  f"(tools/train/README.md, Round 2 corpus): the text above plus {', '.join(PRETRAIN2_SOURCES)} "
                  f"(≈ 55 M tokens, 1 % of the flash / readhub items held out as a monitor, every validation text "
@@ -266,6 +271,7 @@ def write_card(out, task, data, info):
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
           + (" --encoder tools/train/work/pretrain2/encoder" if enc.get("corpus") == "corpus2" else "")
+          + (" --encoder models/finbert-base" if enc.get("shipped_base") and not enc.get("init_model") else "")
           + (f" --encoder models/finbert-base --init-model models/{_init_name(enc)}" if _init_other(task, enc) else
              f" --encoder models/finbert-base --init-model /tmp/round1/models/finbert-{task} --lr {info['lr']}"
              if enc.get("init_model") else "")
@@ -323,11 +329,15 @@ def _pretrain_total():
 
 
 if __name__ == "__main__":
-    # rewrite a model card from the saved metrics: python tools/train/cards.py <task>
+    # rewrite a model card from the saved metrics: python tools/train/cards.py <task> [<work name>]
     import sys
     sys.path.insert(0, common.HERE)
     import tasks
     t = sys.argv[1]
-    info = json.load(open(os.path.join(common.WORK, f"ft-{t}", "metrics.json"), encoding="utf-8"))
+    work = sys.argv[2] if len(sys.argv) > 2 else f"ft-{t}"  # the run's --work name
+    info = json.load(open(os.path.join(common.WORK, work, "metrics.json"), encoding="utf-8"))
     data = tasks.BUILDERS[t]()
+    if info.get("calibration"):
+        import finetune
+        finetune.carve_calib(data)
     write_card(os.path.join(common.REPO, info["export"]["dir"]), t, data, info)
