@@ -20,6 +20,7 @@ Exit status 1 when a parity check fails (labels must agree on 100 % of the texts
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -56,9 +57,11 @@ def cli(model, cmd, texts, precision, extra=()):
     return [json.loads(line) for line in p.stdout.splitlines()]
 
 
-def labels_of(logits, multi):
-    if multi:
-        return tuple(i for i, v in enumerate(logits) if v > 0)
+def labels_of(logits, cut=None):
+    """The predicted label: argmax, or for a multi-label model (cut = the threshold as a logit) every label
+    whose logit is above cut."""
+    if cut is not None:
+        return tuple(i for i, v in enumerate(logits) if v > cut)
     return max(range(len(logits)), key=lambda i: logits[i])
 
 
@@ -146,7 +149,7 @@ def check(model_dir, n, torch, transformers):
 
         def tags(rows):
             # a CRF head: the labels are the Viterbi path over the emissions, as finbert decodes them
-            return viterbi(rows, *crf) if crf is not None and rows else [labels_of(r, False) for r in rows]
+            return viterbi(rows, *crf) if crf is not None and rows else [labels_of(r) for r in rows]
         fp = cli(model_dir, "entities", texts, "fp32", ["--logits"])
         q8 = cli(model_dir, "entities", texts, "int8", ["--logits"])
         same, worst, tokens = 0, 0.0, 0
@@ -180,7 +183,12 @@ def check(model_dir, n, torch, transformers):
             res[f"fp32_{ty}_f1"] = prf({x for x in pf if x[3] == ty}, g)
             res[f"int8_{ty}_f1"] = prf({x for x in pq if x[3] == ty}, g)
     else:
-        multi = data["kind"] == "multi"
+        multi = None  # the multi-label threshold as a logit: config.json finbert_threshold, else 0.5
+        if data["kind"] == "multi":
+            with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+                t = json.load(f).get("finbert_threshold", 0.5)
+            multi = math.log(t / (1 - t))
+            res["threshold"] = t
         m = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir).float().eval()
         fp = cli(model_dir, "classify", texts, "fp32")
         q8 = cli(model_dir, "classify", texts, "int8")
@@ -196,12 +204,12 @@ def check(model_dir, n, torch, transformers):
         res["int8_mean_abs_logit_diff"] = sum(diffs) / len(diffs)
         if multi:
             gold = {(i, y) for i, r in enumerate(rows) for y in r["y"]}
-            mf = {(i, y) for i, f in enumerate(fp) for y in labels_of(f["logits"], True)}
-            mq = {(i, y) for i, q in enumerate(q8) for y in labels_of(q["logits"], True)}
+            mf = {(i, y) for i, f in enumerate(fp) for y in labels_of(f["logits"], multi)}
+            mq = {(i, y) for i, q in enumerate(q8) for y in labels_of(q["logits"], multi)}
             res.update(fp32_micro_f1=prf(mf, gold), int8_micro_f1=prf(mq, gold))
         else:
-            res.update(fp32_accuracy=sum(labels_of(f["logits"], False) == r["y"] for f, r in zip(fp, rows)) / len(rows),
-                       int8_accuracy=sum(labels_of(q["logits"], False) == r["y"] for q, r in zip(q8, rows)) / len(rows))
+            res.update(fp32_accuracy=sum(labels_of(f["logits"]) == r["y"] for f, r in zip(fp, rows)) / len(rows),
+                       int8_accuracy=sum(labels_of(q["logits"]) == r["y"] for q, r in zip(q8, rows)) / len(rows))
         res.update(parity_same_labels=same / len(texts), parity_max_logit_diff=worst,
                    int8_label_agreement=agree / len(texts))
     res["parity_ok"] = res["parity_same_labels"] == 1.0 and res["parity_max_logit_diff"] <= LOGIT_TOL

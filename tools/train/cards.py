@@ -277,6 +277,8 @@ def write_card(out, task, data, info):
              if enc.get("init_model") else "")
           + (" --calib" if info.get("calibration") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
+          + (f" --lr {info['lr']}" if info["lr"] != data["lr"] and (_init_other(task, enc) or not enc.get("init_model"))
+             else "")
           + (f" --aug-names {info['aug_names']}" if info.get("aug_names") else "")
           + (f" --name-copies {info['name_copies']}" if info.get("name_copies", 1) > 1 else "")
           + (f" --pseudo tools/train/work/{info['pseudo']}" if info.get("pseudo") else "")
