@@ -202,7 +202,7 @@ def check(model_dir, n, torch, transformers):
         agree = sum(labels_of(f["logits"], multi) == labels_of(q["logits"], multi) for f, q in zip(fp, q8))
         diffs = [abs(x - y) for f, q in zip(fp, q8) for x, y in zip(f["logits"], q["logits"])]
         res["int8_mean_abs_logit_diff"] = sum(diffs) / len(diffs)
-        if multi:
+        if multi is not None:
             gold = {(i, y) for i, r in enumerate(rows) for y in r["y"]}
             mf = {(i, y) for i, f in enumerate(fp) for y in labels_of(f["logits"], multi)}
             mq = {(i, y) for i, q in enumerate(q8) for y in labels_of(q["logits"], multi)}

@@ -225,8 +225,7 @@ def write_card(out, task, data, info):
                  f"(≈ 55 M tokens, 1 % of the flash / readhub items held out as a monitor, every validation text "
                  f"excluded); crawled news text, for training only, never redistributed. "
                  if enc.get("corpus") == "corpus2" else "")
-              + 
-              f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
+              + f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
               f"pre-training.", ""]
     if _init_other(task, enc):
         L += ["## Round 2: encoder", "",
@@ -236,7 +235,7 @@ def write_card(out, task, data, info):
               f"copied its encoder; it shares no label with this task, so the classification head starts from "
               f"the usual random initialisation. None of this model's validation texts is in that model's "
               f"training data or in the round-2 pre-training corpus (which excludes every validation text).", ""]
-        L += _round1_lineage(os.path.join(common.REPO, "models", _init_name(enc)), f"`{_init_name(enc)}`")
+        L += _card_lineage(os.path.join(common.REPO, "models", _init_name(enc)), f"`{_init_name(enc)}`")
     elif enc.get("init_model"):
         L += ["## Round 2: warm start", "",
               f"This model continues the round-1 model rather than starting again from the encoder: "
@@ -245,7 +244,7 @@ def write_card(out, task, data, info):
               f"{info['lr']} on the round-2 data above (round-1 data + the new sources). Head rows of labels the "
               f"round-1 model did not have start from the usual random initialisation. Reason: one 2-core CPU; "
               f"training from the encoder again on the larger data would take several times longer.", ""]
-        L += _round1_lineage(os.path.join(common.REPO, enc["init_model"].split(":")[0]))
+        L += _card_lineage(os.path.join(common.REPO, enc["init_model"].split(":")[0]))
     fail = os.path.join(common.HERE, "cards", f"{task}-known-failures.md")
     if os.path.exists(fail):
         L += [open(fail, encoding="utf-8").read().rstrip(), ""]
@@ -302,9 +301,10 @@ def _init_other(task, enc):
     return bool(enc.get("init_model")) and _init_name(enc) != f"finbert-{task}"
 
 
-def _round1_lineage(init_dir, who="Round 1"):
-    """The round-1 card's account of its encoder (sections Intermediate training, Encoder, and its validation
-    headline lines), so the warm-started card keeps the whole lineage; who names the card quoted."""
+def _card_lineage(init_dir, who="Round 1"):
+    """The account of its encoder in the card of the model this one started from (sections Intermediate
+    training, Encoder, and its validation headline lines), so the new card keeps the whole lineage; who names
+    the card quoted (round 1 of this task, or another task's model)."""
     p = os.path.join(init_dir, "README.md")
     if not os.path.exists(p):
         return []
