@@ -27,6 +27,28 @@ else
 	as_pg() { "$@"; }
 fi
 
+# SQL cannot read config.json, so the README's statement that lists every
+# news type above the threshold carries the type model's threshold as a
+# literal: it must be the shipped model's finbert_threshold (0.5 without one),
+# or a retrained type model leaves the README quietly wrong.
+check_type_threshold() {
+	cfg=$repo/models/finbert-type/config.json
+	[ -f "$cfg" ] || return 0
+	want=$(sed -n 's/^[[:space:]]*"finbert_threshold":[[:space:]]*\([0-9.]*\).*/\1/p' "$cfg")
+	[ -n "$want" ] || want=0.5
+	got=$(grep -A1 "finbert_scores(body, 'finbert-type')" "$repo/README.md" |
+		sed -n 's/.*value::float8 >= \([0-9.]*\).*/\1/p')
+	if [ -z "$got" ]; then
+		echo "readme: no statement reads the type scores at a threshold; nothing to compare"
+	elif awk -v a="$got" -v b="$want" 'BEGIN { exit !(a + 0 == b + 0) }'; then
+		echo "readme: the type threshold in README.md ($got) is models/finbert-type's finbert_threshold"
+	else
+		echo "readme: FAILED: README.md reads the type scores at >= $got, models/finbert-type/config.json has finbert_threshold $want" >&2
+		exit 1
+	fi
+}
+check_type_threshold
+
 rm -rf "$dir"
 mkdir -p "$dir/blocks" "$dir/models"
 cp "$repo/scripts/demo.sql" "$dir/demo.sql"	# psql runs as postgres: read from here
