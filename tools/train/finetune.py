@@ -531,7 +531,8 @@ def headline(task, res):
 # ------------------------------------------------------------------------------------------------
 
 def build_model(data, task, encoder):
-    from transformers import AutoConfig, BertForSequenceClassification, BertForTokenClassification
+    from transformers import (AutoConfig, BertForSequenceClassification, BertForTokenClassification,
+                              ElectraForSequenceClassification, ElectraForTokenClassification)
     labels = data["labels"]
     kw = dict(num_labels=len(labels), id2label={i: l for i, l in enumerate(labels)},
               label2id={l: i for i, l in enumerate(labels)})
@@ -541,8 +542,14 @@ def build_model(data, task, encoder):
         kw["problem_type"] = "single_label_classification"
     cfg = AutoConfig.from_pretrained(encoder, **kw)
     cfg.architectures = None
-    cls = BertForTokenClassification if data["kind"] == "tok" else BertForSequenceClassification
+    if cfg.model_type == "electra":   # a factorised encoder (pretrain.py --embedding-size)
+        cls = ElectraForTokenClassification if data["kind"] == "tok" else ElectraForSequenceClassification
+    else:
+        cls = BertForTokenClassification if data["kind"] == "tok" else BertForSequenceClassification
     model = cls.from_pretrained(encoder, config=cfg)
+    if cfg.model_type == "electra":
+        import factorise
+        factorise.fp32_projection(model)
     if data.get("crf"):
         model.crf = CRF(len(labels))
     return model

@@ -41,11 +41,21 @@ def parse():
     return ap.parse_args()
 
 
+def head_transform(model):
+    """The MLM head's trainable transform (the decoder is tied to the word embeddings)."""
+    return model.generator_predictions if hasattr(model, "electra") else model.cls.predictions.transform
+
+
+def head_params(model):
+    bias = model.generator_lm_head.bias if hasattr(model, "electra") else model.cls.predictions.bias
+    return [bias] + list(head_transform(model).parameters())
+
+
 def fit_head(model, a, vocab_size):
     """Trains model.cls (transform + bias) on the frozen encoder: AdamW lr 1e-3, batches of 32, seeded."""
     for p in model.parameters():
         p.requires_grad = False
-    head = [model.cls.predictions.bias] + list(model.cls.predictions.transform.parameters())
+    head = head_params(model)
     for p in head:
         p.requires_grad = True
     opt = torch.optim.AdamW(head, lr=1e-3, weight_decay=0.0)
@@ -56,8 +66,8 @@ def fit_head(model, a, vocab_size):
         ids, ws, att = pretrain.batchify(seqs, step % (len(seqs) // 32), 32)
         inp, sel, tgt = pretrain.mask_batch(ids, ws, att, vocab_size, a.mask_prob, g)
         with torch.no_grad():
-            h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state[sel]
-        loss = torch.nn.functional.cross_entropy(model.cls(h), tgt)
+            h = pretrain.encoder_of(model)(input_ids=inp, attention_mask=att).last_hidden_state[sel]
+        loss = torch.nn.functional.cross_entropy(pretrain.head_of(model)(h), tgt)
         loss.backward()
         opt.step(); opt.zero_grad(set_to_none=True)
         if (step + 1) % 50 == 0:
@@ -67,14 +77,15 @@ def fit_head(model, a, vocab_size):
 def main():
     a = parse()
     common.threads()
-    from transformers import BertForMaskedLM
+    from transformers import AutoModelForMaskedLM
     with open(os.path.join(a.model_dir, "vocab.txt"), encoding="utf-8") as f1, \
             open(common.VOCAB, encoding="utf-8") as f2:
         if f1.read() != f2.read():
             raise SystemExit(f"{a.model_dir}/vocab.txt differs from {common.VOCAB}: the monitor ids would not match")
-    model, info = BertForMaskedLM.from_pretrained(a.model_dir, output_loading_info=True)
+    # BertForMaskedLM, or ElectraForMaskedLM for a factorised encoder (pretrain.py --embedding-size)
+    model, info = AutoModelForMaskedLM.from_pretrained(a.model_dir, output_loading_info=True)
     model = model.float()
-    no_head = [k for k in info["missing_keys"] if k.startswith("cls.predictions.transform")]
+    no_head = [k for k in info["missing_keys"] if k.startswith(("cls.predictions.transform", "generator_predictions"))]
     if no_head and not a.fit_head:
         raise SystemExit(f"{a.model_dir} has no MLM head ({len(no_head)} head weights missing): score a "
                          f"pre-training run's encoder/ directory, or pass --fit-head STEPS")
@@ -84,8 +95,8 @@ def main():
     if a.fit_head:
         if not no_head:
             print("note: the directory has an MLM head; --fit-head replaces its training by a fresh fit")
-            model.cls.predictions.transform.apply(model._init_weights)
-            torch.nn.init.zeros_(model.cls.predictions.bias)
+            head_transform(model).apply(model._init_weights)
+            torch.nn.init.zeros_(head_params(model)[0])
         fit_head(model, a, vocab_size)
     seqs = pretrain.Packer(a.monitor, a.seq_len, a.seed).epoch(0)
     if a.max_seqs:

@@ -13,6 +13,12 @@ Everything lives in tools/train/work/pretrain/ (--out):
   train.log    progress log
 Training stops by itself after --total-steps.
 
+Factorised embeddings (issue 20's measurement): --embedding-size E (< 256) trains an ELECTRA-layout encoder
+(ElectraForMaskedLM: E-wide embeddings, a projection E -> 256, BERT's layers; finbert loads it as ELECTRA) and
+--layers N sets its depth; with --init models/finbert-base the shipped encoder is factorised by SVD and extra
+layers start near the identity (factorise.py). encoder/ is then an ElectraForMaskedLM directory, which
+finetune.py and mlm_eval.py take as they take a BERT one.
+
 Data: tools/train/work/corpus/corpus.npz, made by prepare.py (run automatically if missing); --corpus DIR takes
 DIR/corpus.npz instead (prepare.py --round2 writes work/corpus2/). When DIR has monitor_flash.npz (held-out finance
 news), every checkpoint also logs its MLM loss on fixed masks (the first --flash-seqs sequences; mlm_eval.py
@@ -68,23 +74,59 @@ def parse():
     ap.add_argument("--out", default=OUT,
                     help="run directory (checkpoint, encoder/, train.log); a new corpus or --init wants a new one, "
                          "else the existing checkpoint is resumed")
+    ap.add_argument("--embedding-size", type=int, default=0, metavar="E",
+                    help="factorised embeddings of width E < hidden (ELECTRA layout, factorise.py); with --init the "
+                         "BERT encoder is factorised by SVD; restored from the checkpoint on resume")
+    ap.add_argument("--layers", type=int, default=ARCH["num_hidden_layers"],
+                    help="transformer layers; with --init, layers beyond the source's are appended near-identity "
+                         "(factorise.py)")
     ap.add_argument("--flash-seqs", type=int, default=256,
                     help="sequences of the corpus dir's monitor_flash.npz scored at each checkpoint (0: none)")
     return ap.parse_args()
 
 
-def init_from(model, d):
-    """Copies an exported encoder (BertModel directory with the same vocabulary) into model.bert;
-    returns the number of pre-training steps already behind it."""
+def build_model(a, vocab_size):
+    """BertForMaskedLM, or ElectraForMaskedLM (generator-style MLM head) for factorised embeddings."""
+    arch = dict(ARCH, num_hidden_layers=a.layers)
+    if a.embedding_size and a.embedding_size != arch["hidden_size"]:
+        from transformers import ElectraConfig, ElectraForMaskedLM
+        import factorise
+        return factorise.fp32_projection(ElectraForMaskedLM(ElectraConfig(
+            vocab_size=vocab_size, pad_token_id=0, embedding_size=a.embedding_size, **arch)))
+    from transformers import BertConfig, BertForMaskedLM
+    return BertForMaskedLM(BertConfig(vocab_size=vocab_size, pad_token_id=0, **arch))
+
+
+def encoder_of(model):
+    return model.electra if hasattr(model, "electra") else model.bert
+
+
+def head_of(model):
+    """hidden states of the masked positions -> vocabulary logits"""
+    if hasattr(model, "electra"):
+        return lambda h: model.generator_lm_head(model.generator_predictions(h))
+    return model.cls
+
+
+def init_from(model, d, logf=None):
+    """Copies an exported encoder (BertModel directory with the same vocabulary) into the model's encoder,
+    factorised (factorise.py) when the model is an ELECTRA-layout one; returns the number of pre-training steps
+    already behind it."""
     from transformers import BertModel
     with open(os.path.join(d, "vocab.txt"), encoding="utf-8") as f1, open(common.VOCAB, encoding="utf-8") as f2:
         if f1.read() != f2.read():
             raise SystemExit(f"{d}/vocab.txt differs from {common.VOCAB}: not this pipeline's encoder")
     enc = BertModel.from_pretrained(d).float()
     state = {k: v for k, v in enc.state_dict().items() if not k.startswith("pooler.")}
-    missing, unexpected = model.bert.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"{d}: encoder does not match (missing {missing}, unexpected {unexpected})")
+    if hasattr(model, "electra"):
+        import factorise
+        common.log(logf, factorise.init_electra(model, state, enc.config))
+    elif model.config.num_hidden_layers != enc.config.num_hidden_layers:
+        raise SystemExit("--layers differs from the --init encoder's: supported with --embedding-size only")
+    else:
+        missing, unexpected = model.bert.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise SystemExit(f"{d}: encoder does not match (missing {missing}, unexpected {unexpected})")
     model.tie_weights()
     st = os.path.join(d, "pretrain_state.json")   # written by export_encoder.py: steps behind this encoder
     return json.load(open(st)).get("total_steps", 0) if os.path.exists(st) else 0
@@ -173,8 +215,8 @@ def mlm_loss(model, seqs, vocab_size, p, seed=123, batch=32):
         for i in range(0, len(seqs), batch):
             ids, ws, att = batchify(seqs[i:i + batch], 0, batch)
             inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, p, g)
-            h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
-            lg = model.cls(h[sel])
+            h = encoder_of(model)(input_ids=inp, attention_mask=att).last_hidden_state
+            lg = head_of(model)(h[sel])
             tot += torch.nn.functional.cross_entropy(lg, tgt, reduction="sum").item()
             corr += (lg.argmax(-1) == tgt).sum().item()
             n += len(tgt)
@@ -221,16 +263,16 @@ def main():
         prepare.main([])
     if not os.path.exists(corpus):
         raise SystemExit(f"{corpus} missing: run tools/train/prepare.py --round2 (or --out) first")
-    from transformers import BertConfig, BertForMaskedLM
     vocab_size = sum(1 for _ in open(common.VOCAB, encoding="utf-8"))
     if ck:
         # the schedule and data order are those of the run that created the checkpoint
         for k in ("seq_len", "batch", "lr", "warmup", "total_steps", "mask_prob", "seed"):
             setattr(a, k, ck["args"][k])
+        a.embedding_size = ck["args"].get("embedding_size", 0)
+        a.layers = ck["args"].get("layers", ARCH["num_hidden_layers"])
         a.init, a.init_steps = ck["args"].get("init"), ck["args"].get("init_steps", 0)
     common.seed_all(a.seed)
-    cfg = BertConfig(vocab_size=vocab_size, pad_token_id=0, **ARCH)
-    model = BertForMaskedLM(cfg)
+    model = build_model(a, vocab_size)
     nd = ["bias", "LayerNorm.weight"]
     groups = [{"params": [p for n, p in model.named_parameters() if not any(x in n for x in nd)], "weight_decay": 0.01},
               {"params": [p for n, p in model.named_parameters() if any(x in n for x in nd)], "weight_decay": 0.0}]
@@ -247,8 +289,8 @@ def main():
         step, ep, pos, hist = ck["step"], ck["epoch"], ck["pos"], ck.get("hist", [])
         common.log(logf, f"resumed from step {step} (epoch {ep}, batch {pos}), threads={nthr}, bf16={a.bf16}")
     else:
-        a.init_steps = init_from(model, a.init) if a.init else 0
-        common.log(logf, f"new run: {json.dumps(vars(a))} arch={ARCH} vocab={vocab_size} "
+        a.init_steps = init_from(model, a.init, logf) if a.init else 0
+        common.log(logf, f"new run: {json.dumps(vars(a))} arch={type(model).__name__} {ARCH} vocab={vocab_size} "
                          f"params={sum(p.numel() for p in model.parameters())/1e6:.2f}M threads={nthr} bf16={a.bf16}"
                          + (f", encoder initialised from {a.init}" if a.init else ""))
     packer = Packer(corpus, a.seq_len, a.seed)
@@ -289,10 +331,10 @@ def main():
         ids, ws, att = batchify(seqs, pos, a.batch)
         inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, gen)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            h = model.bert(input_ids=inp, attention_mask=att).last_hidden_state
+            h = encoder_of(model)(input_ids=inp, attention_mask=att).last_hidden_state
         # the MLM head (masked positions only) in fp32: torch 1.13's CPU autocast rejects its LayerNorm on a
         # bfloat16 input, and the head is a small share of the step
-        lg = model.cls(h[sel].float())
+        lg = head_of(model)(h[sel].float())
         loss = torch.nn.functional.cross_entropy(lg.float(), tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
