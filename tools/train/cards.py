@@ -225,8 +225,8 @@ def write_card(out, task, data, info):
                  f"(≈ 55 M tokens, 1 % of the flash / readhub items held out as a monitor, every validation text "
                  f"excluded); crawled news text, for training only, never redistributed. "
                  if enc.get("corpus") == "corpus2" else "")
-              + f"It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
-              f"pre-training.", ""]
+              + "It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
+              "pre-training.", ""]
     if _init_other(task, enc):
         L += ["## Round 2: encoder", "",
               f"This model starts from the encoder of the shipped `{_init_name(enc)}` model (round 2: the "

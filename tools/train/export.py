@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 
-import numpy as np
 import torch
 
 import common

@@ -22,7 +22,6 @@ import math
 import os
 import random
 import re
-import shutil
 import sys
 import time
 

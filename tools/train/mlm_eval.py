@@ -3,6 +3,7 @@ compared on identical text and identical masked positions (pretrain.py logs the 
 
     python tools/train/mlm_eval.py tools/train/work/pretrain2/encoder          # a BertForMaskedLM directory
     python tools/train/mlm_eval.py models/finbert-base --fit-head 300          # an export without MLM head
+    python tools/train/mlm_eval.py tools/train/work/pt-e128l5/encoder        # factorised (ELECTRA-layout) run
 
 Monitor: tools/train/work/corpus2/monitor_flash.npz (prepare.py --round2: 1 % of the flash + readhub news, never
 in the corpus), packed like pre-training (128-token sequences, order and masks from --seed); whole-word masking
@@ -52,7 +53,7 @@ def head_params(model):
 
 
 def fit_head(model, a, vocab_size):
-    """Trains model.cls (transform + bias) on the frozen encoder: AdamW lr 1e-3, batches of 32, seeded."""
+    """Trains the MLM head (transform + output bias) on the frozen encoder: AdamW lr 1e-3, batches of 32, seeded."""
     for p in model.parameters():
         p.requires_grad = False
     head = head_params(model)

@@ -2,7 +2,6 @@
 
     python tools/train/verify.py            # exit status 1 if a model fails to load or models/ >= 60 MB
 """
-import json
 import os
 import sys
 
