@@ -541,12 +541,13 @@ def build_model(data, task, encoder):
         kw["problem_type"] = "single_label_classification"
     cfg = AutoConfig.from_pretrained(encoder, **kw)
     cfg.architectures = None
-    if cfg.model_type == "electra":   # a factorised encoder (pretrain.py --embedding-size)
+    electra = cfg.model_type == "electra"   # a factorised encoder (pretrain.py --embedding-size)
+    if electra:
         cls = ElectraForTokenClassification if data["kind"] == "tok" else ElectraForSequenceClassification
     else:
         cls = BertForTokenClassification if data["kind"] == "tok" else BertForSequenceClassification
     model = cls.from_pretrained(encoder, config=cfg)
-    if cfg.model_type == "electra":
+    if electra:
         import factorise
         factorise.fp32_projection(model)
     if data.get("crf"):
