@@ -61,6 +61,10 @@ def parse():
     ap.add_argument("--pseudo", metavar="FILE",
                     help="ner: add the pseudo-labelled sentences of FILE (pseudo.py) to the training set, each "
                          "as a corpus annotating only the types pseudo.py labelled")
+    ap.add_argument("--train-sources", metavar="SRC[:F],...",
+                    help="ner: train only on the sentences of these corpora (tasks.NER_SOURCE_TYPES names), each "
+                         "cut to the fraction F (default 1) by a salted hash of the text, so a smaller fraction is a "
+                         "subset of a larger one; validation is unchanged (a learning curve, README)")
     ap.add_argument("--name-copies", type=int, default=1, metavar="K",
                     help="industry: K copies of each training company's name-only example (a company's name "
                          "carries more of its industry than the texts around it, tasks.industry)")
@@ -79,6 +83,35 @@ def parse():
                     help="training forward pass under bfloat16 autocast (fp32 weights, optimizer and loss); "
                          "~1.5x faster on CPUs with AVX512-BF16/AMX; evaluation and export stay fp32")
     return ap.parse_args()
+
+
+# ------------------------------------------------------------------------------------------------
+# learning curves (ner --train-sources)
+# ------------------------------------------------------------------------------------------------
+
+def parse_sources(spec):
+    """'cluener2020:0.5,weibo-ner' -> {'cluener2020': 0.5, 'weibo-ner': 1.0}; unknown corpora are refused."""
+    keep = {}
+    for part in spec.split(","):
+        src, _, frac = part.strip().partition(":")
+        if src not in tasks.NER_SOURCE_TYPES:
+            sys.exit(f"--train-sources: unknown corpus {src!r} (one of {', '.join(sorted(tasks.NER_SOURCE_TYPES))})")
+        f = float(frac) if frac else 1.0
+        if not 0 < f <= 1:
+            sys.exit(f"--train-sources: fraction of {src} must be in (0, 1], got {f}")
+        keep[src] = f
+    return keep
+
+
+def subsample_sources(examples, keep):
+    """The examples of the corpora in keep, each corpus cut to its fraction by a salted MD5 of the text
+    (nested: the 25 % sample is part of the 50 % one)."""
+    out = []
+    for e in examples:
+        f = keep.get(e["source"])
+        if f is not None and common.is_val(e["text"], "learning-curve", int(round(f * 1000))):
+            out.append(e)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -624,12 +657,20 @@ def main():
         a.aug_names = ck["args"].get("aug_names", 0.0)  # the data must match the checkpoint's
         a.pseudo = ck["args"].get("pseudo")
         a.name_copies = ck["args"].get("name_copies", 1)
+        a.train_sources = ck["args"].get("train_sources")
         a.calib = ck["args"].get("calib", False)
         enc_info = ck["encoder_info"]
     else:
         st = os.path.join(a.encoder, "pretrain_state.json")
         enc_info = json.load(open(st)) if os.path.exists(st) else {}
         enc_info["path"] = os.path.relpath(a.encoder, common.REPO)
+    if a.train_sources:
+        if data["kind"] != "tok":
+            sys.exit("--train-sources applies to ner only")
+        keep = parse_sources(a.train_sources)
+        data["train"] = subsample_sources(data["train"], keep)
+        data["notes"] += (f" Learning-curve run (--train-sources {a.train_sources}): {len(data['train'])} training "
+                          f"sentences, only those corpora, each cut to the given fraction by a salted text hash.")
     if a.aug_names > 0:
         if data["kind"] != "tok":
             sys.exit("--aug-names applies to ner only")
