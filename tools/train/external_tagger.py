@@ -98,7 +98,8 @@ def run_lac(inp, out, lac_dir):
     with open(out, "w", encoding="utf-8") as f:
         for k in range(0, len(texts), 64):
             batch = texts[k:k + 64]
-            tagged = iter(run([t for t in batch if t]))
+            nonempty = [t for t in batch if t]
+            tagged = iter(run(nonempty) if nonempty else [])
             for t in batch:
                 sp = tag_spans(next(tagged), ("PER",)) if t else []
                 f.write(json.dumps([[s, e] for s, e, _ in sp]) + "\n")

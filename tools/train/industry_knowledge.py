@@ -81,8 +81,8 @@ def main():
     n_held = sum(held.values())
     acc_c = np.mean([pred[n] == comp[n][1] for n in va]) if va else float("nan")
     # the held-out validation texts of the industry task, each given its company's prediction
-    vt = tasks.industry()["val"]["heldout_companies"]
-    labels = tasks.industry()["labels"]
+    ind = tasks.industry()
+    vt, labels = ind["val"]["heldout_companies"], ind["labels"]
     cov = [e for e in vt if e["company"] in pred]
     acc_t = np.mean([pred[e["company"]] == labels[e["y"]] for e in cov]) if cov else float("nan")
     print(f"corpus: {n_texts} texts; companies named in it: {len(docs)} of {len(comp)} "
