@@ -267,6 +267,8 @@ def write_card(out, task, data, info):
               f"--total-steps {enc['step']} --bf16"]
     if enc.get("init_model") and not _init_other(task, enc):
         L += ["mkdir -p /tmp/round1 && git archive 8f8b3e7 models/finbert-" + task + " | tar -x -C /tmp/round1"]
+    if task == "industry" and info.get("pseudo"):
+        L += [f"python tools/train/industry_knowledge.py --pseudo-out tools/train/work/{info['pseudo']}"]
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
           + (" --encoder tools/train/work/pretrain2/encoder" if enc.get("corpus") == "corpus2" else "")
@@ -281,6 +283,7 @@ def write_card(out, task, data, info):
           + (f" --aug-names {info['aug_names']}" if info.get("aug_names") else "")
           + (f" --name-copies {info['name_copies']}" if info.get("name_copies", 1) > 1 else "")
           + (f" --pseudo tools/train/work/{info['pseudo']}" if info.get("pseudo") else "")
+          + (f" --pseudo-min-p {info['pseudo_min_p']}" if info.get("pseudo_min_p") else "")
           + (" --bf16" if info.get("bf16") else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "

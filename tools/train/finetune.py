@@ -60,7 +60,11 @@ def parse():
                          "from context rather than from the names seen")
     ap.add_argument("--pseudo", metavar="FILE",
                     help="ner: add the pseudo-labelled sentences of FILE (pseudo.py) to the training set, each "
-                         "as a corpus annotating only the types pseudo.py labelled")
+                         "as a corpus annotating only the types pseudo.py labelled; industry: add the "
+                         "pseudo-labelled examples of FILE (industry_knowledge.py --pseudo-out: held-out "
+                         "companies' names and corpus sentences, labelled from the corpus, not from the gazetteer)")
+    ap.add_argument("--pseudo-min-p", type=float, default=0.0, metavar="P",
+                    help="industry: keep only the pseudo-labelled companies predicted with probability >= P")
     ap.add_argument("--train-sources", metavar="SRC[:F],...",
                     help="ner: train only on the sentences of these corpora (tasks.NER_SOURCE_TYPES names), each "
                          "cut to the fraction F (default 1) by a salted hash of the text, so a smaller fraction is a "
@@ -176,6 +180,19 @@ def augment_names(examples, p, seed):
             if c is not None:
                 extra.append(c)
     return extra, len(pool)
+
+
+def load_pseudo_industry(path, labels, min_p):
+    """Pseudo-labelled industry examples of industry_knowledge.py --pseudo-out; those of companies predicted
+    with probability < min_p are left out."""
+    idx = {l: i for i, l in enumerate(labels)}
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            if d["p"] >= min_p:
+                out.append({"text": d["text"], "y": idx[d["label"]], "company": d["company"], "source": "pseudo"})
+    return out
 
 
 def load_pseudo(path):
@@ -656,6 +673,7 @@ def main():
             setattr(a, k, ck["args"][k])
         a.aug_names = ck["args"].get("aug_names", 0.0)  # the data must match the checkpoint's
         a.pseudo = ck["args"].get("pseudo")
+        a.pseudo_min_p = ck["args"].get("pseudo_min_p", 0.0)
         a.name_copies = ck["args"].get("name_copies", 1)
         a.train_sources = ck["args"].get("train_sources")
         a.calib = ck["args"].get("calib", False)
@@ -691,9 +709,19 @@ def main():
         if data["kind"] != "multi":
             sys.exit("--calib applies to multi-label tasks (type) only")
         carve_calib(data)
-    if a.pseudo:
+    if a.pseudo and task == "industry":
+        extra = load_pseudo_industry(a.pseudo, data["labels"], a.pseudo_min_p)
+        data["train"] = data["train"] + extra
+        data["notes"] += (f" Pseudo-labels from the unlabelled corpus (--pseudo {os.path.basename(a.pseudo)}, "
+                          f"--pseudo-min-p {a.pseudo_min_p}): {len(extra)} more training examples of "
+                          f"{len({e['company'] for e in extra})} companies whose gazetteer industry is not used "
+                          f"(the validation companies): each company's name and sentences of the pre-training "
+                          f"corpus naming it, labelled with the industry a linear model trained on the training "
+                          f"companies predicts from the corpus pieces naming it, name masked "
+                          f"(tools/train/industry_knowledge.py).")
+    elif a.pseudo:
         if data["kind"] != "tok":
-            sys.exit("--pseudo applies to ner only")
+            sys.exit("--pseudo applies to ner and industry only")
         extra = load_pseudo(a.pseudo)
         data["train"] = data["train"] + extra
         data["notes"] += (f" Self-training (--pseudo {os.path.basename(a.pseudo)}): {len(extra)} more training "
@@ -787,7 +815,8 @@ def main():
     info = {"task": task, "steps": step, "epochs": a.epochs, "lr": a.lr, "batch": a.batch, "max_len": a.max_len,
             "seed": a.seed, "train_examples": len(enc_tr), "encoder": enc_info, "threads": nthr, "bf16": a.bf16,
             "crf": bool(data.get("crf")), "aug_names": a.aug_names,
-            "pseudo": os.path.basename(a.pseudo) if a.pseudo else None, "name_copies": a.name_copies,
+            "pseudo": os.path.basename(a.pseudo) if a.pseudo else None, "pseudo_min_p": a.pseudo_min_p,
+            "name_copies": a.name_copies,
             "calibration": calib, "metrics": res}
     import export
     info["export"] = export.export(model, data, out, encv, info)
