@@ -23,7 +23,7 @@ LICENSES = {
                            "echo-stacker/cailianshe-daily-archive): no license file; the archive states research use; "
                            "texts © the outlets. Used for training only; no text is redistributed with the model",
     "readhub-news": "readhub-news (real-time-news/readhub archive): MIT for the archive code; no licence for the "
-                    "text (Readhub summaries): research / internal use, pre-training only, not redistributed",
+                    "text (Readhub summaries): research / internal use, training only, not redistributed",
     "xinwenlianbo": "xinwenlianbo (landv/xwlb transcripts, © CCTV): no licence; research use, pre-training only, "
                     "not redistributed",
     "cn-laws": "cn-laws (national laws): public domain (Copyright Law of the PRC, art. 5)",
@@ -227,6 +227,16 @@ def write_card(out, task, data, info):
                  if enc.get("corpus") == "corpus2" else "")
               + "It is a small and briefly trained encoder (one 2-core CPU); FinBERT-base had 3 billion tokens of "
               "pre-training.", ""]
+    if task == "industry" and info.get("pseudo"):
+        L += ["## Pseudo-labels: what the held-out figures mean", "",
+              "The held-out companies' industries from the gazetteer were never used in training, but their names "
+              "and sentences of the pre-training corpus that name them were, labelled with the industry a linear "
+              "model (character n-grams of all corpus pieces naming the company, trained on the training "
+              "companies only) predicts; the validation texts themselves are not in the corpus "
+              "(tools/train/README.md, Round 2 corpus). So the held-out figures measure companies without labels "
+              "that the corpus talks about (only the gazetteer's held-out companies were pseudo-labelled, not the "
+              "companies listed after 2018); a company the corpus never names gets none of it. Chosen on a development split "
+              "(finetune.py --dev; tools/train/README.md, Status).", ""]
     if _init_other(task, enc):
         L += ["## Round 2: encoder", "",
               f"This model starts from the encoder of the shipped `{_init_name(enc)}` model (round 2: the "
@@ -268,7 +278,8 @@ def write_card(out, task, data, info):
     if enc.get("init_model") and not _init_other(task, enc):
         L += ["mkdir -p /tmp/round1 && git archive 8f8b3e7 models/finbert-" + task + " | tar -x -C /tmp/round1"]
     if task == "industry" and info.get("pseudo"):
-        L += [f"python tools/train/industry_knowledge.py --pseudo-out tools/train/work/{info['pseudo']}"]
+        L += [info.get("pseudo_cmd") or
+              f"python tools/train/industry_knowledge.py --pseudo-out tools/train/work/{info['pseudo']}"]
     L += [f"FINBERT_TRAIN_THREADS=1 python tools/train/finetune.py {task} --fresh"
           + (" --encoder tools/train/work/intermediate/encoder" if enc.get("intermediate") else "")
           + (" --encoder tools/train/work/pretrain2/encoder" if enc.get("corpus") == "corpus2" else "")
@@ -284,6 +295,7 @@ def write_card(out, task, data, info):
           + (f" --name-copies {info['name_copies']}" if info.get("name_copies", 1) > 1 else "")
           + (f" --pseudo tools/train/work/{info['pseudo']}" if info.get("pseudo") else "")
           + (f" --pseudo-min-p {info['pseudo_min_p']}" if info.get("pseudo_min_p") else "")
+          + (f" --pseudo-min-examples {info['pseudo_min_examples']}" if info.get("pseudo_min_examples") else "")
           + (" --bf16" if info.get("bf16") else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "

@@ -17,6 +17,7 @@ check fp16 vs fp32 logits, and a model card (README.md) is written.
 Fixed number of epochs, no model selection on the validation split (the reported figures are not tuned on).
 """
 import argparse
+import collections
 import json
 import math
 import os
@@ -65,6 +66,8 @@ def parse():
                          "companies' names and corpus sentences, labelled from the corpus, not from the gazetteer)")
     ap.add_argument("--pseudo-min-p", type=float, default=0.0, metavar="P",
                     help="industry: keep only the pseudo-labelled companies predicted with probability >= P")
+    ap.add_argument("--pseudo-min-examples", type=int, default=0, metavar="N",
+                    help="industry: repeat each pseudo-labelled company's examples up to N")
     ap.add_argument("--train-sources", metavar="SRC[:F],...",
                     help="ner: train only on the sentences of these corpora (tasks.NER_SOURCE_TYPES names), each "
                          "cut to the fraction F (default 1) by a salted hash of the text, so a smaller fraction is a "
@@ -182,16 +185,21 @@ def augment_names(examples, p, seed):
     return extra, len(pool)
 
 
-def load_pseudo_industry(path, labels, min_p):
+def load_pseudo_industry(path, labels, min_p, min_examples=0):
     """Pseudo-labelled industry examples of industry_knowledge.py --pseudo-out; those of companies predicted
-    with probability < min_p are left out."""
+    with probability < min_p are left out; a company with fewer than min_examples has its examples repeated
+    (cyclically) up to that number, so that rarely named companies are learnt as well as the frequent ones."""
     idx = {l: i for i, l in enumerate(labels)}
-    out = []
+    by_company = collections.defaultdict(list)
     with open(path, encoding="utf-8") as f:
         for line in f:
             d = json.loads(line)
             if d["p"] >= min_p:
-                out.append({"text": d["text"], "y": idx[d["label"]], "company": d["company"], "source": "pseudo"})
+                by_company[d["company"]].append({"text": d["text"], "y": idx[d["label"]], "company": d["company"],
+                                                 "source": "pseudo"})
+    out = []
+    for c, ex in by_company.items():
+        out += [ex[i % len(ex)] for i in range(max(len(ex), min_examples))]
     return out
 
 
@@ -674,6 +682,7 @@ def main():
         a.aug_names = ck["args"].get("aug_names", 0.0)  # the data must match the checkpoint's
         a.pseudo = ck["args"].get("pseudo")
         a.pseudo_min_p = ck["args"].get("pseudo_min_p", 0.0)
+        a.pseudo_min_examples = ck["args"].get("pseudo_min_examples", 0)
         a.name_copies = ck["args"].get("name_copies", 1)
         a.train_sources = ck["args"].get("train_sources")
         a.calib = ck["args"].get("calib", False)
@@ -710,15 +719,20 @@ def main():
             sys.exit("--calib applies to multi-label tasks (type) only")
         carve_calib(data)
     if a.pseudo and task == "industry":
-        extra = load_pseudo_industry(a.pseudo, data["labels"], a.pseudo_min_p)
+        extra = load_pseudo_industry(a.pseudo, data["labels"], a.pseudo_min_p, a.pseudo_min_examples)
         data["train"] = data["train"] + extra
         data["notes"] += (f" Pseudo-labels from the unlabelled corpus (--pseudo {os.path.basename(a.pseudo)}, "
-                          f"--pseudo-min-p {a.pseudo_min_p}): {len(extra)} more training examples of "
+                          f"--pseudo-min-p {a.pseudo_min_p}, --pseudo-min-examples {a.pseudo_min_examples}): {len(extra)} more training examples of "
                           f"{len({e['company'] for e in extra})} companies whose gazetteer industry is not used "
                           f"(the validation companies): each company's name and sentences of the pre-training "
                           f"corpus naming it, labelled with the industry a linear model trained on the training "
-                          f"companies predicts from the corpus pieces naming it, name masked "
-                          f"(tools/train/industry_knowledge.py).")
+                          f"companies predicts from the corpus pieces naming it (tools/train/industry_knowledge.py, "
+                          f"options in Reproduce; the validation texts are not in the corpus).")
+        data["sources"].append("pseudo-labelled sentences of the round-2 corpus: cls-flash-news-2026, readhub-news, "
+                               "cn-laws and the round-1 texts (industries predicted, not given; xinwenlianbo left "
+                               "out, its licence covers pre-training only)")
+        for src in ("readhub-news", "cn-laws"):
+            data["sources"].append(f"{src} (corpus sentences naming a held-out company, pseudo-labelled)")
     elif a.pseudo:
         if data["kind"] != "tok":
             sys.exit("--pseudo applies to ner and industry only")
@@ -816,7 +830,9 @@ def main():
             "seed": a.seed, "train_examples": len(enc_tr), "encoder": enc_info, "threads": nthr, "bf16": a.bf16,
             "crf": bool(data.get("crf")), "aug_names": a.aug_names,
             "pseudo": os.path.basename(a.pseudo) if a.pseudo else None, "pseudo_min_p": a.pseudo_min_p,
-            "name_copies": a.name_copies,
+            "pseudo_min_examples": a.pseudo_min_examples, "name_copies": a.name_copies,
+            "pseudo_cmd": (open(a.pseudo + ".cmd", encoding="utf-8").read().strip()
+                           if a.pseudo and os.path.exists(a.pseudo + ".cmd") else None),
             "calibration": calib, "metrics": res}
     import export
     info["export"] = export.export(model, data, out, encv, info)

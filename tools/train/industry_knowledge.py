@@ -19,7 +19,7 @@ companies' industries from the corpus). --dev does all of it on finetune.py --de
 the development texts also left out of the corpus pieces, so that options are chosen without the reported split.
 
     python3 tools/train/industry_knowledge.py [--keep-name] [--max-contexts N] [--control] [--dev]
-        [--pseudo-out FILE [--pseudo-pieces N]]
+        [--skip-sources NAME,...] [--pseudo-out FILE [--pseudo-pieces N]]
 """
 import argparse
 import collections
@@ -36,15 +36,25 @@ import common  # noqa: E402
 import tasks  # noqa: E402
 
 
-def corpus_texts(corpus_dir):
+def corpus_texts(corpus_dir, skip_sources=()):
     """The texts of a prepare.py corpus, decoded from token ids (CJK is one token per character; '##' pieces
-    are joined, [UNK] kept as a marker)."""
+    are joined, [UNK] kept as a marker), without those of skip_sources (meta.json counts the texts per source
+    in corpus order)."""
     z = np.load(os.path.join(corpus_dir, "corpus.npz"))
     vocab = [line.rstrip("\n") for line in open(common.VOCAB, encoding="utf-8")]
     tok = [v[2:] if v.startswith("##") else v for v in vocab]
     ids, off = z["ids"], z["offsets"]
+    counts = json.load(open(os.path.join(corpus_dir, "meta.json"), encoding="utf-8"))["sources"]
+    if sum(counts.values()) != len(off) - 1 or not set(skip_sources) <= set(counts):
+        sys.exit(f"{corpus_dir}: meta.json sources do not match the corpus, or unknown source in {skip_sources}")
+    skip, start = [], 0
+    for name, n in counts.items():
+        if name in skip_sources:
+            skip.append((start, start + n))
+        start += n
     for i in range(len(off) - 1):
-        yield "".join(tok[j] for j in ids[off[i]:off[i + 1]])
+        if not any(lo <= i < hi for lo, hi in skip):
+            yield "".join(tok[j] for j in ids[off[i]:off[i + 1]])
 
 
 def mention_window(t, n, width=150):
@@ -60,14 +70,14 @@ def mention_window(t, n, width=150):
     return t[lo:hi].strip()
 
 
-def company_contexts(corpus_dir, comp, leaks=None):
+def company_contexts(corpus_dir, comp, leaks=None, skip_sources=()):
     """{company name: [the corpus pieces naming it]} over the gazetteer's names, without the pieces for which
-    leaks(piece) is true; and the number of pieces read."""
+    leaks(piece) is true and those of skip_sources; and the number of pieces read."""
     names = sorted(comp, key=len, reverse=True)
     name_re = re.compile("|".join(re.escape(n) for n in names))
     ctx = collections.defaultdict(list)
     n_texts = 0
-    for t in corpus_texts(corpus_dir):
+    for t in corpus_texts(corpus_dir, skip_sources):
         n_texts += 1
         if leaks and leaks(t):
             continue
@@ -94,7 +104,13 @@ def main():
                          "held-out company's name and up to --pseudo-pieces corpus sentences naming it, "
                          "labelled with the industry predicted from its (masked) contexts, with its probability")
     ap.add_argument("--pseudo-pieces", type=int, default=8)
+    ap.add_argument("--skip-sources", default="", metavar="NAME,...",
+                    help="leave these corpus sources out (meta.json names); --pseudo-out needs xinwenlianbo among "
+                         "them: its transcripts are licensed for pre-training experiments only (its SOURCE.md)")
     a = ap.parse_args()
+    skip_sources = tuple(x for x in a.skip_sources.split(",") if x)
+    if a.pseudo_out and "xinwenlianbo" not in skip_sources:
+        sys.exit("--pseudo-out writes training sentences: add --skip-sources xinwenlianbo (pre-training use only)")
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -113,7 +129,7 @@ def main():
         norm = lambda t: re.sub(r"\s+", "", t.lower())  # noqa: E731
         ex = common.Excluder({norm(e["text"]) for k in (vname, vname + "_flash") for e in ind["val"][k]})
         leaks = lambda t: ex.leaks(norm(t.replace("[UNK]", "?")))  # noqa: E731
-    ctx, n_texts = company_contexts(a.corpus, comp, leaks)
+    ctx, n_texts = company_contexts(a.corpus, comp, leaks, skip_sources)
     docs = {}
     for n, ts in ctx.items():
         doc = " ".join(ts[:a.max_contexts])
@@ -138,7 +154,8 @@ def main():
     acc_t = np.mean([pred[e["company"]] == labels[e["y"]] for e in cov]) if cov else float("nan")
     print(f"corpus: {n_texts} texts; companies named in it: {len(docs)} of {len(comp)} "
           f"(training {len(tr)}, held-out {len(va)} of {n_held}); contexts per company <= {a.max_contexts}; "
-          f"name {'kept' if a.keep_name else 'masked'}" + ("; DEVELOPMENT split" if a.dev else ""))
+          f"name {'kept' if a.keep_name else 'masked'}" + ("; DEVELOPMENT split" if a.dev else "")
+          + (f"; without {', '.join(skip_sources)}" if skip_sources else ""))
     major = collections.Counter(comp[n][1] for n in tr).most_common(1)[0]
     print(f"held-out companies named in the corpus: accuracy {acc_c:.3f} ({len(va)} companies; the most "
           f"frequent training industry, {major[0]}, is {np.mean([comp[n][1] == major[0] for n in va]):.3f} of them)"
@@ -148,6 +165,11 @@ def main():
           f"{acc_t * len(cov) / max(len(vt), 1):.3f}")
     if a.pseudo_out:
         write_pseudo(a.pseudo_out, va, ctx, pred, conf, a.pseudo_pieces)
+        # the command that wrote it, for the model card's Reproduce section
+        with open(a.pseudo_out + ".cmd", "w", encoding="utf-8") as f:
+            argv = [os.path.relpath(os.path.abspath(x), common.REPO) if x == a.pseudo_out else x
+                    for x in sys.argv[1:]]
+            f.write(" ".join(["python", "tools/train/industry_knowledge.py"] + argv) + "\n")
 
 
 def write_pseudo(path, companies, ctx, pred, conf, pieces):
