@@ -102,7 +102,7 @@ def main():
     ap.add_argument("--pseudo-out", metavar="FILE",
                     help="write pseudo-labelled industry examples for finetune.py industry --pseudo: each "
                          "held-out company's name and up to --pseudo-pieces corpus sentences naming it, "
-                         "labelled with the industry predicted from its (masked) contexts, with its probability")
+                         "labelled with the industry predicted from its contexts, with its probability")
     ap.add_argument("--pseudo-pieces", type=int, default=8)
     ap.add_argument("--skip-sources", default="", metavar="NAME,...",
                     help="leave these corpus sources out (meta.json names); --pseudo-out needs xinwenlianbo among "
