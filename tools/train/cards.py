@@ -235,8 +235,8 @@ def write_card(out, task, data, info):
               "companies only) predicts; the validation texts themselves are not in the corpus "
               "(tools/train/README.md, Round 2 corpus). So the held-out figures measure companies without labels "
               "that the corpus talks about (only the gazetteer's held-out companies were pseudo-labelled, not the "
-              "companies listed after 2018); a company the corpus never names gets none of it. Chosen on a development split "
-              "(finetune.py --dev; tools/train/README.md, Status).", ""]
+              "companies listed after 2018); a company the corpus never names gets none of it. Chosen on a "
+              "development split (finetune.py --dev; tools/train/README.md, Status).", ""]
     if _init_other(task, enc):
         L += ["## Round 2: encoder", "",
               f"This model starts from the encoder of the shipped `{_init_name(enc)}` model (round 2: the "

@@ -722,8 +722,9 @@ def main():
         extra = load_pseudo_industry(a.pseudo, data["labels"], a.pseudo_min_p, a.pseudo_min_examples)
         data["train"] = data["train"] + extra
         data["notes"] += (f" Pseudo-labels from the unlabelled corpus (--pseudo {os.path.basename(a.pseudo)}, "
-                          f"--pseudo-min-p {a.pseudo_min_p}, --pseudo-min-examples {a.pseudo_min_examples}): {len(extra)} more training examples of "
-                          f"{len({e['company'] for e in extra})} companies whose gazetteer industry is not used "
+                          f"--pseudo-min-p {a.pseudo_min_p}, --pseudo-min-examples {a.pseudo_min_examples}): "
+                          f"{len(extra)} more training examples of {len({e['company'] for e in extra})} companies "
+                          f"whose gazetteer industry is not used "
                           f"(the validation companies): each company's name and sentences of the pre-training "
                           f"corpus naming it, labelled with the industry a linear model trained on the training "
                           f"companies predicts from the corpus pieces naming it (tools/train/industry_knowledge.py, "
