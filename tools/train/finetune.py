@@ -69,7 +69,8 @@ def parse():
     ap.add_argument("--pseudo-min-examples", type=int, default=0, metavar="N",
                     help="industry: repeat each pseudo-labelled company's examples up to N")
     ap.add_argument("--train-sources", metavar="SRC[:F],...",
-                    help="ner: train only on the sentences of these corpora (tasks.NER_SOURCE_TYPES names), each "
+                    help="ner, sentiment: train only on the sentences of these corpora (tasks.NER_SOURCE_TYPES or "
+                         "tasks.SENTIMENT_SOURCES names), each "
                          "cut to the fraction F (default 1) by a salted hash of the text, so a smaller fraction is a "
                          "subset of a larger one; validation is unchanged (a learning curve, README)")
     ap.add_argument("--name-copies", type=int, default=1, metavar="K",
@@ -96,13 +97,13 @@ def parse():
 # learning curves (ner --train-sources)
 # ------------------------------------------------------------------------------------------------
 
-def parse_sources(spec):
-    """'cluener2020:0.5,weibo-ner' -> {'cluener2020': 0.5, 'weibo-ner': 1.0}; unknown corpora are refused."""
+def parse_sources(spec, known):
+    """'cluener2020:0.5,weibo-ner' -> {'cluener2020': 0.5, 'weibo-ner': 1.0}; corpora not in known are refused."""
     keep = {}
     for part in spec.split(","):
         src, _, frac = part.strip().partition(":")
-        if src not in tasks.NER_SOURCE_TYPES:
-            sys.exit(f"--train-sources: unknown corpus {src!r} (one of {', '.join(sorted(tasks.NER_SOURCE_TYPES))})")
+        if src not in known:
+            sys.exit(f"--train-sources: unknown corpus {src!r} (one of {', '.join(sorted(known))})")
         f = float(frac) if frac else 1.0
         if not 0 < f <= 1:
             sys.exit(f"--train-sources: fraction of {src} must be in (0, 1], got {f}")
@@ -692,9 +693,10 @@ def main():
         enc_info = json.load(open(st)) if os.path.exists(st) else {}
         enc_info["path"] = os.path.relpath(a.encoder, common.REPO)
     if a.train_sources:
-        if data["kind"] != "tok":
-            sys.exit("--train-sources applies to ner only")
-        keep = parse_sources(a.train_sources)
+        known = {"ner": tasks.NER_SOURCE_TYPES, "sentiment": tasks.SENTIMENT_SOURCES}.get(a.task)
+        if known is None:
+            sys.exit("--train-sources applies to ner and sentiment only")
+        keep = parse_sources(a.train_sources, known)
         data["train"] = subsample_sources(data["train"], keep)
         data["notes"] += (f" Learning-curve run (--train-sources {a.train_sources}): {len(data['train'])} training "
                           f"sentences, only those corpora, each cut to the given fraction by a salted text hash.")

@@ -7,7 +7,7 @@ compared on identical text and identical masked positions (pretrain.py logs the 
 
 Monitor: tools/train/work/corpus2/monitor_flash.npz (prepare.py --round2: 1 % of the flash + readhub news, never
 in the corpus), packed like pre-training (128-token sequences, order and masks from --seed); whole-word masking
-with p = 0.15, 80/10/10 [MASK]/random/keep, as in pretrain.py.
+with p = 0.15, 80/10/10 [MASK]/random/keep, as in pretrain.py (--masking char: each token on its own).
 Exported encoders (models/finbert-base) carry no MLM head: --fit-head N trains only the head (transform and
 output bias; the decoder is tied to the frozen word embeddings) for N seeded steps on the round-2 corpus with the
 encoder frozen, so such encoders are compared through the same head-fitting recipe (not against a full
@@ -38,6 +38,9 @@ def parse():
     ap.add_argument("--max-seqs", type=int, default=0, help="score only the first N sequences (0: all)")
     ap.add_argument("--fit-head", type=int, default=0, metavar="STEPS",
                     help="fit a fresh MLM head for STEPS steps with the encoder frozen (for exports without a head)")
+    ap.add_argument("--masking", choices=("wwm", "char"), default="wwm",
+                    help="masks of the scored sequences: whole jieba words (as pre-training) or single tokens "
+                         "(pretrain.py --masking char); the same expected share of masked tokens")
     ap.add_argument("--fit-corpus", default=os.path.join(CORPUS2, "corpus.npz"))
     return ap.parse_args()
 
@@ -102,9 +105,12 @@ def main():
     seqs = pretrain.Packer(a.monitor, a.seq_len, a.seed).epoch(0)
     if a.max_seqs:
         seqs = seqs[:a.max_seqs]
+    if a.masking == "char":         # every token its own word
+        seqs = [(ids, ws * 0 + 1) for ids, ws in seqs]
     loss, acc = pretrain.mlm_loss(model, seqs, vocab_size, a.mask_prob, a.seed)
     print(json.dumps({"model": a.model_dir, "monitor": a.monitor, "sequences": len(seqs),
                       "tokens": int(sum(len(s[0]) for s in seqs)), "mask_prob": a.mask_prob, "seed": a.seed,
+                      "masking": a.masking,
                       "fit_head_steps": a.fit_head, "mlm_loss": round(loss, 4), "mlm_acc": round(acc, 4),
                       "seconds": round(time.time() - t0, 1)}))
 

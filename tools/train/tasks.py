@@ -18,6 +18,7 @@ import unicodedata
 import common
 
 SENT_LABELS = ["negative", "neutral", "positive"]
+SENTIMENT_SOURCES = ("finfe", "finne", "ths-events")   # the "source" of sentiment()'s training examples
 
 
 def _majority(rows):
@@ -76,7 +77,8 @@ def sentiment(round2=True):
     fe_tr_d, c1 = _majority(fe_tr)
     ne_tr_d, _ = _majority(ne_tr)
     fe_va_d, c2 = _majority(fe_va)
-    train = [{"text": t, "y": y} for t, y in fe_tr_d + ne_tr_d]
+    train = ([{"text": t, "y": y, "source": "finfe"} for t, y in fe_tr_d]
+             + [{"text": t, "y": y, "source": "finne"} for t, y in ne_tr_d])
     val = {
         "finfe_val_dedup": [{"text": t, "y": y} for t, y in fe_va_d],
         "finfe_val_all_rows": [{"text": t, "y": y} for t, y in fe_va],
@@ -90,7 +92,8 @@ def sentiment(round2=True):
     if round2:
         ev_tr, ev_va = [], []
         for t, y, date in ths_event_sentiment():
-            (ev_va if common.is_val(date, "ths-events", 200) else ev_tr).append({"text": t, "y": y})
+            (ev_va if common.is_val(date, "ths-events", 200) else ev_tr).append(
+                {"text": t, "y": y, "source": "ths-events"})
         train += ev_tr
         val["ths_event_tags_days"] = ev_va
         cnt = collections.Counter(SENT_LABELS[e["y"]] for e in ev_tr)
