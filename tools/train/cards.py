@@ -156,7 +156,11 @@ def write_card(out, task, data, info):
     for s in data["sources"]:
         L.append(f"- {s}")
     L += ["", data["notes"], "",
-          "Encoder: masked-LM pre-training (whole-word masking with jieba) of the same architecture on all Chinese "
+          "Encoder: masked-LM pre-training ("
+          + ("whole-word masking with jieba" if enc.get("masking", "wwm") == "wwm" else
+             "single-token masking in its last run (`pretrain.py --masking char`), whole-word masking with jieba "
+             "before it")
+          + ") of the same architecture on all Chinese "
           "text of the shared training splits (" + ", ".join(PRETRAIN_SOURCES) + "), excluding ChnSentiCorp "
           "(restrictive license) and the texts of the labeled validation splits used here. "
           + (f"The encoder weights are those of the shipped `{_init_name(enc)}` model (see Round 2: encoder below)."

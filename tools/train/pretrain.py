@@ -235,7 +235,7 @@ def lr_at(step, a):
     return a.lr * max(0.0, (a.total_steps - step) / max(1, a.total_steps - a.warmup))
 
 
-def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0, corpus=None):
+def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0, corpus=None, masking="wwm"):
     tmp = outdir + ".tmp"
     if os.path.exists(tmp):
         import shutil
@@ -245,6 +245,7 @@ def save_encoder(model, tok_vocab, step, loss, outdir, prior_steps=0, corpus=Non
     shutil.copy(tok_vocab, os.path.join(tmp, "vocab.txt"))
     with open(os.path.join(tmp, "pretrain_state.json"), "w") as f:
         json.dump({"step": step, "loss": loss, "prior_steps": prior_steps,
+                   **({"masking": masking} if masking != "wwm" else {}),
                    **({"corpus": os.path.basename(os.path.normpath(corpus))} if corpus else {})}, f)
     if os.path.exists(outdir):
         shutil.rmtree(outdir)
@@ -319,7 +320,8 @@ def main():
         common.atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                   "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
                                   "epoch": ep, "pos": pos, "args": vars(a), "hist": hist}, ck_path)
-        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(out_dir, "encoder"), a.init_steps, a.corpus)
+        save_encoder(model, common.VOCAB, step, ev[0], os.path.join(out_dir, "encoder"), a.init_steps, a.corpus,
+                     a.masking)
         with open(os.path.join(out_dir, "status.json"), "w") as f:
             json.dump({"step": step, "total_steps": a.total_steps, "epoch": ep, "batch_in_epoch": pos,
                        "batches_per_epoch": nb, "args": vars(a), "hist": hist[-5:]}, f, indent=1)
