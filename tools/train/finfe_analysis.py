@@ -9,7 +9,8 @@ misses, a linear learning curve and a linear + model ensemble.
    about the accuracy a model that knew that label would get on one row.
 2. Per validation group (finfe_val_dedup: one row per text, majority label): texts seen once, texts whose
    repeated rows all agree, texts with a majority over conflicting rows. Accuracy of each model and of a
-   linear model (TF-IDF character 1-3-grams + logistic regression, as baselines.py) trained on FinFE alone.
+   linear model (TF-IDF character 1-3-grams + logistic regression, as baselines.py) trained on FinFE alone;
+   each model's misses among the texts whose rows all agree, by confusion, and the first --examples of them.
 3. Linear learning curve on FinFE alone: 12.5 / 25 / 50 / 100 % of the training texts, nested samples by the
    same salted hash as finetune.py --train-sources (the BERT curve is finetune.py sentiment
    --train-sources finfe:F, README, Status).
@@ -71,6 +72,7 @@ def model_probs(model_dir, texts):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", default=[os.path.join(common.REPO, "models", "finbert-sentiment")])
+    ap.add_argument("--examples", type=int, default=20, help="misses listed per model (validation order)")
     a = ap.parse_args()
     common.threads()
     fe_tr, fe_va = common.sentiment_splits()["finfe"]
@@ -109,12 +111,21 @@ def main():
 
     res["linear_finfe_only_by_group"] = by_group(p_fe.argmax(1))
     res["models"] = []
+    sure = [i for i, g in enumerate(groups) if g == "repeated, all rows agree"]
+    L = tasks.SENT_LABELS
     for d in a.models:
         p = model_probs(d, texts)
-        res["models"].append({"model": os.path.relpath(d, common.REPO), "accuracy": round(float((p.argmax(1) == y).mean()), 4),
-                              "by_group": by_group(p.argmax(1)),
+        pred = p.argmax(1)
+        miss = [i for i in sure if pred[i] != y[i]]
+        confusions = collections.Counter(f"{L[y[i]]} read as {L[pred[i]]}" for i in miss)
+        res["models"].append({"model": os.path.relpath(d, common.REPO),
+                              "accuracy": round(float((pred == y).mean()), 4),
+                              "by_group": by_group(pred),
+                              "misses_where_rows_agree": dict(confusions.most_common()),
+                              "first_misses_where_rows_agree": [f"{texts[i]} ({L[y[i]]} read as {L[pred[i]]})"
+                                                                for i in miss[:a.examples]],
                               "ensemble_with_linear": round(float(((p + p_all).argmax(1) == y).mean()), 4),
-                              "agreement_with_linear": round(float((p.argmax(1) == p_fe.argmax(1)).mean()), 4)})
+                              "agreement_with_linear": round(float((pred == p_fe.argmax(1)).mean()), 4)})
     print(json.dumps(res, ensure_ascii=False, indent=1))
 
 
