@@ -27,14 +27,15 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import baselines  # noqa: E402
 import common  # noqa: E402
 import tasks  # noqa: E402
 
 
 def linear(train):
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """baselines.py's sentiment model (character 1-3-grams, logistic regression C = 1) on (text, label) rows."""
     from sklearn.linear_model import LogisticRegression
-    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
+    vec = baselines.char_ngrams()
     clf = LogisticRegression(C=1.0, max_iter=2000).fit(vec.fit_transform([t for t, _ in train]),
                                                        [y for _, y in train])
     return lambda texts: clf.predict_proba(vec.transform(texts))

@@ -105,9 +105,7 @@ def main():
     seqs = pretrain.Packer(a.monitor, a.seq_len, a.seed).epoch(0)
     if a.max_seqs:
         seqs = seqs[:a.max_seqs]
-    if a.masking == "char":         # every token its own word
-        seqs = [(ids, ws * 0 + 1) for ids, ws in seqs]
-    loss, acc = pretrain.mlm_loss(model, seqs, vocab_size, a.mask_prob, a.seed)
+    loss, acc = pretrain.mlm_loss(model, seqs, vocab_size, a.mask_prob, a.seed, whole_words=a.masking == "wwm")
     print(json.dumps({"model": a.model_dir, "monitor": a.monitor, "sequences": len(seqs),
                       "tokens": int(sum(len(s[0]) for s in seqs)), "mask_prob": a.mask_prob, "seed": a.seed,
                       "masking": a.masking,

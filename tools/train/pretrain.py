@@ -190,8 +190,11 @@ def batchify(seqs, idx, batch):
     return ids, ws, att
 
 
-def mask_batch(ids, ws, att, vocab_size, p, gen):
-    """Whole-word masking. Returns (input_ids, selected_mask, targets)."""
+def mask_batch(ids, ws, att, vocab_size, p, gen, whole_words=True):
+    """Whole-word masking (whole_words=False: every token its own word, selected on its own with the same
+    probability). Returns (input_ids, selected_mask, targets)."""
+    if not whole_words:
+        ws = torch.ones_like(ws)
     special = (ids <= 4) | (att == 0)
     wid = torch.cumsum(ws, dim=1)                       # word index per token (specials are own words)
     r = torch.rand(ids.shape[0], ids.shape[1] + 1, generator=gen)
@@ -210,16 +213,16 @@ def mask_batch(ids, ws, att, vocab_size, p, gen):
     return inp, sel, ids[sel]
 
 
-def mlm_loss(model, seqs, vocab_size, p, seed=123, batch=32):
+def mlm_loss(model, seqs, vocab_size, p, seed=123, batch=32, whole_words=True):
     """Masked-token loss and accuracy on fixed masks (a generator seeded per call): comparable between
-    checkpoints and between encoders when seqs, p and seed are the same."""
+    checkpoints and between encoders when seqs, p, seed and whole_words are the same."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     tot, n, corr = 0.0, 0, 0
     with torch.no_grad():
         for i in range(0, len(seqs), batch):
             ids, ws, att = batchify(seqs[i:i + batch], 0, batch)
-            inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, p, g)
+            inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, p, g, whole_words)
             h = encoder_of(model)(input_ids=inp, attention_mask=att).last_hidden_state
             lg = head_of(model)(h[sel])
             tot += torch.nn.functional.cross_entropy(lg, tgt, reduction="sum").item()
@@ -337,9 +340,7 @@ def main():
             seqs = packer.epoch(ep)
             nb = len(seqs) // a.batch
         ids, ws, att = batchify(seqs, pos, a.batch)
-        if a.masking == "char":     # every token its own word: mask_batch then selects tokens independently
-            ws = torch.ones_like(ws)
-        inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, gen)
+        inp, sel, tgt = mask_batch(ids, ws, att, vocab_size, a.mask_prob, gen, a.masking == "wwm")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             h = encoder_of(model)(input_ids=inp, attention_mask=att).last_hidden_state
         # the MLM head (masked positions only) in fp32: torch 1.13's CPU autocast rejects its LayerNorm on a
