@@ -45,6 +45,43 @@ if [ -x "$BUILD/finbert-cli" ]; then
 	inspect_check bin_evil 2 'os.system" is not allowed' test/fixtures/formats/bin_evil
 	inspect_check both_differ 0 "notice: .*pytorch_model.bin is also present and differs" test/fixtures/formats/both_differ
 fi
+# A text's results do not depend on its batch (README "Determinism"):
+# finbert-cli classify one line per engine call, then four and seven, byte
+# for byte, with each kernel set that has packed fp32 kernels, under
+# OpenBLAS's Haswell kernel, which computes the last rows of a call with
+# other kernels than the rest.  The generic set runs every layer through
+# that kernel: its outputs differ between batchings (the negative control;
+# a note only, as another OpenBLAS build may compute every row alike).
+batch_outputs() {
+	for b in 1 4 7; do
+		OPENBLAS_CORETYPE=Haswell FINBERT_CPU_KERNEL=$1 "$BUILD/finbert-cli" classify \
+			test/fixtures/models/cls --batch $b --threads 1 <test/regress/parity.txt | cksum
+	done | sort -u | wc -l
+}
+if [ -x "$BUILD/finbert-cli" ]; then
+	for set in avx2 avx512; do
+		case $set in
+		avx2) flags="avx2 fma" ;;
+		avx512) flags="avx512f avx512bw avx512dq avx512vl avx512_vnni" ;;
+		esac
+		missing=""
+		for f in $flags; do
+			grep -qw "$f" /proc/cpuinfo 2>/dev/null || missing="$missing $f"
+		done
+		if [ -n "$missing" ]; then
+			echo "batch invariance ($set): SKIPPED, this CPU lacks$missing"
+		elif [ "$(batch_outputs $set)" = 1 ]; then
+			pass=$((pass + 1)); echo "batch invariance ($set): ok, the same bytes alone and in batches of 4 and 7"
+		else
+			fail=$((fail + 1)); echo "batch invariance ($set): FAILED, a text's outputs depend on its batch"
+		fi
+	done
+	if [ "$(batch_outputs generic)" = 1 ]; then
+		echo "batch invariance negative control (generic, OpenBLAS Haswell): note: no difference with this OpenBLAS"
+	else
+		pass=$((pass + 1)); echo "batch invariance negative control (generic, OpenBLAS Haswell): differs, as it must"
+	fi
+fi
 # negative control: the CUDA kernel test against a LayerNorm kernel built
 # wrong must fail (make builds it with FB_CUDA_BREAK_LAYERNORM)
 neg="$BUILD/cuda-neg/test_cuda_kernels"

@@ -360,10 +360,22 @@ check_f32(const fb_cpu_kernels *k)
 		CHECK(p != NULL && p->n_panels * FB_F32_NR >= N, "pmat %dx%d", K, N);
 		memcpy(yk, y0, sizeof(float) * T * N);
 		memcpy(yr, y0, sizeof(float) * T * N);
-		fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, NULL, yk, 0, N);
-		fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, NULL, yr, 0, N);
+		fb_f32_gemm_cols(k->f32_panel, k->f32_mr, x, T, p, NULL, NULL, yk, 0, N);
+		fb_f32_gemm_cols(fb_f32_panel_ref, FB_F32_MR, x, T, p, NULL, NULL, yr, 0, N);
 		CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0, "%s f32 GEMM == reference (%d x %d x %d)",
 			  k->name, T, K, N);
+		/* the same bits with other row counts per call: a row's result
+		 * does not depend on the tile it lands in */
+		for (int mr = 1; mr <= FB_F32_MR; mr++)
+		{
+			float	   *ym = malloc(sizeof(float) * T * N);
+
+			memcpy(ym, y0, sizeof(float) * T * N);
+			fb_f32_gemm_cols(k->f32_panel, mr, x, T, p, NULL, NULL, ym, 0, N);
+			CHECK(memcmp(ym, yr, sizeof(float) * T * N) == 0, "%s f32 GEMM, %d rows a call == reference (%d x %d x %d)",
+				  k->name, mr, T, K, N);
+			free(ym);
+		}
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++)
 			{
@@ -382,28 +394,28 @@ check_f32(const fb_cpu_kernels *k)
 		{
 			for (int i = 0; i < T * N; i++)
 				yk[i] = NAN;
-			fb_f32_gemm_cols(k->f32_panel, x, T, p, y0, NULL, yk, 0, N);	/* bias = y0's first row */
+			fb_f32_gemm_cols(k->f32_panel, k->f32_mr, x, T, p, y0, NULL, yk, 0, N);	/* bias = y0's first row */
 			memcpy(yr, y0, sizeof(float) * T * N);
 			for (int t = 0; t < T; t++)
 				memcpy(yr + (size_t) t * N, y0, sizeof(float) * N);
-			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, NULL, yr, 0, N);
+			fb_f32_gemm_cols(fb_f32_panel_ref, FB_F32_MR, x, T, p, NULL, NULL, yr, 0, N);
 			CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0,
 				  "%s f32 GEMM with bias == bias pre-filled (%d x %d x %d)", k->name, T, K, N);
 			if (N % 16 == 0)
 			{
-				fb_f32_gemm_cols(k->f32_panel, x, T, p, y0, k->gelu_erf, yk, 0, N);
+				fb_f32_gemm_cols(k->f32_panel, k->f32_mr, x, T, p, y0, k->gelu_erf, yk, 0, N);
 				for (int t = 0; t < T; t++)
 					k->gelu_erf(yr + (size_t) t * N, (size_t) N);
 				CHECK(memcmp(yk, yr, sizeof(float) * T * N) == 0,
 					  "%s f32 GEMM + fused GELU == GELU after (%d x %d x %d)", k->name, T, K, N);
 			}
 			memcpy(yr, y0, sizeof(float) * T * N);
-			fb_f32_gemm_cols(fb_f32_panel_ref, x, T, p, NULL, NULL, yr, 0, N);
+			fb_f32_gemm_cols(fb_f32_panel_ref, FB_F32_MR, x, T, p, NULL, NULL, yr, 0, N);
 		}
 		if (N > FB_F32_NR)
 		{
 			memcpy(yk, y0, sizeof(float) * T * N);
-			fb_f32_gemm_cols(k->f32_panel, x, T, p, NULL, NULL, yk, FB_F32_NR, N);
+			fb_f32_gemm_cols(k->f32_panel, k->f32_mr, x, T, p, NULL, NULL, yk, FB_F32_NR, N);
 			for (int t = 0; t < T; t++)
 			{
 				CHECK(memcmp(yk + (size_t) t * N, y0 + (size_t) t * N, sizeof(float) * FB_F32_NR) == 0,

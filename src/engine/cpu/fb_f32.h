@@ -6,8 +6,10 @@
  * streamed from memory costs a third of the layer's time.  Packing once
  * at load into the order the micro-kernel reads removes it, and on wide
  * batches the same kernel matches OpenBLAS (bench/, README "Speed").  Used
- * where the kernel set has an fp32 micro-kernel (AVX-512); elsewhere the
- * layers call BLAS on the row-major weights.
+ * where the kernel set has an fp32 micro-kernel (AVX-512, AVX2); the
+ * generic set calls BLAS on the row-major weights.  Every micro-kernel
+ * computes each output as the reference does, so results do not depend on
+ * the tile, the batch a row is packed into or the kernel set.
  *
  * Packed layout: panels of FB_F32_NR output columns; a panel holds, for
  * k = 0..K-1, the NR weights W[k][n0..n0+NR) (zero past N): K * NR floats,
@@ -56,11 +58,17 @@ void		fb_f32_panel_ref(const float *x, int ldx, int kc, int mr,
 void		fb_avx512_f32_panel(const float *x, int ldx, int kc, int mr,
 								const float *panel, size_t panel_stride, int np,
 								const float *bias, float *y, size_t ldy, int ncols);
+/* the AVX2 kernel's best row count: two tiles of 3 rows x 32 columns */
+#define FB_AVX2_F32_MR 6
+void		fb_avx2_f32_panel(const float *x, int ldx, int kc, int mr,
+							  const float *panel, size_t panel_stride, int np,
+							  const float *bias, float *y, size_t ldy, int ncols);
 
-/* y[T, n0..n1) += x[T, K] W[:, n0..n1); n0 a multiple of FB_F32_NR.  With
- * bias ([N]) not NULL, y = bias + x W instead (y is not read); with act
- * not NULL, act is applied to each tile of the result once it is final. */
-void		fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
+/* y[T, n0..n1) += x[T, K] W[:, n0..n1); n0 a multiple of FB_F32_NR; the
+ * micro-kernel gets up to mr (<= FB_F32_MR) rows a call.  With bias ([N])
+ * not NULL, y = bias + x W instead (y is not read); with act not NULL, act
+ * is applied to each tile of the result once it is final. */
+void		fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, int mr, const float *x, int T,
 							 const fb_pmat *w, const float *bias, fb_act_fn act,
 							 float *y, int n0, int n1);
 

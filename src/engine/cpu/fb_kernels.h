@@ -33,6 +33,7 @@ typedef struct fb_cpu_kernels
 	fb_q8_panel2_fn q8_panel2_gelu; /* q8_panel2 + gelu_erf as it stores; NULL:
 									 * separate */
 	fb_f32_panel_fn f32_panel;	/* packed fp32 layers (fb_f32.h); NULL: BLAS */
+	int			f32_mr;			/* rows per f32_panel call (<= FB_F32_MR) */
 	fb_attn_bf16_fn attn_bf16;	/* int8 mode's attention (fb_attn.h); NULL: fp32 */
 } fb_cpu_kernels;
 

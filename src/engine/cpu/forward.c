@@ -299,7 +299,10 @@ rows_embed(fwd_job *j, size_t r0, size_t r1)
 	if (m->emb_proj_w != NULL)
 	{
 		fb_cpu_fill_bias(s->x + r0 * H, m->emb_proj_b, n, H);
-		fb_cpu_linear(s->tmp + r0 * E, m->emb_proj_w, s->x + r0 * H, n, H, E, 1.0f);
+		/* one row per call, so a row's bits do not depend on its chunk
+		 * (fb_cpu_pooler); E x H is small next to the layers */
+		for (int i = 0; i < n; i++)
+			fb_cpu_linear(s->tmp + (r0 + i) * E, m->emb_proj_w, s->x + (r0 + i) * H, 1, H, E, 1.0f);
 	}
 	serial_linear(s, r0, s->x + r0 * H, s->cm->layers[0].qkv_w, s->cm->layers[0].qkv_q,
 				  s->cm->layers[0].qkv_p, s->cm->layers[0].qkv_b, s->qkv + r0 * 3 * H, n, 3 * H, H, 0);
@@ -372,7 +375,7 @@ serial_linear(fb_cpu_session *s, size_t r0, const float *x, const float *w,
 						&r, T, q, bias, f, y, 0, N);
 	}
 	else if (p != NULL)
-		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, x, T, p, bias,
+		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, fb_cpu_kernels_get()->f32_mr, x, T, p, bias,
 						 act ? act_fn(s->model) : NULL, y, 0, N);
 	else
 	{
@@ -666,8 +669,8 @@ phase_linear_cols(void *arg, int tid, int nt)
 		fb_q8_gemm_cols(fb_cpu_kernels_get()->q8_panel, fb_cpu_kernels_get()->q8_panel2, q8_panel2_act(act),
 						&j->qx, j->T, j->q, j->bias, act, j->y, (int) n0, (int) n1);
 	else if (j->p != NULL)
-		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, j->x, j->T, j->p, j->bias, act, j->y,
-						 (int) n0, (int) n1);
+		fb_f32_gemm_cols(fb_cpu_kernels_get()->f32_panel, fb_cpu_kernels_get()->f32_mr, j->x, j->T, j->p,
+						 j->bias, act, j->y, (int) n0, (int) n1);
 	else
 	{
 		fb_cpu_linear_cols(j->x, j->w, j->y, j->T, (int) n0, (int) n1, j->N, j->K);

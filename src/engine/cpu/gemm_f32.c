@@ -68,7 +68,7 @@ fb_f32_panel_ref(const float *x, int ldx, int kc, int mr, const float *panel,
 }
 
 void
-fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
+fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, int mr_max, const float *x, int T,
 				 const fb_pmat *w, const float *bias, fb_act_fn act, float *y,
 				 int n0, int n1)
 {
@@ -76,7 +76,7 @@ fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
 	size_t		stride = (size_t) K * FB_F32_NR;
 
 	/* a chunk of two panels (up to 128 KB) stays in L2 while the block's
-	 * rows (up to FB_F32_MB) pass it eight at a time */
+	 * rows (up to FB_F32_MB) pass it mr_max at a time */
 	for (int t0 = 0; t0 < T; t0 += FB_F32_MB)
 	{
 		int			t1 = t0 + FB_F32_MB < T ? t0 + FB_F32_MB : T;
@@ -95,9 +95,9 @@ fb_f32_gemm_cols(fb_f32_panel_fn panel_fn, const float *x, int T,
 				int			nc = n1 - c0 < np * FB_F32_NR ? n1 - c0 : np * FB_F32_NR;
 				const float *panel = w->w + (size_t) (c0 / FB_F32_NR) * stride + (size_t) k0 * FB_F32_NR;
 
-				for (int t = t0; t < t1; t += FB_F32_MR)
+				for (int t = t0; t < t1; t += mr_max)
 				{
-					int			mr = t1 - t < FB_F32_MR ? t1 - t : FB_F32_MR;
+					int			mr = t1 - t < mr_max ? t1 - t : mr_max;
 
 					panel_fn(x + (size_t) t * K + k0, K, kc, mr, panel, stride, np,
 							 b0 != NULL ? b0 + c0 : NULL, y + (size_t) t * w->N + c0,

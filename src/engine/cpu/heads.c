@@ -14,7 +14,11 @@ fb_cpu_pooler(const fb_weights *w, const float *cls, int n, float *pooled)
 	int			H = w->hidden;
 
 	fb_cpu_fill_bias(pooled, w->pool_b, n, H);
-	fb_cpu_linear(cls, w->pool_w, pooled, n, H, H, 1.0f);
+	/* one row per call: a BLAS kernel may treat the last rows of a call
+	 * differently (OpenBLAS's Haswell kernel does), and a sentence's pooled
+	 * vector must not depend on how many share its batch */
+	for (int i = 0; i < n; i++)
+		fb_cpu_linear(cls + (size_t) i * H, w->pool_w, pooled + (size_t) i * H, 1, H, H, 1.0f);
 	fb_cpu_tanh(pooled, (size_t) n * H);
 }
 

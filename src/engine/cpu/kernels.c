@@ -9,25 +9,25 @@
 
 static const fb_cpu_kernels generic_kernels = {
 	"generic", fb_cpu_layernorm, fb_cpu_gelu_erf, fb_cpu_gelu_tanh, fb_cpu_softmax,
-	fb_q8_quantize_ref, fb_q8_panel_ref, NULL, NULL, NULL, NULL
+	fb_q8_quantize_ref, fb_q8_panel_ref, NULL, NULL, NULL, 0, NULL
 };
 
 static const fb_cpu_kernels avx2_kernels = {
 	"avx2", fb_avx2_layernorm, fb_avx2_gelu_erf, fb_avx2_gelu_tanh, fb_avx2_softmax,
-	fb_avx2_q8_quantize, fb_avx2_q8_panel, NULL, NULL, NULL, NULL
+	fb_avx2_q8_quantize, fb_avx2_q8_panel, NULL, NULL, fb_avx2_f32_panel, FB_AVX2_F32_MR, NULL
 };
 
 static const fb_cpu_kernels avx512_kernels = {
 	"avx512", fb_avx512_layernorm, fb_avx512_gelu_erf, fb_avx512_gelu_tanh, fb_avx512_softmax,
 	fb_avx512_q8_quantize, fb_avx512_q8_panel, fb_avx512_q8_panel2, fb_avx512_q8_panel2_gelu,
-	fb_avx512_f32_panel, NULL
+	fb_avx512_f32_panel, FB_F32_MR, NULL
 };
 
 /* the same with AVX512-BF16 (Cooper Lake, Sapphire Rapids, Zen 4) */
 static const fb_cpu_kernels avx512_bf16_kernels = {
 	"avx512", fb_avx512_layernorm, fb_avx512_gelu_erf, fb_avx512_gelu_tanh, fb_avx512_softmax,
 	fb_avx512_q8_quantize, fb_avx512_q8_panel, fb_avx512_q8_panel2, fb_avx512_q8_panel2_gelu,
-	fb_avx512_f32_panel, fb_avx512_attn_bf16
+	fb_avx512_f32_panel, FB_F32_MR, fb_avx512_attn_bf16
 };
 
 static const fb_cpu_kernels *chosen;
