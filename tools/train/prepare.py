@@ -4,6 +4,7 @@ tokenized pre-training corpus (tools/train/work/corpus/, git-ignored).
     python tools/train/prepare.py            # idempotent: skips steps whose outputs exist
     python tools/train/prepare.py --round2   # round-2 corpus (work/corpus2/) + held-out finance monitor file
     python tools/train/prepare.py --round2 --limit 200 --control   # small test with a negative control
+    python tools/train/prepare.py --task-texts sentiment   # FinFE + FinNE training texts (task-adaptive MLM)
 
 Vocabulary = tokens of bert-base-chinese-vocab.txt that WordPiece actually produces on the shared
 text (all datasets except ChnSentiCorp) + every GB2312 level-1 character (the 3755 common simplified
@@ -177,6 +178,33 @@ def main_round2(limit=None, control=False, out_dir=CORPUS2):
     print(json.dumps(meta, ensure_ascii=False, indent=1))
 
 
+TASK_TEXT_SOURCES = {"sentiment": ("finfe", "finne")}
+
+
+def main_task_texts(task, out_dir):
+    """Task-adaptive pre-training corpus (Gururangan et al. 2020, "Don't stop pretraining"): the training texts
+    of one task's forum and news sources, without labels; validation texts are never training texts (tasks.py).
+    monitor_flash.npz is linked from work/corpus2 so pretrain.py's held-out monitor stays comparable."""
+    import tasks
+    keep = TASK_TEXT_SOURCES[task]
+    spec = getattr(tasks, task)()
+    texts = sorted({e["text"] for e in spec["train"] if e.get("source") in keep})
+    val = {e["text"] for rows in spec["val"].values() for e in rows}
+    assert not val & set(texts), "a validation text among the training texts"
+    os.makedirs(out_dir, exist_ok=True)
+    ids, ws, offs = segment_and_tokenize(texts)
+    save_npz(os.path.join(out_dir, "corpus.npz"), ids, ws, offs)
+    mon = os.path.join(CORPUS2, "monitor_flash.npz")
+    link = os.path.join(out_dir, "monitor_flash.npz")
+    if os.path.exists(mon) and not os.path.exists(link):
+        os.symlink(mon, link)
+    meta = {"task_texts": task, "sources": list(keep), "texts": len(texts), "chars": sum(map(len, texts)),
+            "tokens": int(len(ids)), "vocab_size": sum(1 for _ in open(common.VOCAB, encoding="utf-8"))}
+    with open(os.path.join(out_dir, "meta.json"), "w") as f:
+        json.dump(meta, f, ensure_ascii=False, indent=1)
+    print(json.dumps(meta, ensure_ascii=False, indent=1))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--round2", action="store_true", help="build work/corpus2/ (round-2 corpus + monitor_flash.npz)")
@@ -184,7 +212,12 @@ def main(argv=None):
     ap.add_argument("--control", action="store_true",
                     help="negative control: inject held-out texts into a source and fail unless all are dropped")
     ap.add_argument("--out", default=None, help="output directory (default work/corpus2, or work/corpus2-limitN)")
+    ap.add_argument("--task-texts", choices=sorted(TASK_TEXT_SOURCES),
+                    help="build a task-adaptive pre-training corpus from the task's training texts "
+                         "(default --out work/corpus-tapt-TASK)")
     a = ap.parse_args(argv)
+    if a.task_texts:
+        return main_task_texts(a.task_texts, a.out or os.path.join(common.WORK, f"corpus-tapt-{a.task_texts}"))
     if a.round2:
         out = a.out or (CORPUS2 if a.limit is None else f"{CORPUS2}-limit{a.limit}")
         return main_round2(a.limit, a.control, out)

@@ -133,8 +133,13 @@ def init_from(model, d, logf=None):
         if missing or unexpected:
             raise SystemExit(f"{d}: encoder does not match (missing {missing}, unexpected {unexpected})")
     model.tie_weights()
-    st = os.path.join(d, "pretrain_state.json")   # written by export_encoder.py: steps behind this encoder
-    return json.load(open(st)).get("total_steps", 0) if os.path.exists(st) else 0
+    # steps behind this encoder: export_encoder.py writes total_steps (models/finbert-base); an encoder saved
+    # by this script writes its own steps and those it started from
+    st = os.path.join(d, "pretrain_state.json")
+    if not os.path.exists(st):
+        return 0
+    st = json.load(open(st))
+    return st["total_steps"] if "total_steps" in st else st.get("step", 0) + st.get("prior_steps", 0)
 
 
 class Packer:
