@@ -273,7 +273,7 @@ $(shlib): $(ENGINE_LIB)
 $(OBJS): $(wildcard src/pg/*.h) src/engine/finbert.h src/host/host_proto.h
 all: $(ENGINE_LIB) $(HOST)
 
-.PHONY: check-pg check-regress check-tap check-readme check-layers
+.PHONY: check-pg check-regress check-tap check-readme check-layers valgrind-check
 
 # The glue's files call only files of lower layers (table in finbert_pg.h):
 # checked on the objects, so a call cycle cannot creep back.
@@ -284,7 +284,8 @@ check-layers: $(OBJS)
 # installation of PostgreSQL + finbert (+ pgvector), as postgres when make
 # runs as root: from any clone location, without touching the system's
 # PostgreSQL tree (test/pg/check.sh).
-PG_CHECK = env REGRESS="$(REGRESS)" PG_CONFIG="$(PG_CONFIG)" MAKE="$(MAKE)" \
+PG_REGRESS_TESTS = $(REGRESS)
+PG_CHECK = env REGRESS="$(PG_REGRESS_TESTS)" PG_CONFIG="$(PG_CONFIG)" MAKE="$(MAKE)" \
            sh test/pg/check.sh "$(CURDIR)" "$(CURDIR)/$(CLI)"
 
 check-pg: all
@@ -295,6 +296,21 @@ check-tap: all
 	$(PG_CHECK) tap
 check-readme: all
 	$(PG_CHECK) readme
+
+# The pg_regress suite, inline and worker, with every server process under
+# valgrind memcheck (test/pg/valgrind.sh); fails on an error in finbert's
+# code or a fatal signal (test/pg/valgrind-report.sh).  Not part of `make
+# test`: it takes about 40 minutes on two cores.  The memory
+# test is left out: it reads the backend's resident memory, which under
+# memcheck holds the queue of freed blocks kept back to catch use after free.
+valgrind-check: PG_REGRESS_TESTS = $(filter-out memory,$(REGRESS))
+valgrind-check: all
+	@command -v valgrind >/dev/null || \
+	  { echo "valgrind-check: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+	@logs=$$(mktemp -d "$${TMPDIR:-/tmp}/finbert-valgrind.XXXXXX") && chmod 755 "$$logs" && \
+	  rc=0 && FINBERT_VALGRIND="$$logs" $(PG_CHECK) regress worker || rc=$$?; \
+	  sh test/pg/valgrind-report.sh "$(CURDIR)" "$$logs" || rc=1; \
+	  if [ $$rc = 0 ]; then rm -rf "$$logs"; else echo "valgrind logs kept: $$logs"; exit 1; fi
 
 clean: clean-pgvector
 clean-pgvector:

@@ -19,7 +19,9 @@
 #
 # usage: check.sh REPO_DIR FINBERT_CLI PHASE...
 #   env: PG_CONFIG, MAKE, REGRESS (test names), PROVE_TESTS, PROVE_FLAGS,
-#        FINBERT_KEEP_SCRATCH=1 keeps the directory in any case
+#        FINBERT_KEEP_SCRATCH=1 keeps the directory in any case,
+#        FINBERT_VALGRIND=LOGDIR runs the server under valgrind
+#        (test/pg/valgrind.sh)
 set -eu
 
 repo=$(cd "$1" && pwd)
@@ -50,6 +52,13 @@ fi
 
 sh "$repo/test/pg/tempinstall.sh" "$scratch/install" "$repo" "$repo/build/pgvector"
 pgbin=$scratch/install$("$pg_config" --bindir)
+if [ -n "${FINBERT_VALGRIND:-}" ]; then
+	# every server process under memcheck, logs in $FINBERT_VALGRIND
+	# (make valgrind-check); starting takes longer than pg_regress's 60 s
+	sh "$repo/test/pg/valgrind.sh" "$pgbin" "$FINBERT_VALGRIND"
+	[ -n "$owner" ] && chown -R "$owner" "$FINBERT_VALGRIND"
+	export PGCTLTIMEOUT=600
+fi
 pg_regress="$(dirname "$("$pg_config" --pgxs)")/../../src/test/regress/pg_regress"
 
 # run_regress DIR CONF: the suite in DIR with --temp-config CONF
