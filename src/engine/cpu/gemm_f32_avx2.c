@@ -11,9 +11,15 @@
  * same bits as the reference and as the AVX-512 kernel, alone or in any
  * batch.
  *
- * A tile is up to 6 rows x one panel (16 columns, two 8-wide halves): 12
- * accumulators, the panel's two weight vectors and a broadcast fit the 16
- * ymm registers.  Two-panel calls run the panels one after the other.
+ * Full two-panel calls (32 columns, the bulk of every layer) run tiles of
+ * up to 3 rows x 32 columns: 12 accumulators, each row's activation
+ * broadcast once for all 32 columns (a block of rows of x does not fit L2,
+ * so its reads are what to save).  The driver hands this kernel six rows a
+ * call (FB_AVX2_F32_MR): two full tiles; a 2-row tile has too few
+ * accumulator chains to hide the FMA latency.  Partial column ranges (the
+ * last panel of a layer whose width is not a multiple of 32) run tiles of
+ * up to 6 rows x one panel with masked loads and stores.
+ * bench/results/2026-12-07-avx2-f32.txt has the measurements.
  */
 #include <immintrin.h>
 
@@ -188,8 +194,8 @@ fb_avx2_f32_panel(const float *x, int ldx, int kc, int mr, const float *panel,
 		const float *w = panel + (size_t) pi * panel_stride;
 		const float *b = bias != NULL ? bias + pi * FB_F32_NR : NULL;
 
-		/* 7 and 8 rows as two tiles of about half: a 1- or 2-row tile
-		 * has too few accumulators to hide the FMA latency */
+		/* 7 and 8 rows (other drivers' counts) as two tiles of about
+		 * half rather than 6 + 1 or 6 + 2 */
 		int			step = mr <= TILE_MR ? mr : (mr + 1) / 2;
 
 		for (int r0 = 0; r0 < mr; r0 += step)
