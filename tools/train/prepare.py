@@ -190,7 +190,8 @@ def main_task_texts(task, out_dir):
     spec = getattr(tasks, task)()
     texts = sorted({e["text"] for e in spec["train"] if e.get("source") in keep})
     val = {e["text"] for rows in spec["val"].values() for e in rows}
-    assert not val & set(texts), "a validation text among the training texts"
+    if val & set(texts):
+        raise SystemExit(f"{len(val & set(texts))} validation texts among the training texts of {task}")
     os.makedirs(out_dir, exist_ok=True)
     ids, ws, offs = segment_and_tokenize(texts)
     save_npz(os.path.join(out_dir, "corpus.npz"), ids, ws, offs)

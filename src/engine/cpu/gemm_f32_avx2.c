@@ -37,36 +37,45 @@ lanes_mask(int n)
 }
 
 /*
- * An MR x 16 tile, fully unrolled so that the accumulators live in
- * registers.  Panels are zero-padded, so weight loads are always full;
- * with fewer than 16 columns only the loads of y (or the bias) and the
- * stores are masked.
+ * An MR x NP tile (MR rows, NP panels of 16 columns): 2 * NP accumulators a
+ * row, fully unrolled so that they live in registers (12 at most: MR <= 6
+ * with one panel, <= 3 with two).  Panels are zero-padded, so weight loads
+ * are always full; with fewer than NP * 16 columns (one panel only) the
+ * loads of y (or the bias) and the stores are masked.
  */
 AVX2 static inline __attribute__((always_inline)) void
-tile(const float *x, int ldx, int kc, const float *w, const float *bias,
-	 float *y, size_t ldy, int ncols, const int MR)
+tile(const float *x, int ldx, int kc, const float *w0, const float *w1,
+	 const float *bias, float *y, size_t ldy, int ncols, const int MR, const int NP)
 {
-	__m256		a[TILE_MR],
-				b[TILE_MR];
+	__m256		acc[TILE_MR][4];
 
 #pragma GCC unroll 6
 	for (int r = 0; r < MR; r++)
-		a[r] = b[r] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+		for (int h = 0; h < 2 * NP; h++)
+			acc[r][h] = _mm256_setzero_ps();
 	for (int k = 0; k < kc; k++)
 	{
-		__m256		p = _mm256_load_ps(w + (size_t) k * FB_F32_NR);
-		__m256		q = _mm256_load_ps(w + (size_t) k * FB_F32_NR + 8);
+		__m256		wv[4];
 
+		wv[0] = _mm256_load_ps(w0 + (size_t) k * FB_F32_NR);
+		wv[1] = _mm256_load_ps(w0 + (size_t) k * FB_F32_NR + 8);
+		if (NP == 2)
+		{
+			wv[2] = _mm256_load_ps(w1 + (size_t) k * FB_F32_NR);
+			wv[3] = _mm256_load_ps(w1 + (size_t) k * FB_F32_NR + 8);
+		}
 #pragma GCC unroll 6
 		for (int r = 0; r < MR; r++)
 		{
 			__m256		s = _mm256_broadcast_ss(x + (size_t) r * ldx + k);
 
-			a[r] = _mm256_fmadd_ps(s, p, a[r]);
-			b[r] = _mm256_fmadd_ps(s, q, b[r]);
+#pragma GCC unroll 4
+			for (int h = 0; h < 2 * NP; h++)
+				acc[r][h] = _mm256_fmadd_ps(s, wv[h], acc[r][h]);
 		}
 	}
-	if (ncols >= FB_F32_NR)
+	if (ncols >= NP * FB_F32_NR)
 	{
 #pragma GCC unroll 6
 		for (int r = 0; r < MR; r++)
@@ -75,8 +84,9 @@ tile(const float *x, int ldx, int kc, const float *w, const float *bias,
 			/* with a bias, y is not read */
 			const float *base = bias != NULL ? bias : yr;
 
-			_mm256_storeu_ps(yr, _mm256_add_ps(_mm256_loadu_ps(base), a[r]));
-			_mm256_storeu_ps(yr + 8, _mm256_add_ps(_mm256_loadu_ps(base + 8), b[r]));
+#pragma GCC unroll 4
+			for (int h = 0; h < 2 * NP; h++)
+				_mm256_storeu_ps(yr + 8 * h, _mm256_add_ps(_mm256_loadu_ps(base + 8 * h), acc[r][h]));
 		}
 	}
 	else
@@ -90,87 +100,29 @@ tile(const float *x, int ldx, int kc, const float *w, const float *bias,
 			float	   *yr = y + (size_t) r * ldy;
 			const float *base = bias != NULL ? bias : yr;
 
-			_mm256_maskstore_ps(yr, m0, _mm256_add_ps(_mm256_maskload_ps(base, m0), a[r]));
-			_mm256_maskstore_ps(yr + 8, m1, _mm256_add_ps(_mm256_maskload_ps(base + 8, m1), b[r]));
+			_mm256_maskstore_ps(yr, m0, _mm256_add_ps(_mm256_maskload_ps(base, m0), acc[r][0]));
+			_mm256_maskstore_ps(yr + 8, m1, _mm256_add_ps(_mm256_maskload_ps(base + 8, m1), acc[r][1]));
 		}
 	}
 }
-
-/*
- * An MR x 32 tile (both panels of a two-panel call): each row's activation
- * is broadcast once for 32 columns, which halves the reads of x, the
- * operand that comes from farthest (a block of rows does not fit L2).
- */
-AVX2 static inline __attribute__((always_inline)) void
-tile2(const float *x, int ldx, int kc, const float *w0, const float *w1,
-	  const float *bias, float *y, size_t ldy, const int MR)
-{
-	__m256		a[TILE2_MR][2],
-				b[TILE2_MR][2];
-
-#pragma GCC unroll 4
-	for (int r = 0; r < MR; r++)
-		a[r][0] = a[r][1] = b[r][0] = b[r][1] = _mm256_setzero_ps();
-	for (int k = 0; k < kc; k++)
-	{
-		__m256		p0 = _mm256_load_ps(w0 + (size_t) k * FB_F32_NR);
-		__m256		p1 = _mm256_load_ps(w0 + (size_t) k * FB_F32_NR + 8);
-		__m256		q0 = _mm256_load_ps(w1 + (size_t) k * FB_F32_NR);
-		__m256		q1 = _mm256_load_ps(w1 + (size_t) k * FB_F32_NR + 8);
-
-#pragma GCC unroll 4
-		for (int r = 0; r < MR; r++)
-		{
-			__m256		s = _mm256_broadcast_ss(x + (size_t) r * ldx + k);
-
-			a[r][0] = _mm256_fmadd_ps(s, p0, a[r][0]);
-			a[r][1] = _mm256_fmadd_ps(s, p1, a[r][1]);
-			b[r][0] = _mm256_fmadd_ps(s, q0, b[r][0]);
-			b[r][1] = _mm256_fmadd_ps(s, q1, b[r][1]);
-		}
-	}
-#pragma GCC unroll 4
-	for (int r = 0; r < MR; r++)
-	{
-		float	   *yr = y + (size_t) r * ldy;
-		const float *base = bias != NULL ? bias : yr;
-
-		_mm256_storeu_ps(yr, _mm256_add_ps(_mm256_loadu_ps(base), a[r][0]));
-		_mm256_storeu_ps(yr + 8, _mm256_add_ps(_mm256_loadu_ps(base + 8), a[r][1]));
-		_mm256_storeu_ps(yr + 16, _mm256_add_ps(_mm256_loadu_ps(base + 16), b[r][0]));
-		_mm256_storeu_ps(yr + 24, _mm256_add_ps(_mm256_loadu_ps(base + 24), b[r][1]));
-	}
-}
-
-typedef void (*tile2_fn) (const float *, int, int, const float *, const float *,
-						  const float *, float *, size_t);
-
-#define TILE2(MR) \
-AVX2 static void \
-tile2_##MR(const float *x, int ldx, int kc, const float *w0, const float *w1, \
-		   const float *bias, float *y, size_t ldy) \
-{ \
-	tile2(x, ldx, kc, w0, w1, bias, y, ldy, MR); \
-}
-TILE2(1) TILE2(2) TILE2(3)
-
-static const tile2_fn tiles2[TILE2_MR + 1] = {NULL, tile2_1, tile2_2, tile2_3};
 
 typedef void (*tile_fn) (const float *, int, int, const float *, const float *,
-						 float *, size_t, int);
+						 const float *, float *, size_t, int);
 
-#define TILE(MR) \
+#define TILE(MR, NP) \
 AVX2 static void \
-tile_##MR(const float *x, int ldx, int kc, const float *w, const float *bias, \
-		  float *y, size_t ldy, int ncols) \
+tile_##MR##_##NP(const float *x, int ldx, int kc, const float *w0, const float *w1, \
+				 const float *bias, float *y, size_t ldy, int ncols) \
 { \
-	tile(x, ldx, kc, w, bias, y, ldy, ncols, MR); \
+	tile(x, ldx, kc, w0, w1, bias, y, ldy, ncols, MR, NP); \
 }
-TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+TILE(1, 1) TILE(2, 1) TILE(3, 1) TILE(4, 1) TILE(5, 1) TILE(6, 1)
+TILE(1, 2) TILE(2, 2) TILE(3, 2)
 
-static const tile_fn tiles[TILE_MR + 1] = {
-	NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6
+static const tile_fn tiles1[TILE_MR + 1] = {
+	NULL, tile_1_1, tile_2_1, tile_3_1, tile_4_1, tile_5_1, tile_6_1
 };
+static const tile_fn tiles2[TILE2_MR + 1] = {NULL, tile_1_2, tile_2_2, tile_3_2};
 
 AVX2 void
 fb_avx2_f32_panel(const float *x, int ldx, int kc, int mr, const float *panel,
@@ -184,7 +136,7 @@ fb_avx2_f32_panel(const float *x, int ldx, int kc, int mr, const float *panel,
 			int			rows = mr - r0 < TILE2_MR ? mr - r0 : TILE2_MR;
 
 			tiles2[rows] (x + (size_t) r0 * ldx, ldx, kc, panel, panel + panel_stride, bias,
-						  y + (size_t) r0 * ldy, ldy);
+						  y + (size_t) r0 * ldy, ldy, ncols);
 		}
 		return;
 	}
@@ -202,8 +154,8 @@ fb_avx2_f32_panel(const float *x, int ldx, int kc, int mr, const float *panel,
 		{
 			int			rows = mr - r0 < step ? mr - r0 : step;
 
-			tiles[rows] (x + (size_t) r0 * ldx, ldx, kc, w, b,
-						 y + (size_t) r0 * ldy + pi * FB_F32_NR, ldy, nc);
+			tiles1[rows] (x + (size_t) r0 * ldx, ldx, kc, w, NULL, b,
+						  y + (size_t) r0 * ldy + pi * FB_F32_NR, ldy, nc);
 		}
 	}
 }
