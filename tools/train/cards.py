@@ -165,8 +165,8 @@ def write_card(out, task, data, info):
           "(restrictive license) and the texts of the labeled validation splits used here. "
           + (f"The encoder weights are those of the shipped `{_init_name(enc)}` model (see Round 2: encoder below)."
              if _init_other(task, enc) else
-             "The encoder weights are the round-1 model's (see Round 2: warm start below); its card named the "
-             "pre-training checkpoint it started from." if enc.get("init_model") else
+             f"The encoder weights are the {_warm_start(enc)[0]} model's (see {_warm_start(enc)[2]} below); its "
+             f"card named the pre-training checkpoint it started from." if enc.get("init_model") else
              f"Encoder checkpoint used: pre-training step {enc.get('step', '?')}"
              + (f" of a run continued from an encoder with {enc['prior_steps']} earlier steps"
                 if enc.get("prior_steps") else "")
@@ -251,14 +251,21 @@ def write_card(out, task, data, info):
               f"training data or in the round-2 pre-training corpus (which excludes every validation text).", ""]
         L += _card_lineage(os.path.join(common.REPO, "models", _init_name(enc)), f"`{_init_name(enc)}`")
     elif enc.get("init_model"):
-        L += ["## Round 2: warm start", "",
-              f"This model continues the round-1 model rather than starting again from the encoder: "
-              f"`finetune.py --init-model` copied {enc['init_model']} (the round-1 model as committed in 8f8b3e7, "
+        rnd, commit, section = _warm_start(enc)
+        L += [f"## {section}", "",
+              f"This model continues the {rnd} model rather than starting again from the encoder: "
+              f"`finetune.py --init-model` copied {enc['init_model']} (the {rnd} model as committed in {commit}, "
               f"itself fine-tuned as its card described), then it was trained {info['epochs']} more epoch(s) at lr "
-              f"{info['lr']} on the round-2 data above (round-1 data + the new sources). Head rows of labels the "
-              f"round-1 model did not have start from the usual random initialisation. Reason: one 2-core CPU; "
-              f"training from the encoder again on the larger data would take several times longer.", ""]
-        L += _card_lineage(os.path.join(common.REPO, enc["init_model"].split(":")[0]))
+              f"{info['lr']} on the data above"
+              + (" (round-1 data + the new sources)" if rnd == "round-1" else
+                 ", which differ from the round-2 data in the weak flash-news spans: only the links that the feed "
+                 "marks as listed companies are company spans, and its indices, futures and funds are taught as "
+                 "not companies (tasks.flash_links; tools/train/README.md, Status)")
+              + ". Head rows of labels the earlier model did not have start from the usual random initialisation. "
+              "Reason: one 2-core CPU; training from the encoder again on the larger data would take several "
+              "times longer.", ""]
+        L += _card_lineage(os.path.join(common.REPO, enc["init_model"].split(":")[0].split(" (")[0]),
+                           rnd[0].upper() + rnd[1:])
     fail = os.path.join(common.HERE, "cards", f"{task}-known-failures.md")
     if os.path.exists(fail):
         L += [open(fail, encoding="utf-8").read().rstrip(), ""]
@@ -280,7 +287,9 @@ def write_card(out, task, data, info):
               f"--out tools/train/work/pretrain2 --init models/finbert-base --lr 2e-4 --warmup 200 "
               f"--total-steps {enc['step']} --bf16"]
     if enc.get("init_model") and not _init_other(task, enc):
-        L += ["mkdir -p /tmp/round1 && git archive 8f8b3e7 models/finbert-" + task + " | tar -x -C /tmp/round1"]
+        rnd, commit = _warm_start(enc)[:2]
+        d = "/tmp/" + rnd.replace("-", "")
+        L += [f"mkdir -p {d} && git archive {commit} models/finbert-{task} | tar -x -C {d}"]
     if task == "industry" and info.get("pseudo"):
         L += [info.get("pseudo_cmd") or
               f"python tools/train/industry_knowledge.py --pseudo-out tools/train/work/{info['pseudo']}"]
@@ -289,14 +298,15 @@ def write_card(out, task, data, info):
           + (" --encoder tools/train/work/pretrain2/encoder" if enc.get("corpus") == "corpus2" else "")
           + (" --encoder models/finbert-base" if enc.get("shipped_base") and not enc.get("init_model") else "")
           + (f" --encoder models/finbert-base --init-model models/{_init_name(enc)}" if _init_other(task, enc) else
-             f" --encoder models/finbert-base --init-model /tmp/round1/models/finbert-{task} --lr {info['lr']}"
-             if enc.get("init_model") else "")
+             f" --encoder models/finbert-base --init-model /tmp/{_warm_start(enc)[0].replace('-', '')}/models/"
+             f"finbert-{task} --lr {info['lr']}" if enc.get("init_model") else "")
           + (" --calib" if info.get("calibration") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
           + (f" --lr {info['lr']}" if info["lr"] != data["lr"] and (_init_other(task, enc) or not enc.get("init_model"))
              else "")
           + (f" --aug-names {info['aug_names']}" if info.get("aug_names") else "")
           + (f" --name-copies {info['name_copies']}" if info.get("name_copies", 1) > 1 else "")
+          + (f" --flash-weak {info['flash_weak']}" if info.get("flash_weak") else "")
           + (f" --pseudo tools/train/work/{info['pseudo']}" if info.get("pseudo") else "")
           + (f" --pseudo-min-p {info['pseudo_min_p']}" if info.get("pseudo_min_p") else "")
           + (f" --pseudo-min-examples {info['pseudo_min_examples']}" if info.get("pseudo_min_examples") else "")
@@ -315,6 +325,14 @@ def _init_name(enc):
     return os.path.basename(enc["init_model"].split(":")[0].rstrip("/"))
 
 
+def _warm_start(enc):
+    """(round, commit, card section) of the same-task model a warm start copied: the round-1 models as committed
+    in 8f8b3e7, or the round-2 ones (8882d69), named by the directory they were extracted to (Reproduce)."""
+    if "round2" in enc["init_model"] or "round-2" in enc["init_model"]:
+        return "round-2", "8882d69", "Warm start from round 2"
+    return "round-1", "8f8b3e7", "Round 2: warm start"
+
+
 def _init_other(task, enc):
     """True if the model was started from another task's model (its encoder only), not this task's round 1."""
     return bool(enc.get("init_model")) and _init_name(enc) != f"finbert-{task}"
@@ -330,9 +348,12 @@ def _card_lineage(init_dir, who="Round 1"):
     out, keep = [], False
     for line in open(p, encoding="utf-8").read().splitlines():
         if line.startswith("## "):
-            keep = line[3:].strip() in ("Intermediate training", "Encoder")
+            keep = line[3:].strip() in ("Intermediate training", "Encoder", "Round 2: warm start")
             if keep:
                 out += [f"### {who}: " + line[3:].strip(), ""]
+            continue
+        if line.startswith("### ") and keep:  # the earlier card's own lineage
+            out += [line, ""]
             continue
         if keep and line.strip():
             out += [line, ""]

@@ -73,6 +73,9 @@ def parse():
                          "tasks.SENTIMENT_SOURCES names), each "
                          "cut to the fraction F (default 1) by a salted hash of the text, so a smaller fraction is a "
                          "subset of a larger one; validation is unchanged (a learning curve, README)")
+    ap.add_argument("--flash-weak", type=int, metavar="N",
+                    help="ner: how many weak flash-news texts to add (tasks.flash_weak_ner; default "
+                         "tasks.FLASH_WEAK_MAX), a hash-ordered sample")
     ap.add_argument("--name-copies", type=int, default=1, metavar="K",
                     help="industry: K copies of each training company's name-only example (a company's name "
                          "carries more of its industry than the texts around it, tasks.industry)")
@@ -668,6 +671,13 @@ def main():
     nthr = common.threads()
     if a.dev and (task != "industry" or not a.out):
         sys.exit("--dev applies to industry and needs --out")
+    ck_args = (torch.load(ck_path, map_location="cpu", weights_only=False)["args"]
+               if os.path.exists(ck_path) else {})
+    if ck_args.get("flash_weak") or a.flash_weak:  # the data must match the checkpoint's
+        if task != "ner":
+            sys.exit("--flash-weak applies to ner only")
+        a.flash_weak = ck_args.get("flash_weak") or a.flash_weak
+        tasks.FLASH_WEAK_MAX = a.flash_weak
     data = tasks.industry(dev=True) if a.dev else tasks.BUILDERS[task]()
     if os.environ.get("FINBERT_SMOKE"):  # quick pipeline test on a few examples
         n = int(os.environ["FINBERT_SMOKE"])
@@ -833,7 +843,7 @@ def main():
             "seed": a.seed, "train_examples": len(enc_tr), "encoder": enc_info, "threads": nthr, "bf16": a.bf16,
             "crf": bool(data.get("crf")), "aug_names": a.aug_names,
             "pseudo": os.path.basename(a.pseudo) if a.pseudo else None, "pseudo_min_p": a.pseudo_min_p,
-            "pseudo_min_examples": a.pseudo_min_examples, "name_copies": a.name_copies,
+            "pseudo_min_examples": a.pseudo_min_examples, "name_copies": a.name_copies, "flash_weak": a.flash_weak,
             "pseudo_cmd": (open(a.pseudo + ".cmd", encoding="utf-8").read().strip()
                            if a.pseudo and os.path.exists(a.pseudo + ".cmd") else None),
             "calibration": calib, "metrics": res}

@@ -449,37 +449,77 @@ _COMPANYISH = re.compile(r"[\u4e00-\u9fffA-Za-z]{1,10}(公司|集团|银行|证�
 _GENERIC_COMPANY = re.compile(r"^(多家|一家|两家|几家|数家|各家|该|本|这|此|各|其|旗下|上市|子|母|全资|控股子)")
 
 
+# The flash feeds link more than companies by the same `stocks` field: indices (创业板指 is sz399006, 科创50
+# sh000688), index futures (中证500期指), commodity futures (沪金, 原油, LPG) and funds (证券ETF天弘). The upstream
+# record says which: THS gives each link a market number, CLS a StockID. Round 2 took every linked name as a
+# company, which taught the model 创业板指 and 科创50 as companies.
+_THS_SHARE_MARKETS = {"17", "33", "34", "21", "22", "37", "151", "145",  # Shanghai, Shenzhen (A, B, ST, delisted), BSE, NEEQ
+                      "177", "178", "169", "185", "170"}                  # Hong Kong, NYSE, NASDAQ, other US listings
+_THS_NOT_COMPANY_MARKETS = {"20", "36",               # funds (ETF, LOF)
+                            "65", "66", "67", "129"}  # commodity futures (SHFE, DCE, CZCE), index futures (CFFEX)
+_CLS_INDEX_PREFIXES = ("sz399", "sh000", "sz980")
+# Listed companies whose short name is an everyday word, so most matches in text are the word (机器人概念股,
+# 太平洋地区): found as the linked or listed names that jieba's dictionary has with frequency >= 150, then read
+# (苹果, 百度, 中国移动 and other companies that news names by that word stay companies).
+WORD_STOCK_NAMES = frozenset("老百姓 太平洋 京城 智慧 农产品 大西洋 山水 枢纽 新城 万里 前锋 亚历山大 太阳能 机器人 生化 贝壳 "
+                             "松江 三维 长白山 星期六 向日葵 张家界 祁连山 王府井 指南针 峨眉山 康宁 中关村".split())
+
+
+def flash_links(item):
+    """The names an item of flash_items(raw=True) links, as (companies, not companies, unsure). Unsure: links
+    of markets not known here (THS 186 is an over-the-counter list with names such as `Energy`, `Lite`), the
+    everyday-word names, and eastmoney's links (codes only)."""
+    comp, other, unsure = set(), set(), set()
+    raw = item.get("raw") or {}
+    if item["source"] == "ths":
+        links = [((s.get("name") or "").strip(), s.get("stockMarket")) for s in raw.get("stock") or []]
+        for n, m in links:
+            (comp if m in _THS_SHARE_MARKETS else other if m in _THS_NOT_COMPANY_MARKETS else unsure).add(n)
+    elif item["source"] == "cls":
+        for s in raw.get("stock_list") or []:
+            n, sid = (s.get("name") or "").strip(), s.get("StockID") or ""
+            (other if sid.startswith(_CLS_INDEX_PREFIXES) else comp if sid else unsure).add(n)
+    named = {(st.get("name") or "").strip() for st in item["stocks"]}
+    unsure |= named - comp - other  # linked in `stocks` but not in the raw record: not classified
+    word = comp & WORD_STOCK_NAMES
+    comp, unsure = comp - word, unsure | word
+    return ({n for n in comp if len(n) >= 2}, {n for n in other if len(n) >= 2} - comp,
+            {n for n in unsure if len(n) >= 2} - comp - other)
+
+
 def flash_weak_ner(exclude):
-    """Weak finance NER from flash news: the names of an item's linked stocks where they occur in its text
+    """Weak finance NER from flash news: the names of an item's linked companies where they occur in its text
     (company), and board members of a-share-executives named right after a job title (person). These texts are
     a corpus that annotates companies (source flash-weak): a token outside the linked names is taught not to be
-    part of a company, which gives the boundaries and the negatives (北向资金, 产能). Strings that may be
-    unlinked companies are left open: any name of the company gazetteer (every linked stock name of the flash
-    news, the A-share list) and anything ending like a company name (…公司, …集团, …银行). Persons are
-    positive-only (person tokens elsewhere stay open). Texts of any validation split (exclude) are skipped."""
+    part of a company, which gives the boundaries and the negatives (北向资金, 产能, and the linked indices,
+    futures and funds: 创业板指, 沪金, flash_links; a text that names one of those is kept even when it names
+    no linked company). Strings that may be unlinked companies are left open: any
+    name of the company gazetteer (every linked company name of the flash news, the A-share list), anything
+    ending like a company name (…公司, …集团, …银行), and links of unsure kind. Persons are positive-only (person
+    tokens elsewhere stay open). Texts of any validation split (exclude) are skipped."""
     execs = {n for n, _ in common.executives() if 2 <= len(n) <= 3}
-    items = common.flash_items()
-    gaz = {(st.get("name") or "").strip() for it in items for st in it["stocks"]}
+    items = common.flash_items(raw=True)
+    links = [flash_links(it) for it in items]
+    not_comp = set().union(*(o for _, o, _ in links))
+    gaz = set().union(*(c for c, _, _ in links)) | set().union(*(u for _, _, u in links))
     gaz |= {clean_company_name(r["name"]) for r in common.stock_rows()}
-    gaz = sorted({g for g in gaz if len(g) >= 2}, key=len, reverse=True)
+    gaz = sorted({g for g in gaz - not_comp if len(g) >= 2}, key=len, reverse=True)
     gaz_re = re.compile("|".join(re.escape(g) for g in gaz))
     out, seen = [], set()
-    for it in items:
-        names = sorted({(st.get("name") or "").strip() for st in it["stocks"]} - {""}, key=len, reverse=True)
+    for it, (comp, other, unsure) in zip(items, links):
+        names = sorted(comp, key=len, reverse=True)
         for t in flash_texts(it):
             if t in seen or t in exclude:
                 continue
             seen.add(t)
             spans, used = [], [False] * len(t)
             for n in names:
-                if len(n) < 2:
-                    continue
                 for m in re.finditer(re.escape(n), t):
                     if not any(used[m.start():m.end()]):
                         spans.append((m.start(), m.end(), "company"))
                         for k in range(m.start(), m.end()):
                             used[k] = True
-            if not spans:
+            if not spans and not any(o in t for o in other):  # a text naming a linked index is a negative
                 continue
             for m in _TITLE_BEFORE_NAME.finditer(t):
                 n = m.group(2)
@@ -494,6 +534,10 @@ def flash_weak_ner(exclude):
                     continue
                 if not any(used[m.start():m.end()]):
                     ignore.append((m.start(), m.end()))
+            for n in unsure:
+                for m in re.finditer(re.escape(n), t):
+                    if not any(used[m.start():m.end()]):
+                        ignore.append((m.start(), m.end()))
             out.append({"text": t, "spans": sorted(spans), "ignore": sorted(ignore), "source": "flash-weak",
                         "types": ["company"]})
     out.sort(key=lambda e: hashlib.md5(e["text"].encode("utf-8")).hexdigest())
