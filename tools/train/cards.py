@@ -264,8 +264,7 @@ def write_card(out, task, data, info):
               + ". Head rows of labels the earlier model did not have start from the usual random initialisation. "
               "Reason: one 2-core CPU; training from the encoder again on the larger data would take several "
               "times longer.", ""]
-        L += _card_lineage(os.path.join(common.REPO, enc["init_model"].split(":")[0].split(" (")[0]),
-                           rnd[0].upper() + rnd[1:])
+        L += _card_lineage(_init_dir(enc, task), rnd.replace("-", " ").capitalize())
     fail = os.path.join(common.HERE, "cards", f"{task}-known-failures.md")
     if os.path.exists(fail):
         L += [open(fail, encoding="utf-8").read().rstrip(), ""]
@@ -310,6 +309,7 @@ def write_card(out, task, data, info):
           + (f" --pseudo tools/train/work/{info['pseudo']}" if info.get("pseudo") else "")
           + (f" --pseudo-min-p {info['pseudo_min_p']}" if info.get("pseudo_min_p") else "")
           + (f" --pseudo-min-examples {info['pseudo_min_examples']}" if info.get("pseudo_min_examples") else "")
+          + (f" --seed {info['seed']}" if info.get("seed", common.SEED) != common.SEED else "")
           + (" --bf16" if info.get("bf16") else ""),
           "```", "",
           f"Hyper-parameters: {info['epochs']} epochs, lr {info['lr']}, batch {info['batch']}, max length "
@@ -333,9 +333,21 @@ def _warm_start(enc):
     return "round-1", "8f8b3e7", "Round 2: warm start"
 
 
+def _init_dir(enc, task):
+    """Where the --init-model directory is: /tmp/roundN/models/finbert-<task> for a warm start from this task's
+    round-N model (extracted there as in Reproduce), else the path recorded (relative to the repository)."""
+    init = enc["init_model"]
+    if init.startswith(("the round-1 model", "the round-2 model")):
+        return f"/tmp/{_warm_start(enc)[0].replace('-', '')}/models/finbert-{task}"
+    return os.path.join(common.REPO, init.split(":")[0])
+
+
 def _init_other(task, enc):
-    """True if the model was started from another task's model (its encoder only), not this task's round 1."""
-    return bool(enc.get("init_model")) and _init_name(enc) != f"finbert-{task}"
+    """True if the model was started from another task's model (its encoder only), not this task's round-1 or
+    round-2 model (named "the round-N model (extracted to /tmp/roundN as in Reproduce)" in metrics.json)."""
+    init = enc.get("init_model") or ""
+    return bool(init) and not init.startswith(("the round-1 model", "the round-2 model")) \
+        and _init_name(enc) != f"finbert-{task}"
 
 
 def _card_lineage(init_dir, who="Round 1"):
@@ -348,9 +360,11 @@ def _card_lineage(init_dir, who="Round 1"):
     out, keep = [], False
     for line in open(p, encoding="utf-8").read().splitlines():
         if line.startswith("## "):
-            keep = line[3:].strip() in ("Intermediate training", "Encoder", "Round 2: warm start")
+            title = line[3:].strip()
+            keep = title in ("Intermediate training", "Encoder", "Round 2: warm start")
             if keep:
-                out += [f"### {who}: " + line[3:].strip(), ""]
+                out += [f"### {who} card: warm start from round 1" if title == "Round 2: warm start" else
+                        f"### {who}: {title}", ""]
             continue
         if line.startswith("### ") and keep:  # the earlier card's own lineage
             out += [line, ""]

@@ -587,10 +587,12 @@ def ner(round2=True):
                   f"{n_overlap} of its sentences are validation sentences of the union above (msra-ner/val and "
                   f"peoples-daily-ner/dev were carved from it) and are left out of training. It also adds "
                   f"{len(weak)} flash-news texts (a hash-ordered sample of {n_weak}; cls-flash-news-2026, research "
-                  f"use) with weak spans: the linked stocks' names where they occur (company; the texts count as "
-                  f"annotating companies, except for strings that may be unlinked companies: names of the company "
-                  f"gazetteer — every linked stock name, the A-share list — and strings ending like a company "
-                  f"name, which are left open) and a-share-executives board members named right after a job "
+                  f"use) with weak spans: the names of the linked listed companies where they occur (company; the "
+                  f"texts count as annotating companies, so the linked indices, futures and funds such as 创业板指 "
+                  f"and 沪金 are taught as not companies, tasks.flash_links; left open are strings that may be "
+                  f"unlinked companies: names of the company gazetteer — every linked company name, the A-share "
+                  f"list — and strings ending like a company name, and listed companies whose short name is an "
+                  f"everyday word such as 机器人) and a-share-executives board members named right after a job "
                   f"title such as 董事长 (person, positive-only: other person tokens stay open).")
         sources += ["msra-ner-train (msra_train_bio.filtered)",
                     "cls-flash-news-2026 (research use; weak company / person spans)",
