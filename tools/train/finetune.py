@@ -671,12 +671,12 @@ def main():
     nthr = common.threads()
     if a.dev and (task != "industry" or not a.out):
         sys.exit("--dev applies to industry and needs --out")
-    ck_args = (torch.load(ck_path, map_location="cpu", weights_only=False)["args"]
-               if os.path.exists(ck_path) else {})
-    if ck_args.get("flash_weak") or a.flash_weak:  # the data must match the checkpoint's
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
+    if ck:
+        a.flash_weak = ck["args"].get("flash_weak")  # the data must match the checkpoint's
+    if a.flash_weak:
         if task != "ner":
             sys.exit("--flash-weak applies to ner only")
-        a.flash_weak = ck_args.get("flash_weak") or a.flash_weak
         tasks.FLASH_WEAK_MAX = a.flash_weak
     data = tasks.industry(dev=True) if a.dev else tasks.BUILDERS[task]()
     if os.environ.get("FINBERT_SMOKE"):  # quick pipeline test on a few examples
@@ -686,7 +686,6 @@ def main():
     for k in ("epochs", "lr", "max_len"):
         if getattr(a, k) is None:
             setattr(a, k, data[k])
-    ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
     if ck:
         for k in ("epochs", "lr", "batch", "max_len", "seed"):
             setattr(a, k, ck["args"][k])
