@@ -251,7 +251,7 @@ def write_card(out, task, data, info):
               f"training data or in the round-2 pre-training corpus (which excludes every validation text).", ""]
         L += _card_lineage(os.path.join(common.REPO, "models", _init_name(enc)), f"`{_init_name(enc)}`")
     elif enc.get("init_model"):
-        rnd, commit, section = _warm_start(enc)
+        rnd, commit, section, _ = _warm_start(enc)
         L += [f"## {section}", "",
               f"This model continues the {rnd} model rather than starting again from the encoder: "
               f"`finetune.py --init-model` copied {enc['init_model']} (the {rnd} model as committed in {commit}, "
@@ -286,8 +286,7 @@ def write_card(out, task, data, info):
               f"--out tools/train/work/pretrain2 --init models/finbert-base --lr 2e-4 --warmup 200 "
               f"--total-steps {enc['step']} --bf16"]
     if enc.get("init_model") and not _init_other(task, enc):
-        rnd, commit = _warm_start(enc)[:2]
-        d = "/tmp/" + rnd.replace("-", "")
+        _, commit, _, d = _warm_start(enc)
         L += [f"mkdir -p {d} && git archive {commit} models/finbert-{task} | tar -x -C {d}"]
     if task == "industry" and info.get("pseudo"):
         L += [info.get("pseudo_cmd") or
@@ -297,8 +296,8 @@ def write_card(out, task, data, info):
           + (" --encoder tools/train/work/pretrain2/encoder" if enc.get("corpus") == "corpus2" else "")
           + (" --encoder models/finbert-base" if enc.get("shipped_base") and not enc.get("init_model") else "")
           + (f" --encoder models/finbert-base --init-model models/{_init_name(enc)}" if _init_other(task, enc) else
-             f" --encoder models/finbert-base --init-model /tmp/{_warm_start(enc)[0].replace('-', '')}/models/"
-             f"finbert-{task} --lr {info['lr']}" if enc.get("init_model") else "")
+             f" --encoder models/finbert-base --init-model {_warm_start(enc)[3]}/models/finbert-{task} "
+             f"--lr {info['lr']}" if enc.get("init_model") else "")
           + (" --calib" if info.get("calibration") else "")
           + (f" --epochs {info['epochs']}" if info["epochs"] != data["epochs"] else "")
           + (f" --lr {info['lr']}" if info["lr"] != data["lr"] and (_init_other(task, enc) or not enc.get("init_model"))
@@ -326,11 +325,11 @@ def _init_name(enc):
 
 
 def _warm_start(enc):
-    """(round, commit, card section) of the same-task model a warm start copied: the round-1 models as committed
-    in 8f8b3e7, or the round-2 ones (8882d69), named by the directory they were extracted to (Reproduce)."""
+    """(round, commit, card section, directory) of the same-task model a warm start copied: the round-1 models as
+    committed in 8f8b3e7, or the round-2 ones (8882d69), named by the directory they are extracted to (Reproduce)."""
     if "round2" in enc["init_model"] or "round-2" in enc["init_model"]:
-        return "round-2", "8882d69", "Warm start from round 2"
-    return "round-1", "8f8b3e7", "Round 2: warm start"
+        return "round-2", "8882d69", "Warm start from round 2", "/tmp/round2"
+    return "round-1", "8f8b3e7", "Round 2: warm start", "/tmp/round1"
 
 
 def _init_dir(enc, task):
@@ -338,7 +337,7 @@ def _init_dir(enc, task):
     round-N model (extracted there as in Reproduce), else the path recorded (relative to the repository)."""
     init = enc["init_model"]
     if init.startswith(("the round-1 model", "the round-2 model")):
-        return f"/tmp/{_warm_start(enc)[0].replace('-', '')}/models/finbert-{task}"
+        return f"{_warm_start(enc)[3]}/models/finbert-{task}"
     return os.path.join(common.REPO, init.split(":")[0])
 
 
